@@ -1,0 +1,181 @@
+# libcsal3d: GNU make build. `make help` lists the targets.
+#
+# Outputs: lib/libcsal3d.so.$(VERSION) (SONAME libcsal3d.so.$(MAJOR)), lib/libcsal3d.a,
+# lib/libcsal3d-cuda.so (when nvcc is found and CUDA != 0), bin/csal3d, build/ (objects,
+# tests). `make asan` builds the same under build/asan/ with sanitizers.
+
+MAJOR   := 0
+MINOR   := 1
+PATCH   := 0
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+DESTDIR ?=
+
+# Where this build puts things (make asan overrides them).
+BUILD   ?= build
+OUT_LIB ?= lib
+OUT_BIN ?= bin
+
+CFLAGS  ?= -O2 -g
+SANITIZE ?=
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(SANITIZE) \
+              -Iinclude -Ilib -I/usr/include/nifti
+LIB_CFLAGS := $(ALL_CFLAGS) -fvisibility=hidden -DCSAL3D_BUILDING
+
+# Dependencies. PC_DEPS have pkg-config files; the others are listed by hand.
+PC_DEPS      := zlib
+LIBS_PRIVATE := -ldnnl -lnifti2 -lniftiio -lznz -lgomp -lm -ldl -lpthread
+DEP_LIBS     := $(shell pkg-config --libs $(PC_DEPS) 2>/dev/null) $(LIBS_PRIVATE)
+LDFLAGS ?=
+ALL_LDFLAGS := $(LDFLAGS) $(SANITIZE) -fopenmp
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+# CUDA engine plugin: built when nvcc is found, unless CUDA=0.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= 90
+ifeq ($(NVCC),)
+CUDA := 0
+endif
+CUDA ?= 1
+NVCC_FLAGS := -std=c++17 -O2 -g -arch=sm_$(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden \
+              -Iinclude -Ilib
+
+LIB_SRC  := $(sort $(shell find lib -name '*.c' -not -path 'lib/engine/cuda/*'))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CUDA_SRC := $(sort $(wildcard lib/engine/cuda/*.cu))
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard tests/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%)
+
+SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
+STATIC   := $(OUT_LIB)/libcsal3d.a
+PLUGIN   := $(OUT_LIB)/libcsal3d-cuda.so
+ifeq ($(CUDA),1)
+PLUGIN_TARGET := $(PLUGIN)
+endif
+
+.PHONY: all help check check-run asan install uninstall docs demo bench deps clean
+.DEFAULT_GOAL := all
+
+all: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(TEST_BIN)
+
+help:
+	@echo "make            build the libraries, the csal3d tool and the tests"
+	@echo "make check      install missing Debian packages (as root), build, run every test"
+	@echo "make demo       run the end-to-end demo"
+	@echo "make asan       the tests under AddressSanitizer + UBSan (build/asan)"
+	@echo "make bench      build and run the benchmarks (tables of time, GFLOP/s, memory)"
+	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d"
+	@echo "make docs       API reference with Doxygen into docs/api"
+	@echo "make deps       check (and as root install) the Debian build dependencies"
+	@echo "variables: CUDA=0 (no CUDA plugin), PYTHON=$(PYTHON), CC, CFLAGS"
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(SHARED): $(LIB_OBJ) lib/csal3d.map
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,-soname,libcsal3d.so.$(MAJOR) \
+	  -Wl,--version-script=lib/csal3d.map -Wl,--as-needed -Wl,--no-undefined \
+	  $(ALL_LDFLAGS) $(DEP_LIBS)
+	ln -sf libcsal3d.so.$(VERSION) $(OUT_LIB)/libcsal3d.so.$(MAJOR)
+	ln -sf libcsal3d.so.$(MAJOR) $(OUT_LIB)/libcsal3d.so
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+$(PLUGIN): $(CUDA_OBJ)
+	@mkdir -p $(@D)
+	$(NVCC) -shared -o $@ $(CUDA_OBJ) -L$(CUDA_HOME)/lib64 -lcudart \
+	  -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+# The command-line tool and examples link the shared library, found at run time
+# beside them (bin/ -> ../lib) both in the build tree and once installed.
+$(OUT_BIN)/%: examples/%.c $(SHARED)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(OUT_LIB) -lcsal3d \
+	  -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+
+# Tests link the static library so that they can reach internal functions.
+$(BUILD)/tests/%: tests/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -o $@ $< $(STATIC) \
+	  $(ALL_LDFLAGS) $(DEP_LIBS) $(CHECK_LIBS)
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-run
+
+# Runs every suite: the Check programs, the shell tests, the Python tests.
+check-run:
+	@BUILD=$(BUILD) OUT_LIB=$(OUT_LIB) PYTHON="$(PYTHON)" SANITIZE="$(SANITIZE)" \
+	  CUDA=$(CUDA) sh tests/run.sh $(TEST_BIN)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OUT_LIB=build/asan/lib \
+	  OUT_BIN=build/asan/bin CUDA=0 CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" all check-run
+
+bench: $(SHARED) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+$(OUT_LIB)/csal3d.pc: pkgconfig/csal3d.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
+	    $< > $@
+
+install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(OUT_LIB)/csal3d.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/csal3d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 include/csal3d/*.h $(DESTDIR)$(INCLUDEDIR)/csal3d/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcsal3d.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d.so.$(MAJOR)
+	ln -sf libcsal3d.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN) $(DESTDIR)$(LIBDIR)/)
+	install -m 644 $(OUT_LIB)/csal3d.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(if $(EXAMPLE_BIN),install -m 755 $(EXAMPLE_BIN) $(DESTDIR)$(BINDIR)/)
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/csal3d
+	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(DESTDIR)$(BINDIR)/csal3d
+
+docs:
+	@command -v doxygen >/dev/null || { echo "doxygen not found: apt-get install -y doxygen"; exit 1; }
+	doxygen docs/Doxyfile
+	@echo "API reference: docs/api/html/index.html"
+
+clean:
+	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so lib/csal3d.pc
+	find bindings -name __pycache__ -type d -exec rm -rf {} +
+
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,63 @@
+/* Aligned host allocation that reports failure as a status. */
+#include "core/alloc.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+static atomic_long c3_fail_countdown;
+
+void c3_alloc_fail_after(long n) { atomic_store(&c3_fail_countdown, n); }
+
+static int c3_injected_failure(void) {
+  long n = atomic_load(&c3_fail_countdown);
+  while (n > 0) {
+    if (atomic_compare_exchange_weak(&c3_fail_countdown, &n, n - 1))
+      return n == 1;
+  }
+  return 0;
+}
+
+int c3_mul_size(size_t count, size_t size, size_t *out) {
+  if (size != 0 && count > SIZE_MAX / size) return -1;
+  *out = count * size;
+  return 0;
+}
+
+csal3d_status c3_alloc(size_t bytes, const char *what, void **out) {
+  *out = NULL;
+  size_t rounded = bytes == 0 ? C3_ALIGN : bytes;
+  if (rounded > SIZE_MAX - (C3_ALIGN - 1))
+    return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes for %s",
+                    bytes, what ? what : "a buffer");
+  rounded = (rounded + C3_ALIGN - 1) / C3_ALIGN * C3_ALIGN;
+  void *p = c3_injected_failure() ? NULL : aligned_alloc(C3_ALIGN, rounded);
+  if (!p)
+    return c3_error(CSAL3D_ERR_OUT_OF_MEMORY,
+                    "out of memory allocating %zu bytes for %s", bytes,
+                    what ? what : "a buffer");
+  *out = p;
+  return CSAL3D_OK;
+}
+
+csal3d_status c3_alloc_array(size_t count, size_t size, const char *what,
+                             void **out) {
+  size_t bytes;
+  *out = NULL;
+  if (c3_mul_size(count, size, &bytes))
+    return c3_error(CSAL3D_ERR_OUT_OF_MEMORY,
+                    "size of %s overflows (%zu x %zu bytes)",
+                    what ? what : "a buffer", count, size);
+  return c3_alloc(bytes, what, out);
+}
+
+csal3d_status c3_calloc_array(size_t count, size_t size, const char *what,
+                              void **out) {
+  C3_TRY(c3_alloc_array(count, size, what, out));
+  memset(*out, 0, count * size);
+  return CSAL3D_OK;
+}
+
+void c3_free(void *p) { free(p); }

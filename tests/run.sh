@@ -1,0 +1,44 @@
+#!/bin/sh
+# Runs every test suite and prints one closing line: "N passed, N failed, N skipped".
+# Arguments: the Check test programs. Also runs tests/*_test.sh and the Python tests.
+# A suite passes with exit 0, is skipped with exit 77, fails otherwise.
+# Environment: BUILD, OUT_LIB, PYTHON, SANITIZE (non-empty under make asan), CUDA.
+set -u
+passed=0 failed=0 skipped=0 failures=""
+
+record() { # name rc
+  case "$2" in
+    0) passed=$((passed + 1)); echo "PASS: $1" ;;
+    77) skipped=$((skipped + 1)); echo "SKIP: $1" ;;
+    *) failed=$((failed + 1)); failures="$failures $1"; echo "FAIL: $1 (exit $2)" ;;
+  esac
+}
+
+export CK_FORK=${CK_FORK:-yes}
+export CSAL3D_TEST_CUDA_PLUGIN="$(pwd)/$OUT_LIB/libcsal3d-cuda.so"
+for t in "$@"; do
+  echo "== $t"
+  "$t"
+  record "$(basename "$t")" $?
+done
+
+for t in tests/*_test.sh; do
+  [ -f "$t" ] || continue
+  echo "== $t"
+  sh "$t"
+  record "$(basename "$t")" $?
+done
+
+if [ -n "${SANITIZE:-}" ]; then
+  echo "SKIP: python tests (not run under sanitizers: the interpreter is not instrumented)"
+  skipped=$((skipped + 1))
+else
+  echo "== python tests"
+  CSAL3D_LIBRARY="$(pwd)/$OUT_LIB/libcsal3d.so.0" PYTHONPATH="$(pwd)/bindings/python" \
+    "${PYTHON:-/usr/bin/python3}" -m unittest discover -s bindings/python/tests -t bindings/python
+  record python $?
+fi
+
+[ -n "$failures" ] && echo "failed:$failures"
+echo "csal3d tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
