@@ -3,7 +3,7 @@
 # installs the missing ones with apt-get; otherwise it prints the command and fails.
 set -u
 PACKAGES="build-essential pkg-config libdnnl-dev libniftiio-dev libnifti2-dev zlib1g-dev
-check python3 python3-numpy"
+check python3 python3-numpy libjansson-dev liblapacke-dev libopenblas-dev"
 
 missing=""
 for p in $PACKAGES; do
