@@ -134,10 +134,13 @@ check-run:
 	@BUILD=$(BUILD) OUT_LIB=$(OUT_LIB) PYTHON="$(PYTHON)" SANITIZE="$(SANITIZE)" \
 	  CUDA=$(CUDA) sh tests/run.sh $(TEST_BIN)
 
+ASAN_VARS := BUILD=build/asan OUT_LIB=build/asan/lib OUT_BIN=build/asan/bin CUDA=0 \
+  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
+
 asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan OUT_LIB=build/asan/lib \
-	  OUT_BIN=build/asan/bin CUDA=0 CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" all check-run
+	@$(MAKE) --no-print-directory $(ASAN_VARS) all
+	@$(MAKE) --no-print-directory $(ASAN_VARS) check-run
 
 bench: $(SHARED) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

@@ -32,13 +32,13 @@ C
 export PKG_CONFIG_SYSROOT_DIR="$tmp/stage" PKG_CONFIG_PATH="$root/lib/pkgconfig"
 flags=$(pkg-config --cflags --libs csal3d) || { echo "install: pkg-config failed"; exit 1; }
 cc -o "$tmp/hello" "$tmp/hello.c" $flags || { echo "install: compile with '$flags' failed"; exit 1; }
-LD_LIBRARY_PATH="$root/lib" "$tmp/hello" || { echo "install: shared program failed"; exit 1; }
+LD_LIBRARY_PATH="$root/lib" "$tmp/hello" >/dev/null || { echo "install: shared program failed"; exit 1; }
 ldd_out=$(LD_LIBRARY_PATH="$root/lib" ldd "$tmp/hello")
 echo "$ldd_out" | grep -q "$root/lib/libcsal3d.so.0" || { echo "install: not linked to the installed copy"; echo "$ldd_out"; exit 1; }
 sflags=$(pkg-config --static --cflags --libs csal3d)
 cc -o "$tmp/hello_static" "$tmp/hello.c" -Wl,-Bstatic -lcsal3d -Wl,-Bdynamic $(echo "$sflags" | sed 's/-lcsal3d//') \
   || { echo "install: static link with '$sflags' failed"; exit 1; }
-"$tmp/hello_static" || { echo "install: static program failed"; exit 1; }
+"$tmp/hello_static" >/dev/null || { echo "install: static program failed"; exit 1; }
 # The installed csal3d tool finds the installed library through its rpath.
 env -u LD_LIBRARY_PATH "$root/bin/csal3d" --version | grep -q "csal3d 0.1.0" || { echo "install: installed csal3d did not run"; exit 1; }
 echo "install: shared and static programs built with pkg-config and ran"

@@ -1,5 +1,4 @@
 /* Opening engines: the CPU engine in-process, the CUDA engine from its plugin. */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
