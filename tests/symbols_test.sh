@@ -17,3 +17,9 @@ done
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
 [ "$soname" = libcsal3d.so.0 ] || { echo "symbols: SONAME is '$soname'"; exit 1; }
 echo "symbols: $(echo "$syms" | grep -c '^csal3d_') exported, all csal3d_*, SONAME $soname"
+# The core library never links CUDA (the CUDA engine is a dlopen'ed plugin).
+needed=$(objdump -p "$lib" | awk '/NEEDED/ {print $2}')
+if echo "$needed" | grep -qiE 'cuda|cublas|cudnn'; then
+  echo "symbols: the core library links CUDA:"; echo "$needed"; exit 1
+fi
+echo "symbols: NEEDED $(echo $needed | tr '\n' ' ')"
