@@ -83,8 +83,11 @@ csal3d_status c3_engine_open(csal3d_device device, int device_index,
     }
     memset(e, 0, sizeof *e); /* AUTO: fall back to the CPU */
   }
-  e->name = "cpu";
-  e->device = CSAL3D_DEVICE_CPU;
+  csal3d_status s = c3_cpu_engine_init(e);
+  if (s != CSAL3D_OK) {
+    c3_free(e);
+    return c3_error_prefix(s, "CPU engine");
+  }
   *out = e;
   return CSAL3D_OK;
 }

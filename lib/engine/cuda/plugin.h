@@ -11,7 +11,7 @@
 
 #include "engine/engine.h"
 
-#define C3_CUDA_PLUGIN_ABI 1
+#define C3_CUDA_PLUGIN_ABI 2 /* 2: c3_engine gained the op table */
 #define C3_CUDA_PLUGIN_FILE "libcsal3d-cuda.so"
 #define C3_CUDA_PLUGIN_SYMBOL "csal3d_cuda_plugin_open"
 
