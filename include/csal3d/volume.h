@@ -3,17 +3,34 @@
  */
 /**
  * @file volume.h
- * @brief Volumes and datasets (NIfTI images, preprocessed for the model).
+ * @brief Volumes and datasets: NIfTI images loaded, reoriented and preprocessed.
  *
- * A ::csal3d_volume is a float32 image of shape [C, D, H, W] in RAS+
- * orientation with its voxel spacing (mm) and its 4x4 affine, so that maps
- * computed on it can be saved on the grid of the file it came from.
- * A ::csal3d_dataset is a lazy list of cases (a folder of NIfTI files, a
- * Medical Segmentation Decathlon dataset.json, or a text file of paths).
+ * A ::csal3d_volume is a float32 image of shape [C, D, H, W] in RAS+ orientation: the
+ * voxel axes D, H and W point along +x (towards the patient's Right), +y (Anterior) and
+ * +z (Superior) of the NIfTI world, as closely as the image's affine allows (an oblique
+ * image keeps its obliquity in the affine). This is the order MONAI and nibabel use ([C, X, Y, Z],
+ * `nibabel.as_closest_canonical(img).get_fdata()` with the channel first), so that models
+ * pretrained with MONAI see the same axes. Voxels are stored row-major with W fastest.
  *
- * Status: the handles are declared here so that the shape of the API is
- * visible; their functions (load, save, accessors, preprocessing, datasets)
- * arrive with the volumes work and are not part of this release yet.
+ * Each volume keeps its voxel spacing (mm, along D, H, W), its 4x4 affine (voxel index
+ * (d, h, w, 1) to world mm) and the grid of the file it came from, so that a map computed
+ * on it is saved on that file's grid and opens on top of the scan in ITK-SNAP or 3D Slicer.
+ *
+ * A ::csal3d_dataset is a lazy list of cases (a folder of NIfTI files, a Medical
+ * Segmentation Decathlon or nnU-Net v2 dataset.json, or a text file of paths): opening it
+ * reads no image.
+ *
+ * @code
+ * csal3d_volume_load_options o;
+ * csal3d_volume_load_options_init(&o);
+ * o.modality = CSAL3D_MODALITY_CT;          // clip to [-1024, 1024] HU, scale to [0, 1]
+ * csal3d_volume *v;
+ * if (csal3d_volume_load("ct_001.nii.gz", &o, &v) != CSAL3D_OK)
+ *   fprintf(stderr, "csal3d: %s\n", csal3d_last_error());
+ * int64_t shape[4];
+ * csal3d_volume_shape(v, shape);            // C, D, H, W
+ * csal3d_volume_free(v);
+ * @endcode
  */
 #ifndef CSAL3D_VOLUME_H
 #define CSAL3D_VOLUME_H
@@ -27,8 +44,272 @@ extern "C" {
 /** An opaque image volume: float32 voxels [C, D, H, W], spacing, affine. */
 typedef struct csal3d_volume csal3d_volume;
 
-/** An opaque, lazily loaded list of cases (image path, optional label path, case id). */
+/** An opaque, lazily loaded list of cases (image paths, optional label path, case id). */
 typedef struct csal3d_dataset csal3d_dataset;
+
+/** How intensities are normalised (DESIGN.md, "Data and I/O"). */
+typedef enum csal3d_modality {
+  /** No normalisation: the stored values (after scl_slope / scl_inter). */
+  CSAL3D_MODALITY_NONE = 0,
+  /** CT: clip to [-1024, 1024] HU and scale to [0, 1]. */
+  CSAL3D_MODALITY_CT = 1,
+  /** MRI, per channel: z-score, clip to the [1st, 99th] percentiles, rescale to [0, 1]. */
+  CSAL3D_MODALITY_MRI = 2
+} csal3d_modality;
+
+/** ::csal3d_volume_load_options.channel: a 4-D image is an error (the default). */
+#define CSAL3D_CHANNEL_NONE (-1)
+/** ::csal3d_volume_load_options.channel: keep every volume of a 4-D image as a channel. */
+#define CSAL3D_CHANNEL_ALL (-2)
+
+/**
+ * How to load a volume. Fill with csal3d_volume_load_options_init(); members are only
+ * ever appended.
+ */
+typedef struct csal3d_volume_load_options {
+  /** sizeof(csal3d_volume_load_options) as the caller compiled it. */
+  size_t struct_size;
+  /**
+   * Which volume of a 4-D image (dim[4] > 1) to load: 0-based index, ::CSAL3D_CHANNEL_ALL
+   * for all of them as channels, or ::CSAL3D_CHANNEL_NONE (default) to refuse 4-D images
+   * with more than one volume. 3-D images ignore it (0 and ALL are accepted).
+   */
+  int channel;
+  /** Normalisation applied after loading (and after resampling). Default NONE. */
+  csal3d_modality modality;
+  /**
+   * Resample to this voxel spacing in mm along (D, H, W), trilinear (nearest for labels).
+   * Zeros (default) keep the file's spacing; each entry must be 0 or > 0, and 0 entries
+   * keep that axis.
+   */
+  double spacing[3];
+  /**
+   * Refuse images with more voxels than this (all channels together), as a guard against
+   * corrupt headers that claim absurd sizes. Default 2^30 (4 GiB of float32); 0 means
+   * the default.
+   */
+  int64_t max_voxels;
+  /** Replace NaN and Inf voxels by 0 instead of failing with ::CSAL3D_ERR_NUMERICAL. Default 0. */
+  int allow_nonfinite;
+} csal3d_volume_load_options;
+
+/**
+ * Fills @p options with the defaults (and sets struct_size).
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT if @p options is NULL.
+ */
+CSAL3D_API csal3d_status
+csal3d_volume_load_options_init(csal3d_volume_load_options *options);
+
+/**
+ * Loads a NIfTI-1 or NIfTI-2 image (`.nii`, `.nii.gz`, or an `.hdr`/`.img` pair).
+ *
+ * Every datatype from uint8 to float64 is converted to float32 with scl_slope and
+ * scl_inter applied (a slope of 0 means no scaling). The image is reoriented to RAS+ from
+ * its sform (else its qform; else the pixdim diagonal), without interpolation: axes are
+ * permuted and flipped, and the affine follows, so world coordinates are unchanged.
+ *
+ * @param path the file.
+ * @param options the options, or NULL for the defaults.
+ * @param out receives the volume; NULL on failure.
+ * @return ::CSAL3D_OK;
+ *   ::CSAL3D_ERR_IO (missing or unreadable file, truncated data),
+ *   ::CSAL3D_ERR_FORMAT (not a NIfTI file: wrong magic or header size; dimensions <= 0;
+ *   a non-invertible affine; a corrupt compressed stream),
+ *   ::CSAL3D_ERR_UNSUPPORTED (complex, RGB or 128-bit datatypes; more than 4 dimensions;
+ *   more voxels than max_voxels),
+ *   ::CSAL3D_ERR_INVALID_ARGUMENT (a 4-D image without a channel choice, a channel out
+ *   of range, bad options),
+ *   ::CSAL3D_ERR_NUMERICAL (NaN or Inf voxels, unless allow_nonfinite);
+ *   the message names the file and what is wrong with it.
+ */
+CSAL3D_API csal3d_status csal3d_volume_load(const char *path,
+                                            const csal3d_volume_load_options *options,
+                                            csal3d_volume **out);
+
+/**
+ * Loads a label image (integer classes; one channel).
+ *
+ * Values must be finite integers from 0 to 65535 (stored in float32). When @p image is
+ * given, the label must lie on the grid of the file @p image came from (same dimensions
+ * after reorientation, same affine within 1e-3 mm): otherwise ::CSAL3D_ERR_FORMAT says
+ * how they differ. It is then brought onto @p image's current grid (after any
+ * resampling, cropping or padding) by nearest-neighbour lookup.
+ *
+ * @param path the label file.
+ * @param image the image it belongs to, or NULL.
+ * @param options used for channel, max_voxels and (without @p image) spacing; modality
+ *        is ignored. NULL for the defaults.
+ * @param out receives the label volume.
+ */
+CSAL3D_API csal3d_status csal3d_volume_load_label(const char *path,
+                                                  const csal3d_volume *image,
+                                                  const csal3d_volume_load_options *options,
+                                                  csal3d_volume **out);
+
+/**
+ * Creates a volume from caller data.
+ *
+ * @param channels C >= 1.
+ * @param dims D, H, W, each >= 1.
+ * @param data C*D*H*W floats in [C, D, H, W] order (copied), or NULL for zeros.
+ * @param affine a 4x4 row-major voxel-to-world matrix (copied), or NULL for the identity.
+ *        Its first three columns must be linearly independent; spacing is their length.
+ * @param out receives the volume.
+ */
+CSAL3D_API csal3d_status csal3d_volume_create(int64_t channels, const int64_t dims[3],
+                                              const float *data, const double affine[16],
+                                              csal3d_volume **out);
+
+/**
+ * Creates a volume on the grid of @p like (same D, H, W, affine and source file grid), with
+ * @p channels channels of @p data (or zeros): the way to save a map computed on a volume
+ * so that it lands on that volume's input grid.
+ */
+CSAL3D_API csal3d_status csal3d_volume_create_like(const csal3d_volume *like,
+                                                   int64_t channels, const float *data,
+                                                   csal3d_volume **out);
+
+/** A copy of a volume. */
+CSAL3D_API csal3d_status csal3d_volume_clone(const csal3d_volume *volume,
+                                             csal3d_volume **out);
+
+/** Releases a volume. Accepts NULL. */
+CSAL3D_API void csal3d_volume_free(csal3d_volume *volume);
+
+/** The shape: shape[0] = C, shape[1..3] = D, H, W. */
+CSAL3D_API csal3d_status csal3d_volume_shape(const csal3d_volume *volume,
+                                             int64_t shape[4]);
+
+/** Voxel spacing in mm along D, H, W (the lengths of the affine's first three columns). */
+CSAL3D_API csal3d_status csal3d_volume_spacing(const csal3d_volume *volume,
+                                               double spacing[3]);
+
+/** The 4x4 affine, row-major: world (x, y, z, 1) = affine * (d, h, w, 1), RAS+ mm. */
+CSAL3D_API csal3d_status csal3d_volume_affine(const csal3d_volume *volume,
+                                              double affine[16]);
+
+/** 1 if the volume holds labels (loaded with csal3d_volume_load_label), else 0. */
+CSAL3D_API csal3d_status csal3d_volume_is_label(const csal3d_volume *volume, int *is_label);
+
+/**
+ * Copies the voxels into a caller buffer, [C, D, H, W] row-major.
+ * @param capacity the buffer's size in floats; ::CSAL3D_ERR_BUFFER_TOO_SMALL (with the
+ *        size needed in the message and in @p needed) if it is less than C*D*H*W.
+ * @param needed receives C*D*H*W; may be NULL. @p buffer may be NULL with capacity 0 to
+ *        ask for the size only (then ::CSAL3D_OK).
+ */
+CSAL3D_API csal3d_status csal3d_volume_copy_data(const csal3d_volume *volume, float *buffer,
+                                                 size_t capacity, size_t *needed);
+
+/**
+ * A read-only pointer to the voxels ([C, D, H, W]), valid until the volume is freed or
+ * changed; for callers that want no copy. The memory belongs to the volume.
+ */
+CSAL3D_API csal3d_status csal3d_volume_data(const csal3d_volume *volume, const float **data);
+
+/** NIfTI datatypes csal3d_volume_save() can write. */
+typedef enum csal3d_save_dtype {
+  CSAL3D_SAVE_AUTO = 0,    /**< float32 for images; uint8 or int16 for labels. */
+  CSAL3D_SAVE_FLOAT32 = 1, /**< float32. */
+  CSAL3D_SAVE_INT16 = 2,   /**< int16, values rounded (and checked to fit). */
+  CSAL3D_SAVE_UINT8 = 3    /**< uint8, values rounded (and checked to fit). */
+} csal3d_save_dtype;
+
+/** How to save a volume. Fill with csal3d_volume_save_options_init(). */
+typedef struct csal3d_volume_save_options {
+  /** sizeof(csal3d_volume_save_options) as the caller compiled it. */
+  size_t struct_size;
+  /** Datatype on disk. Default ::CSAL3D_SAVE_AUTO. */
+  csal3d_save_dtype dtype;
+  /** gzip level 1..9 for `.nii.gz` paths. Default 1 (fast; within ~10% of 9 on images). */
+  int compression_level;
+  /**
+   * 1 (default): when the volume is still on the grid of the file it was loaded from, write
+   * it in that file's voxel order and with that file's affine and header codes, so the
+   * output overlays the input voxel for voxel. 0: always write the RAS+ array and affine.
+   */
+  int source_orientation;
+} csal3d_volume_save_options;
+
+/** Fills @p options with the defaults (and sets struct_size). */
+CSAL3D_API csal3d_status
+csal3d_volume_save_options_init(csal3d_volume_save_options *options);
+
+/**
+ * Saves a volume as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767), gzip-compressed when
+ * @p path ends in `.gz`. Several channels are written as a 4-D image. The file appears
+ * whole or not at all: data go to a temporary file in the same folder, which is flushed
+ * to disk and then renamed over @p path.
+ */
+CSAL3D_API csal3d_status csal3d_volume_save(const csal3d_volume *volume, const char *path,
+                                            const csal3d_volume_save_options *options);
+
+/* ---- preprocessing ---- */
+
+/**
+ * Normalises intensities in place (see ::csal3d_modality). MRI statistics are taken per
+ * channel over all voxels; percentiles interpolate linearly between order statistics, as
+ * numpy.percentile does. A constant channel becomes 0. Not allowed on labels.
+ */
+CSAL3D_API csal3d_status csal3d_volume_normalize(csal3d_volume *volume,
+                                                 csal3d_modality modality);
+
+/**
+ * Resamples to a new voxel spacing (mm along D, H, W; 0 keeps an axis). The new size along
+ * an axis of n voxels is max(1, round(n * old / new)); output voxel i samples the input at
+ * i * new / old (the first voxel centre stays in place), trilinear for images and nearest
+ * for labels, clamped at the edges. The affine is updated accordingly.
+ */
+CSAL3D_API csal3d_status csal3d_volume_resample(const csal3d_volume *volume,
+                                                const double spacing[3],
+                                                csal3d_volume **out);
+
+/**
+ * Copies the box [lo, lo + size) (voxel indices along D, H, W; lo may be negative and the
+ * box may extend past the volume) into a new volume, filling outside voxels with
+ * @p pad_value. The affine's origin moves so that world coordinates are unchanged.
+ */
+CSAL3D_API csal3d_status csal3d_volume_crop(const csal3d_volume *volume, const int64_t lo[3],
+                                            const int64_t size[3], float pad_value,
+                                            csal3d_volume **out);
+
+/**
+ * Centre crop or pad to a shape (D, H, W): along each axis, a larger volume loses
+ * floor((n - s) / 2) voxels at the start, a smaller one gains floor((s - n) / 2) voxels of
+ * @p pad_value there (the rest at the end).
+ */
+CSAL3D_API csal3d_status csal3d_volume_crop_or_pad(const csal3d_volume *volume,
+                                                   const int64_t shape[3], float pad_value,
+                                                   csal3d_volume **out);
+
+/**
+ * The bounding box of the voxels above @p threshold in any channel: lo (inclusive) and hi
+ * (exclusive) along D, H, W. An image with no such voxel gives lo = hi = {0, 0, 0}.
+ */
+CSAL3D_API csal3d_status csal3d_volume_foreground_bbox(const csal3d_volume *volume,
+                                                       float threshold, int64_t lo[3],
+                                                       int64_t hi[3]);
+
+/**
+ * A random crop of @p size (D, H, W): the start along each axis is uniform in
+ * [0, n - s], drawn from the counter-based generator keyed by (seed, crop purpose,
+ * @p step, @p item), so the same key gives the same crop on any machine and thread count.
+ * A volume smaller than the crop along an axis is centre-padded with zeros there.
+ * @param lo receives the start (before padding, it may be negative); may be NULL.
+ */
+CSAL3D_API csal3d_status csal3d_volume_random_crop(const csal3d_volume *volume,
+                                                   const int64_t size[3], uint64_t seed,
+                                                   uint64_t step, uint64_t item,
+                                                   int64_t lo[3], csal3d_volume **out);
+
+/**
+ * Brings a volume back onto the grid of the file it was loaded from (undoing resampling,
+ * cropping and padding): trilinear, or nearest when @p nearest is non-zero or the volume
+ * holds labels; voxels of the source grid outside the volume get 0. A volume already on
+ * its source grid is copied.
+ */
+CSAL3D_API csal3d_status csal3d_volume_to_source_grid(const csal3d_volume *volume,
+                                                      int nearest, csal3d_volume **out);
 
 #ifdef __cplusplus
 }
