@@ -1,0 +1,338 @@
+/* Tests of the optimiser (lib/model/optim) and checkpoints (lib/io/checkpoint):
+ * schedule known answers, parameter groups, clipping, exact resume (bitwise),
+ * checksum verification, atomic writes and configuration checks. Gradients are
+ * set directly (no forward/backward) so that only the optimiser and the file
+ * format are under test. */
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "engine/engine.h"
+#include "io/checkpoint.h"
+#include "model/model.h"
+#include "model/optim.h"
+
+static c3_engine *engine(void) {
+  c3_engine *e;
+  ck_assert_int_eq(c3_engine_open(CSAL3D_DEVICE_CPU, 0, &e), CSAL3D_OK);
+  return e;
+}
+
+static c3_model *small_model(c3_engine *e, uint64_t seed) {
+  c3_model_config c;
+  c3_model_config_default(&c, 12, 1);
+  c3_model *m;
+  ck_assert_int_eq(c3_model_create(e, &c, &m), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_init(m, seed), CSAL3D_OK);
+  return m;
+}
+
+/* Deterministic pseudo-gradients for step `step`, scaled by `amp`. */
+static void set_grads(c3_model *m, int64_t step, float amp) {
+  ck_assert_int_eq(c3_model_zero_grad(m), CSAL3D_OK);
+  float *g = calloc(m->total, sizeof(float));
+  for (size_t i = 0; i < m->nparams; i++) {
+    c3_rng r;
+    c3_rng_init(&r, 99, C3_RNG_TEST, (uint64_t)step, i, 0);
+    for (size_t k = 0; k < m->params[i].numel; k++)
+      g[m->params[i].offset + k] = amp * (float)c3_rng_normal(&r);
+  }
+  ck_assert_int_eq(m->e->upload(m->e, m->g, g, m->total * sizeof(float)), CSAL3D_OK);
+  free(g);
+}
+
+static int have_adamw(c3_engine *e) { return e->adamw && e->dot; }
+
+START_TEST(schedule_known_answers) {
+  c3_optim_config c;
+  c3_optim_config_default(&c, 1500);
+  ck_assert_int_eq(c3_optim_config_check(&c), CSAL3D_OK);
+  ck_assert(c3_optim_lr_at(&c, 0) == 0.0);
+  ck_assert(fabs(c3_optim_lr_at(&c, 250) - 2.5e-4) < 1e-15);
+  ck_assert(fabs(c3_optim_lr_at(&c, 500) - 5e-4) < 1e-15);
+  ck_assert(fabs(c3_optim_lr_at(&c, 1000) - 2.5e-4) < 1e-15); /* half way: cos = 0 */
+  ck_assert(fabs(c3_optim_lr_at(&c, 1500)) < 1e-15);
+  ck_assert(c3_optim_lr_at(&c, 2000) >= 0);
+  /* Monotone: up during warm-up, down after. */
+  for (int64_t s = 1; s < 1500; s++) {
+    if (s <= 500) ck_assert(c3_optim_lr_at(&c, s) > c3_optim_lr_at(&c, s - 1));
+    else ck_assert(c3_optim_lr_at(&c, s) < c3_optim_lr_at(&c, s - 1) ||
+                   c3_optim_lr_at(&c, s) == 0);
+  }
+  c.warmup_steps = 0;
+  ck_assert(c3_optim_lr_at(&c, 0) == 5e-4);
+  c.clip_norm = -1;
+  ck_assert_int_eq(c3_optim_config_check(&c), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "clipping"));
+}
+END_TEST
+
+START_TEST(groups_clipping_and_adamw_update) {
+  c3_engine *e = engine();
+  if (!have_adamw(e)) {
+    printf("SKIP: the CPU engine has no adamw yet\n");
+    c3_engine_close(e);
+    return;
+  }
+  c3_model *m = small_model(e, 1);
+  c3_optim_config c;
+  c3_optim_config_default(&c, 100);
+  c.warmup_steps = 0;
+  c.lr = 1e-2;
+  c.clip_norm = 0.5;
+  c3_optim *o;
+  ck_assert_int_eq(c3_optim_create(m, &c, &o), CSAL3D_OK);
+  float *before = malloc(m->total * sizeof(float)), *after = malloc(m->total * sizeof(float));
+  float *g = malloc(m->total * sizeof(float));
+  ck_assert_int_eq(c3_model_get_params(m, before), CSAL3D_OK);
+  set_grads(m, 0, 0.01f);
+  ck_assert_int_eq(c3_model_get_grads(m, g), CSAL3D_OK);
+  double ss = 0;
+  for (size_t i = 0; i < m->total; i++) ss += (double)g[i] * g[i];
+  ck_assert_int_eq(c3_optim_step(o), CSAL3D_OK);
+  ck_assert(fabs(o->last_norm - sqrt(ss)) < 1e-6 * sqrt(ss));
+  double scale = 0.5 / (sqrt(ss) + 1e-6);
+  ck_assert(fabs(o->last_scale - (scale < 1 ? scale : 1)) < 1e-9);
+  ck_assert(o->last_lr == 1e-2);
+  ck_assert_int_eq(o->step, 1);
+  ck_assert_int_eq(c3_model_get_params(m, after), CSAL3D_OK);
+  /* Host AdamW, first step: m = (1-b1) g', v = (1-b2) g'^2, bias-corrected ratio
+   * m^/(sqrt(v^)+eps) = g'/(|g'| + eps); p = p (1 - lr wd) - lr * that. */
+  double worst = 0;
+  for (size_t i = 0; i < m->nparams; i++) {
+    const c3_param *p = &m->params[i];
+    double wd = p->decay ? 0.1 : 0.0;
+    for (size_t k = 0; k < p->numel; k++) {
+      size_t j = p->offset + k;
+      double gs = (double)g[j] * o->last_scale;
+      double want = before[j] * (1 - 1e-2 * wd) - 1e-2 * gs / (fabs(gs) + 1e-8);
+      double err = fabs(after[j] - want);
+      if (err > worst) worst = err;
+    }
+  }
+  ck_assert_msg(worst < 2e-6, "AdamW update differs from the host formula by %g", worst);
+  /* With zero gradients, only the decay group moves (shrinks by lr * wd). */
+  ck_assert_int_eq(c3_model_get_params(m, before), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_zero_grad(m), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_config_check(&o->cfg), CSAL3D_OK);
+  c3_optim *o2;
+  ck_assert_int_eq(c3_optim_create(m, &c, &o2), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_step(o2), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_get_params(m, after), CSAL3D_OK);
+  for (size_t i = 0; i < m->nparams; i++) {
+    const c3_param *p = &m->params[i];
+    for (size_t k = 0; k < p->numel; k += 7) {
+      size_t j = p->offset + k;
+      float want = p->decay ? before[j] * (1 - 1e-2f * 0.1f) : before[j];
+      ck_assert_msg(fabsf(after[j] - want) <= 1e-7f * (1 + fabsf(want)), "%s[%zu]: %g vs %g",
+                    p->name, k, after[j], want);
+    }
+  }
+  c3_optim_free(o2);
+  /* A non-finite gradient is refused and changes nothing. */
+  set_grads(m, 1, 1.0f);
+  float nan = NAN;
+  ck_assert_int_eq(e->upload(e, m->g + 5, &nan, sizeof nan), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_get_params(m, before), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_step(o), CSAL3D_ERR_NUMERICAL);
+  ck_assert_int_eq(c3_model_get_params(m, after), CSAL3D_OK);
+  ck_assert_mem_eq(before, after, m->total * sizeof(float));
+  ck_assert_int_eq(o->step, 1);
+  free(before);
+  free(after);
+  free(g);
+  c3_optim_free(o);
+  c3_model_free(m);
+  c3_engine_close(e);
+}
+END_TEST
+
+static char tmpdir[256];
+
+START_TEST(exact_resume_and_checksum) {
+  c3_engine *e = engine();
+  if (!have_adamw(e)) {
+    printf("SKIP: the CPU engine has no adamw yet\n");
+    c3_engine_close(e);
+    return;
+  }
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  char path[512];
+  snprintf(path, sizeof path, "%s/run.safetensors", tmpdir);
+  c3_optim_config c;
+  c3_optim_config_default(&c, 8);
+  c.warmup_steps = 3;
+  c.lr = 1e-3;
+  /* Reference: 6 uninterrupted steps. */
+  c3_model *a = small_model(e, 5);
+  c3_optim *oa;
+  ck_assert_int_eq(c3_optim_create(a, &c, &oa), CSAL3D_OK);
+  for (int64_t s = 0; s < 6; s++) {
+    set_grads(a, s, s == 4 ? 100.0f : 0.05f); /* one clipped step */
+    ck_assert_int_eq(c3_optim_step(oa), CSAL3D_OK);
+  }
+  /* Interrupted: 3 steps, save, a fresh model and optimiser resume. */
+  c3_model *b = small_model(e, 5);
+  c3_optim *ob;
+  ck_assert_int_eq(c3_optim_create(b, &c, &ob), CSAL3D_OK);
+  for (int64_t s = 0; s < 3; s++) {
+    set_grads(b, s, 0.05f);
+    ck_assert_int_eq(c3_optim_step(ob), CSAL3D_OK);
+  }
+  const char *extra[] = {"data_position", "17", NULL};
+  ck_assert_int_eq(c3_checkpoint_save(path, b, ob, 1234, extra), CSAL3D_OK);
+  c3_optim_free(ob);
+  c3_model_free(b);
+
+  c3_safetensors *st;
+  int verified;
+  ck_assert_int_eq(c3_checkpoint_open(path, &st, &verified), CSAL3D_OK);
+  ck_assert_int_eq(verified, 1);
+  ck_assert_str_eq(c3_st_metadata(st, "data_position"), "17");
+  ck_assert_str_eq(c3_st_metadata(st, "format"), "csal3d-checkpoint");
+  ck_assert_ptr_nonnull(c3_st_find(st, "swinViT.layers1.0.blocks.0.attn.qkv.weight"));
+  ck_assert_ptr_nonnull(c3_st_find(st, "optim.exp_avg_sq.conv.20.bias"));
+  c3_model_config mc;
+  ck_assert_int_eq(c3_model_config_from_metadata(st, &mc), CSAL3D_OK);
+  c3_model *r;
+  ck_assert_int_eq(c3_model_create(e, &mc, &r), CSAL3D_OK);
+  c3_optim_config other;
+  c3_optim_config_default(&other, 1000); /* overwritten by the checkpoint's */
+  c3_optim *orr;
+  ck_assert_int_eq(c3_optim_create(r, &other, &orr), CSAL3D_OK);
+  uint64_t seed = 0;
+  ck_assert_int_eq(c3_checkpoint_restore(st, r, orr, &seed), CSAL3D_OK);
+  ck_assert_uint_eq(seed, 1234);
+  ck_assert_int_eq(orr->step, 3);
+  ck_assert_int_eq(orr->cfg.total_steps, 8);
+  ck_assert(orr->cfg.lr == 1e-3);
+  c3_st_free(st);
+  for (int64_t s = 3; s < 6; s++) {
+    set_grads(r, s, s == 4 ? 100.0f : 0.05f);
+    ck_assert_int_eq(c3_optim_step(orr), CSAL3D_OK);
+  }
+  float *pa = malloc(a->total * sizeof(float)), *pr = malloc(a->total * sizeof(float));
+  ck_assert_int_eq(c3_model_get_params(a, pa), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_get_params(r, pr), CSAL3D_OK);
+  ck_assert_msg(memcmp(pa, pr, a->total * sizeof(float)) == 0,
+                "resumed training differs from uninterrupted training");
+  float *ma = malloc(a->total * sizeof(float)), *va = malloc(a->total * sizeof(float));
+  float *mr = malloc(a->total * sizeof(float)), *vr = malloc(a->total * sizeof(float));
+  ck_assert_int_eq(c3_optim_get_moments(oa, ma, va), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_get_moments(orr, mr, vr), CSAL3D_OK);
+  ck_assert_mem_eq(ma, mr, a->total * sizeof(float));
+  ck_assert_mem_eq(va, vr, a->total * sizeof(float));
+
+  /* Corruption: a flipped data byte and an edited metadata value. */
+  FILE *f = fopen(path, "rb");
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *all = malloc((size_t)size);
+  ck_assert_uint_eq(fread(all, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/bad.safetensors", tmpdir);
+  all[size - 100] ^= 1;
+  f = fopen(bad, "wb");
+  fwrite(all, 1, (size_t)size, f);
+  fclose(f);
+  ck_assert_int_eq(c3_checkpoint_open(bad, &st, &verified), CSAL3D_ERR_CHECKSUM);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "bad.safetensors: checksum mismatch"));
+  all[size - 100] ^= 1;
+  char *hit = memmem(all, (size_t)size, "\"data_position\":\"17\"", 20);
+  ck_assert_ptr_nonnull(hit);
+  hit[18] = '8';
+  f = fopen(bad, "wb");
+  fwrite(all, 1, (size_t)size, f);
+  fclose(f);
+  ck_assert_int_eq(c3_checkpoint_open(bad, &st, &verified), CSAL3D_ERR_CHECKSUM);
+  free(all);
+  unlink(bad);
+
+  /* A model of another size refuses the checkpoint. */
+  ck_assert_int_eq(c3_checkpoint_open(path, &st, &verified), CSAL3D_OK);
+  c3_model_config big;
+  c3_model_config_default(&big, 24, 1);
+  c3_model *wrong;
+  ck_assert_int_eq(c3_model_create(e, &big, &wrong), CSAL3D_OK);
+  ck_assert_int_eq(c3_checkpoint_restore(st, wrong, NULL, NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "embed_dim 12"));
+  c3_model_free(wrong);
+  c3_st_free(st);
+  /* Reserved extra keys are refused. */
+  const char *clash[] = {"step", "9", NULL};
+  ck_assert_int_eq(c3_checkpoint_save(path, r, orr, 1, clash), CSAL3D_ERR_INVALID_ARGUMENT);
+
+  free(pa);
+  free(pr);
+  free(ma);
+  free(va);
+  free(mr);
+  free(vr);
+  c3_optim_free(oa);
+  c3_optim_free(orr);
+  c3_model_free(a);
+  c3_model_free(r);
+  unlink(path);
+  ck_assert_int_eq(rmdir(tmpdir), 0); /* nothing else left behind */
+  c3_engine_close(e);
+}
+END_TEST
+
+/* Without an optimiser: weights only, still checksummed. */
+START_TEST(weights_only_checkpoint) {
+  c3_engine *e = engine();
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  char path[512];
+  snprintf(path, sizeof path, "%s/w.safetensors", tmpdir);
+  c3_model *m = small_model(e, 9);
+  ck_assert_int_eq(c3_checkpoint_save(path, m, NULL, 77, NULL), CSAL3D_OK);
+  c3_safetensors *st;
+  int verified;
+  ck_assert_int_eq(c3_checkpoint_open(path, &st, &verified), CSAL3D_OK);
+  ck_assert_int_eq(verified, 1);
+  ck_assert_ptr_null(c3_st_find(st, "optim.exp_avg.conv.0.weight"));
+  c3_model *r = small_model(e, 10);
+  uint64_t seed;
+  ck_assert_int_eq(c3_checkpoint_restore(st, r, NULL, &seed), CSAL3D_OK);
+  ck_assert_uint_eq(seed, 77);
+  float *a = malloc(m->total * sizeof(float)), *b = malloc(m->total * sizeof(float));
+  c3_model_get_params(m, a);
+  c3_model_get_params(r, b);
+  ck_assert_mem_eq(a, b, m->total * sizeof(float));
+  free(a);
+  free(b);
+  c3_st_free(st);
+  c3_model_free(m);
+  c3_model_free(r);
+  unlink(path);
+  rmdir(tmpdir);
+  c3_engine_close(e);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("checkpoint");
+  TCase *t = tcase_create("optim+checkpoint");
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, schedule_known_answers);
+  tcase_add_test(t, groups_clipping_and_adamw_update);
+  tcase_add_test(t, exact_resume_and_checksum);
+  tcase_add_test(t, weights_only_checkpoint);
+  suite_add_tcase(s, t);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
