@@ -1,0 +1,410 @@
+/* k-means: greedy k-means++ seeding, Lloyd iterations (or mini-batch steps), restarts.
+ *
+ * Memory is O(n + k d + block k): distances are computed block by block through sgemm,
+ * never as an n x k matrix for the whole data set. Deterministic whatever the thread
+ * count: sums are taken in a fixed order (per cluster in index order, or in fixed
+ * chunks), random draws come from counter-based streams. */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/report.h"
+#include "core/rng.h"
+#include "sampling/sampling.h"
+
+/* Rows per distance block (the block buffer holds C3_KM_BLOCK x k floats). */
+#define C3_KM_BLOCK 4096
+
+typedef struct c3_km_work {
+  const float *X;
+  const float *xn; /* squared row norms */
+  int64_t n, d, k;
+  float *buf;      /* C3_KM_BLOCK x k */
+  float *cn;       /* k */
+  int64_t *order;  /* n: rows sorted by label */
+  int64_t *start;  /* k + 1 */
+  double *acc;     /* k x d */
+} c3_km_work;
+
+/* Sum of v[0..n) in fixed chunks, added in order. */
+static double c3_fixed_sum(const double *v, int64_t n) {
+  int64_t chunks = (n + C3_CHUNK - 1) / C3_CHUNK;
+  double total = 0;
+  for (int64_t c = 0; c < chunks; c++) {
+    int64_t end = (c + 1) * C3_CHUNK < n ? (c + 1) * C3_CHUNK : n;
+    double s = 0;
+    for (int64_t i = c * C3_CHUNK; i < end; i++) s += v[i];
+    total += s;
+  }
+  return total;
+}
+
+/* labels[i] = nearest centre (ties: lower index), mind[i] = its squared distance.
+ * Returns the number of labels that changed when `changed` is wanted. */
+static int64_t c3_km_assign(c3_km_work *w, const float *C, const int64_t *rows,
+                            int64_t nrows, int64_t *labels, double *mind) {
+  const int64_t k = w->k, d = w->d;
+  c3_row_sqnorms(C, k, d, w->cn);
+  int64_t changed = 0;
+  /* gathered rows (mini-batch) go through a contiguous copy in buf's tail */
+  for (int64_t r0 = 0; r0 < nrows; r0 += C3_KM_BLOCK) {
+    int64_t r1 = r0 + C3_KM_BLOCK < nrows ? r0 + C3_KM_BLOCK : nrows;
+    const float *A;
+    const float *an;
+    float *gather = NULL, *gn = NULL;
+    if (rows) {
+      gather = w->buf + (size_t)C3_KM_BLOCK * k;
+      gn = gather + (size_t)C3_KM_BLOCK * d;
+      for (int64_t i = r0; i < r1; i++) {
+        memcpy(gather + (i - r0) * d, w->X + rows[i] * d, (size_t)d * sizeof(float));
+        gn[i - r0] = w->xn[rows[i]];
+      }
+      A = gather, an = gn;
+    } else {
+      A = w->X + r0 * d, an = w->xn + r0;
+    }
+    c3_sqdist(A, an, r1 - r0, C, w->cn, k, d, w->buf);
+#pragma omp parallel for schedule(static) reduction(+ : changed)
+    for (int64_t i = r0; i < r1; i++) {
+      const float *row = w->buf + (i - r0) * k;
+      int64_t best = 0;
+      float bv = row[0];
+      for (int64_t c = 1; c < k; c++)
+        if (row[c] < bv) bv = row[c], best = c;
+      if (labels[i] != best) changed++;
+      labels[i] = best;
+      mind[i] = bv;
+    }
+  }
+  return changed;
+}
+
+/* Centres = means of their members, summed per cluster in row order. Empty clusters
+ * keep their centre (the caller relocates them). */
+static void c3_km_update(c3_km_work *w, const int64_t *labels, float *C,
+                         int64_t *counts) {
+  const int64_t n = w->n, k = w->k, d = w->d;
+  int64_t *start = w->start;
+  memset(start, 0, (size_t)(k + 1) * sizeof(int64_t));
+  for (int64_t i = 0; i < n; i++) start[labels[i] + 1]++;
+  for (int64_t c = 0; c < k; c++) start[c + 1] += start[c];
+  for (int64_t c = 0; c < k; c++) counts[c] = start[c + 1] - start[c];
+  /* stable counting sort: start[c] advances to start[c + 1], then shifts back */
+  for (int64_t i = 0; i < n; i++) w->order[start[labels[i]]++] = i;
+  for (int64_t c = k; c > 0; c--) start[c] = start[c - 1];
+  start[0] = 0;
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int64_t c = 0; c < k; c++) {
+    int64_t a = start[c], b = start[c + 1];
+    if (a == b) continue;
+    double *s = w->acc + c * d;
+    memset(s, 0, (size_t)d * sizeof(double));
+    for (int64_t t = a; t < b; t++) {
+      const float *x = w->X + w->order[t] * d;
+      for (int64_t j = 0; j < d; j++) s[j] += x[j];
+    }
+    double inv = 1.0 / (double)(b - a);
+    for (int64_t j = 0; j < d; j++) C[c * d + j] = (float)(s[j] * inv);
+  }
+}
+
+/* Greedy k-means++ (Arthur and Vassilvitskii 2007, with 2 + ln k local trials as
+ * scikit-learn does) over the rows `rows` (NULL: all) of X. */
+static csal3d_status c3_km_seed(c3_km_work *w, const int64_t *rows, int64_t m,
+                                c3_rng *r, float *C) {
+  const int64_t k = w->k, d = w->d;
+  int trials = 2 + (int)log((double)k);
+  double *closest = NULL, *cand_d = NULL, *cum = NULL;
+  float *cbuf = NULL, *cnorm = NULL, *dbuf = NULL;
+  float *Y = NULL, *yn = NULL;
+  csal3d_status s = c3_alloc_array((size_t)m, sizeof(double), "k-means++ distances",
+                                   (void **)&closest);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)m, sizeof(double), "k-means++ sums", (void **)&cum);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)trials * m, sizeof(double), "k-means++ trials",
+                       (void **)&cand_d);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)trials, (size_t)d * sizeof(float), "k-means++ candidates",
+                       (void **)&cbuf);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)trials, sizeof(float), "candidate norms", (void **)&cnorm);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)trials * (m < C3_KM_BLOCK ? m : C3_KM_BLOCK),
+                       sizeof(float), "k-means++ block", (void **)&dbuf);
+  if (s == CSAL3D_OK && rows) {
+    s = c3_alloc_array((size_t)m, (size_t)d * sizeof(float), "k-means++ sample",
+                       (void **)&Y);
+    if (s == CSAL3D_OK)
+      s = c3_alloc_array((size_t)m, sizeof(float), "sample norms", (void **)&yn);
+    if (s == CSAL3D_OK)
+      for (int64_t i = 0; i < m; i++) {
+        memcpy(Y + i * d, w->X + rows[i] * d, (size_t)d * sizeof(float));
+        yn[i] = w->xn[rows[i]];
+      }
+  }
+  if (s != CSAL3D_OK) goto done;
+  const float *P = rows ? Y : w->X;
+  const float *pn = rows ? yn : w->xn;
+
+  /* distances of all points to `nt` candidate rows (given as indices into P) */
+#define C3_CANDIDATE_DISTANCES(cands, nt)                                      \
+  do {                                                                         \
+    for (int t_ = 0; t_ < (nt); t_++) {                                        \
+      memcpy(cbuf + t_ * d, P + (cands)[t_] * d, (size_t)d * sizeof(float));   \
+      cnorm[t_] = pn[(cands)[t_]];                                             \
+    }                                                                          \
+    for (int64_t r0_ = 0; r0_ < m; r0_ += C3_KM_BLOCK) {                       \
+      int64_t r1_ = r0_ + C3_KM_BLOCK < m ? r0_ + C3_KM_BLOCK : m;             \
+      c3_sqdist(P + r0_ * d, pn + r0_, r1_ - r0_, cbuf, cnorm, (nt), d, dbuf); \
+      for (int64_t i_ = r0_; i_ < r1_; i_++)                                   \
+        for (int t_ = 0; t_ < (nt); t_++)                                      \
+          cand_d[t_ * m + i_] = dbuf[(i_ - r0_) * (nt) + t_];                  \
+    }                                                                          \
+  } while (0)
+
+  int64_t cands[64];
+  cands[0] = (int64_t)c3_rng_below(r, (uint64_t)m);
+  memcpy(C, P + cands[0] * d, (size_t)d * sizeof(float));
+  C3_CANDIDATE_DISTANCES(cands, 1);
+  for (int64_t i = 0; i < m; i++) closest[i] = cand_d[i];
+  double pot = c3_fixed_sum(closest, m);
+  for (int64_t c = 1; c < k; c++) {
+    double acc = 0;
+    for (int64_t i = 0; i < m; i++) cum[i] = (acc += closest[i]);
+    for (int t = 0; t < trials; t++) {
+      double u = c3_rng_uniform(r);
+      if (!(pot > 0)) {
+        cands[t] = (int64_t)(u * (double)m);
+        if (cands[t] >= m) cands[t] = m - 1;
+        continue;
+      }
+      double target = u * cum[m - 1];
+      int64_t lo = 0, hi = m - 1; /* first index with cum > target */
+      while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (cum[mid] > target)
+          hi = mid;
+        else
+          lo = mid + 1;
+      }
+      cands[t] = lo;
+    }
+    C3_CANDIDATE_DISTANCES(cands, trials);
+    int best = 0;
+    double best_pot = 0;
+    for (int t = 0; t < trials; t++) {
+      double *dt = cand_d + (int64_t)t * m;
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < m; i++)
+        if (closest[i] < dt[i]) dt[i] = closest[i];
+      double p = c3_fixed_sum(dt, m);
+      if (t == 0 || p < best_pot) best_pot = p, best = t;
+    }
+    memcpy(C + c * d, P + cands[best] * d, (size_t)d * sizeof(float));
+    memcpy(closest, cand_d + (int64_t)best * m, (size_t)m * sizeof(double));
+    pot = best_pot;
+  }
+#undef C3_CANDIDATE_DISTANCES
+done:
+  c3_free(closest), c3_free(cum), c3_free(cand_d), c3_free(cbuf);
+  c3_free(cnorm), c3_free(dbuf), c3_free(Y), c3_free(yn);
+  return s;
+}
+
+/* Moves empty clusters onto the points farthest from their centres (at a positive
+ * distance), in cluster order. Returns how many stay empty. */
+static int64_t c3_km_relocate(c3_km_work *w, const int64_t *counts,
+                              const double *mind, float *C, int64_t *used) {
+  const int64_t n = w->n, k = w->k, d = w->d;
+  int64_t nused = 0, still = 0;
+  for (int64_t c = 0; c < k; c++) {
+    if (counts[c] > 0) continue;
+    int64_t best = -1;
+    double bv = 0;
+    for (int64_t i = 0; i < n; i++) {
+      if (!(mind[i] > bv)) continue;
+      int taken = 0;
+      for (int64_t u = 0; u < nused; u++)
+        if (used[u] == i) taken = 1;
+      if (!taken) bv = mind[i], best = i;
+    }
+    if (best < 0) {
+      still++;
+      continue;
+    }
+    used[nused++] = best;
+    memcpy(C + c * d, w->X + best * d, (size_t)d * sizeof(float));
+  }
+  return still;
+}
+
+static double c3_km_shift(const float *a, const float *b, int64_t k, int64_t d) {
+  double s = 0;
+  for (int64_t i = 0; i < k * d; i++) {
+    double e = (double)a[i] - b[i];
+    s += e * e;
+  }
+  return s;
+}
+
+csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
+                        int64_t d, const c3_kmeans_params *p, int64_t *labels,
+                        float *centres, c3_kmeans_result *res) {
+  const int64_t k = p->k;
+  if (k < 1 || k > n || d < 1)
+    return c3_error(CSAL3D_ERR_INTERNAL, "k-means: k = %lld, n = %lld, d = %lld",
+                    (long long)k, (long long)n, (long long)d);
+  memset(res, 0, sizeof *res);
+  int minibatch = p->batch > 0 && n > 4 * p->batch;
+  int64_t batch = minibatch ? p->batch : 0;
+  c3_km_work w = {X, NULL, n, d, k, NULL, NULL, NULL, NULL, NULL};
+  float *xn = NULL, *C = NULL, *Cold = NULL, *best_C = NULL;
+  int64_t *lab = NULL, *counts = NULL, *used = NULL, *rows = NULL;
+  double *mind = NULL, *colsum = NULL;
+  int64_t bufrows = C3_KM_BLOCK;
+  csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&xn);
+#define C3_ALLOC(ptr, count, size, what)                                       \
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
+  C3_ALLOC(w.buf, (size_t)bufrows * k + (size_t)bufrows * d + bufrows, sizeof(float),
+           "k-means distance block");
+  C3_ALLOC(w.cn, k, sizeof(float), "centre norms");
+  C3_ALLOC(w.order, n, sizeof(int64_t), "k-means order");
+  C3_ALLOC(w.start, k + 1, sizeof(int64_t), "k-means offsets");
+  C3_ALLOC(w.acc, k, (size_t)d * sizeof(double), "k-means sums");
+  C3_ALLOC(C, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(Cold, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(best_C, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(lab, n, sizeof(int64_t), "labels");
+  C3_ALLOC(counts, k, sizeof(int64_t), "counts");
+  C3_ALLOC(used, k, sizeof(int64_t), "relocations");
+  C3_ALLOC(mind, n, sizeof(double), "distances");
+  C3_ALLOC(colsum, 2 * d, sizeof(double), "variances");
+  if (minibatch) C3_ALLOC(rows, (3 * batch > n ? n : 3 * batch), sizeof(int64_t), "batch");
+#undef C3_ALLOC
+  if (s != CSAL3D_OK) goto done;
+  c3_row_sqnorms(X, n, d, xn);
+  w.xn = xn;
+
+  /* tolerance: tol x mean over features of the variance (scikit-learn's) */
+  double tol_abs;
+  {
+    double mean_var = 0;
+    int64_t chunks = (n + C3_CHUNK - 1) / C3_CHUNK;
+    memset(colsum, 0, 2 * (size_t)d * sizeof(double));
+    for (int64_t c = 0; c < chunks; c++) {
+      int64_t end = (c + 1) * C3_CHUNK < n ? (c + 1) * C3_CHUNK : n;
+      for (int64_t i = c * C3_CHUNK; i < end; i++)
+        for (int64_t j = 0; j < d; j++) {
+          double v = X[i * d + j];
+          colsum[j] += v;
+          colsum[d + j] += v * v;
+        }
+    }
+    for (int64_t j = 0; j < d; j++) {
+      double m = colsum[j] / (double)n;
+      double v = colsum[d + j] / (double)n - m * m;
+      mean_var += v > 0 ? v : 0;
+    }
+    tol_abs = p->tol * mean_var / (double)d;
+  }
+
+  double best_inertia = INFINITY;
+  int restarts = p->restarts >= 1 ? p->restarts : 1;
+  for (int rs = 0; rs < restarts; rs++) {
+    c3_rng r;
+    c3_rng_init(&r, p->seed, C3_RNG_SAMPLING, C3_STREAM_KMEANS, p->stream,
+                (uint64_t)rs);
+    int iterations = 0;
+    if (!minibatch) {
+      s = c3_km_seed(&w, NULL, n, &r, C);
+      if (s != CSAL3D_OK) goto done;
+      for (int64_t i = 0; i < n; i++) lab[i] = -1;
+      for (int it = 0; it < (p->max_iter >= 1 ? p->max_iter : 1); it++) {
+        iterations = it + 1;
+        int64_t changed = c3_km_assign(&w, C, NULL, n, lab, mind);
+        if (it > 0 && changed == 0) break; /* strict convergence */
+        memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
+        c3_km_update(&w, lab, C, counts);
+        int64_t moved = 0;
+        for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
+        if (moved) c3_km_relocate(&w, counts, mind, C, used);
+        if (c3_km_shift(C, Cold, k, d) <= tol_abs) {
+          c3_km_assign(&w, C, NULL, n, lab, mind);
+          break;
+        }
+        s = c3_progress(ctx, "select", (uint64_t)rs, (uint64_t)restarts);
+        if (s != CSAL3D_OK) goto done;
+      }
+    } else {
+      /* mini-batch k-means (Sculley 2010): seeds from 3 batches, then per-batch
+       * updates with per-centre learning rates 1/count, early stop when the
+       * smoothed batch inertia has not improved for 10 steps */
+      int64_t init_n = 3 * batch > n ? n : 3 * batch;
+      for (int64_t i = 0; i < init_n; i++)
+        rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
+      s = c3_km_seed(&w, rows, init_n, &r, C);
+      if (s != CSAL3D_OK) goto done;
+      memset(counts, 0, (size_t)k * sizeof(int64_t));
+      int64_t steps = (int64_t)(p->max_iter >= 1 ? p->max_iter : 1) * n / batch;
+      double ewa = -1, best_ewa = INFINITY;
+      int no_improve = 0;
+      for (int64_t step = 0; step < steps; step++) {
+        iterations = (int)(step + 1);
+        for (int64_t i = 0; i < batch; i++)
+          rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
+        for (int64_t i = 0; i < batch; i++) lab[i] = -1;
+        c3_km_assign(&w, C, rows, batch, lab, mind);
+        memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
+        double bi = 0;
+        for (int64_t i = 0; i < batch; i++) {
+          int64_t c = lab[i];
+          counts[c]++;
+          double eta = 1.0 / (double)counts[c];
+          const float *x = X + rows[i] * d;
+          float *cc = C + c * d;
+          for (int64_t j = 0; j < d; j++)
+            cc[j] = (float)((1 - eta) * cc[j] + eta * x[j]);
+          bi += mind[i];
+        }
+        bi /= (double)batch;
+        double alpha = 2.0 * (double)batch / ((double)n + 1);
+        if (alpha > 1) alpha = 1;
+        ewa = ewa < 0 ? bi : ewa * (1 - alpha) + bi * alpha;
+        if (ewa < best_ewa) best_ewa = ewa, no_improve = 0;
+        else if (++no_improve >= 10) break;
+        if (c3_km_shift(C, Cold, k, d) <= tol_abs) break;
+        if (step % 16 == 0) {
+          s = c3_progress(ctx, "select", (uint64_t)rs, (uint64_t)restarts);
+          if (s != CSAL3D_OK) goto done;
+        }
+      }
+      for (int64_t i = 0; i < n; i++) lab[i] = -1;
+      c3_km_assign(&w, C, NULL, n, lab, mind);
+      /* one Lloyd step to end on the means of the final assignment */
+      c3_km_update(&w, lab, C, counts);
+      int64_t moved = 0;
+      for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
+      if (moved) c3_km_relocate(&w, counts, mind, C, used);
+      c3_km_assign(&w, C, NULL, n, lab, mind);
+    }
+    double inertia = c3_fixed_sum(mind, n);
+    if (inertia < best_inertia) {
+      best_inertia = inertia;
+      memcpy(labels, lab, (size_t)n * sizeof(int64_t));
+      memcpy(best_C, C, (size_t)(k * d) * sizeof(float));
+      res->iterations = iterations;
+    }
+  }
+  res->inertia = best_inertia;
+  memset(counts, 0, (size_t)k * sizeof(int64_t));
+  for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
+  for (int64_t c = 0; c < k; c++) res->empty += counts[c] == 0;
+  if (centres) memcpy(centres, best_C, (size_t)(k * d) * sizeof(float));
+done:
+  c3_free(xn), c3_free(w.buf), c3_free(w.cn), c3_free(w.order), c3_free(w.start);
+  c3_free(w.acc), c3_free(C), c3_free(Cold), c3_free(best_C), c3_free(lab);
+  c3_free(counts), c3_free(used), c3_free(mind), c3_free(colsum), c3_free(rows);
+  return s;
+}

@@ -1,0 +1,238 @@
+/* Sampling's dense helpers: BLAS thread control, squared distances, centring, the
+ * median pairwise distance, k nearest neighbours, selection of the k-th value. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/report.h"
+#include "core/rng.h"
+#include "sampling/sampling.h"
+
+/* Declared by OpenBLAS's cblas.h; repeated so that another cblas.h still builds. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+int c3_blas_threads_enter(int n) {
+  int previous = openblas_get_num_threads();
+  openblas_set_num_threads(n >= 1 ? n : 1);
+  return previous;
+}
+
+void c3_blas_threads_leave(int previous) {
+  openblas_set_num_threads(previous >= 1 ? previous : 1);
+}
+
+void c3_row_sqnorms(const float *A, int64_t rows, int64_t d, float *out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; i++) {
+    const float *a = A + i * d;
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += (double)a[j] * a[j];
+    out[i] = (float)s;
+  }
+}
+
+void c3_sqdist(const float *A, const float *an, int64_t rows, const float *B,
+               const float *bn, int64_t k, int64_t d, float *out) {
+  if (rows <= 0 || k <= 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)k, (int)d,
+              -2.0f, A, (int)d, B, (int)d, 0.0f, out, (int)k);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; i++) {
+    float *o = out + i * k;
+    float a = an[i];
+    for (int64_t j = 0; j < k; j++) {
+      float v = o[j] + a + bn[j];
+      o[j] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+csal3d_status c3_center_copy(const float *X, int64_t n, int64_t d, float **out) {
+  *out = NULL;
+  int64_t chunks = (n + C3_CHUNK - 1) / C3_CHUNK;
+  double *part = NULL, *mean = NULL;
+  float *Y = NULL;
+  csal3d_status s = c3_calloc_array((size_t)(chunks * d), sizeof(double),
+                                    "column sums", (void **)&part);
+  if (s == CSAL3D_OK)
+    s = c3_calloc_array((size_t)d, sizeof(double), "column means", (void **)&mean);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)n, (size_t)d * sizeof(float), "centred features",
+                       (void **)&Y);
+  if (s != CSAL3D_OK) {
+    c3_free(part), c3_free(mean), c3_free(Y);
+    return s;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; c++) {
+    double *p = part + c * d;
+    int64_t end = (c + 1) * C3_CHUNK < n ? (c + 1) * C3_CHUNK : n;
+    for (int64_t i = c * C3_CHUNK; i < end; i++)
+      for (int64_t j = 0; j < d; j++) p[j] += X[i * d + j];
+  }
+  for (int64_t c = 0; c < chunks; c++)
+    for (int64_t j = 0; j < d; j++) mean[j] += part[c * d + j];
+  for (int64_t j = 0; j < d; j++) mean[j] /= (double)n;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < d; j++)
+      Y[i * d + j] = (float)((double)X[i * d + j] - mean[j]);
+  c3_free(part);
+  c3_free(mean);
+  *out = Y;
+  return CSAL3D_OK;
+}
+
+static void c3_swap_d(double *a, double *b) {
+  double t = *a;
+  *a = *b;
+  *b = t;
+}
+
+double c3_select_kth(double *v, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1;
+  while (hi > lo) {
+    /* median of three as the pivot, then a three-way partition */
+    int64_t mid = lo + (hi - lo) / 2;
+    if (v[mid] < v[lo]) c3_swap_d(&v[mid], &v[lo]);
+    if (v[hi] < v[lo]) c3_swap_d(&v[hi], &v[lo]);
+    if (v[hi] < v[mid]) c3_swap_d(&v[hi], &v[mid]);
+    double pivot = v[mid];
+    int64_t lt = lo, i = lo, gt = hi;
+    while (i <= gt) {
+      if (v[i] < pivot)
+        c3_swap_d(&v[lt++], &v[i++]);
+      else if (v[i] > pivot)
+        c3_swap_d(&v[i], &v[gt--]);
+      else
+        i++;
+    }
+    if (k < lt)
+      hi = lt - 1;
+    else if (k > gt)
+      lo = gt + 1;
+    else
+      return pivot;
+  }
+  return v[k];
+}
+
+#define C3_MEDIAN_SAMPLE_PAIRS (1 << 20)
+
+csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
+                                    uint64_t seed, double *out) {
+  *out = 0;
+  if (n < 2) return CSAL3D_OK;
+  int64_t pairs = n * (n - 1) / 2;
+  int exact = pairs <= C3_MEDIAN_EXACT_PAIRS;
+  int64_t count = exact ? pairs : C3_MEDIAN_SAMPLE_PAIRS;
+  double *v = NULL;
+  C3_TRY(c3_alloc_array((size_t)count, sizeof(double), "pairwise distances",
+                        (void **)&v));
+  if (exact) {
+    /* row i against rows j > i, computed directly in double */
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t i = 0; i < n - 1; i++) {
+      int64_t base = i * (n - 1) - i * (i - 1) / 2; /* pairs before row i */
+      const float *a = X + i * d;
+      for (int64_t j = i + 1; j < n; j++) {
+        const float *b = X + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; t++) {
+          double e = (double)a[t] - b[t];
+          s += e * e;
+        }
+        v[base + (j - i - 1)] = s;
+      }
+    }
+  } else {
+    int64_t blocks = count / 1024;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+      c3_rng r;
+      c3_rng_init(&r, seed, C3_RNG_SAMPLING, C3_STREAM_MEDIAN, (uint64_t)b, 0);
+      for (int64_t q = 0; q < 1024; q++) {
+        int64_t i = (int64_t)c3_rng_below(&r, (uint64_t)n);
+        int64_t j = (int64_t)c3_rng_below(&r, (uint64_t)(n - 1));
+        if (j >= i) j++;
+        const float *a = X + i * d, *c = X + j * d;
+        double s = 0;
+        for (int64_t t = 0; t < d; t++) {
+          double e = (double)a[t] - c[t];
+          s += e * e;
+        }
+        v[b * 1024 + q] = s;
+      }
+    }
+  }
+  int64_t h = count / 2;
+  double upper = c3_select_kth(v, count, h);
+  double med = upper;
+  if (count % 2 == 0) {
+    double lower = v[0];
+    for (int64_t i = 1; i < h; i++)
+      if (v[i] > lower) lower = v[i];
+    med = 0.5 * (lower + upper);
+  }
+  c3_free(v);
+  *out = med;
+  return CSAL3D_OK;
+}
+
+csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
+                     int64_t d, int64_t K, float *dist, int64_t *idx) {
+  if (K <= 0) return CSAL3D_OK;
+  if (K > n - 1)
+    return c3_error(CSAL3D_ERR_INTERNAL, "knn: K = %lld with n = %lld",
+                    (long long)K, (long long)n);
+  int64_t bq = ((int64_t)1 << 24) / n;
+  if (bq > 1024) bq = 1024;
+  if (bq < 16) bq = 16;
+  if (bq > n) bq = n;
+  float *norms = NULL, *buf = NULL;
+  int64_t *tmp_idx = NULL;
+  csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&norms);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)bq, (size_t)n * sizeof(float), "distance block",
+                       (void **)&buf);
+  if (s == CSAL3D_OK && !idx)
+    s = c3_alloc_array((size_t)bq, (size_t)K * sizeof(int64_t), "neighbour block",
+                       (void **)&tmp_idx);
+  if (s != CSAL3D_OK) goto done;
+  c3_row_sqnorms(X, n, d, norms);
+  for (int64_t q0 = 0; q0 < n; q0 += bq) {
+    int64_t q1 = q0 + bq < n ? q0 + bq : n;
+    c3_sqdist(X + q0 * d, norms + q0, q1 - q0, X, norms, n, d, buf);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = q0; i < q1; i++) {
+      const float *row = buf + (i - q0) * n;
+      float *bd = dist + i * K;
+      int64_t *bi = idx ? idx + i * K : tmp_idx + (i - q0) * K;
+      int64_t have = 0;
+      for (int64_t j = 0; j < n; j++) {
+        if (j == i) continue;
+        float v = row[j];
+        if (have == K && !(v < bd[K - 1])) continue;
+        int64_t p = have < K ? have++ : K - 1;
+        while (p > 0 && bd[p - 1] > v) {
+          bd[p] = bd[p - 1];
+          bi[p] = bi[p - 1];
+          p--;
+        }
+        bd[p] = v;
+        bi[p] = j;
+      }
+      for (int64_t t = 0; t < K; t++) bd[t] = sqrtf(bd[t]);
+    }
+    s = c3_progress(ctx, "select", (uint64_t)q1, (uint64_t)n);
+    if (s != CSAL3D_OK) goto done;
+  }
+done:
+  c3_free(norms);
+  c3_free(buf);
+  c3_free(tmp_idx);
+  return s;
+}
