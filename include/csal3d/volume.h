@@ -311,6 +311,126 @@ CSAL3D_API csal3d_status csal3d_volume_random_crop(const csal3d_volume *volume,
 CSAL3D_API csal3d_status csal3d_volume_to_source_grid(const csal3d_volume *volume,
                                                       int nearest, csal3d_volume **out);
 
+/* ---- datasets ---- */
+
+/** How to open a dataset. Fill with csal3d_dataset_options_init(). */
+typedef struct csal3d_dataset_options {
+  /** sizeof(csal3d_dataset_options) as the caller compiled it. */
+  size_t struct_size;
+  /**
+   * For a decathlon or nnU-Net dataset.json: which list to read, "training" (default,
+   * imagesTr/labelsTr) or "test" (imagesTs, no labels).
+   */
+  const char *split;
+  /** 1: fail if a listed file does not exist (checked at open). 0 (default): fail when it is loaded. */
+  int check_files;
+} csal3d_dataset_options;
+
+/** Fills @p options with the defaults (and sets struct_size). */
+CSAL3D_API csal3d_status csal3d_dataset_options_init(csal3d_dataset_options *options);
+
+/**
+ * Opens a dataset. @p path may be:
+ * - a dataset.json (Medical Segmentation Decathlon: its "training" list of image/label
+ *   paths; nnU-Net v2: "channel_names" and "file_ending", cases found in imagesTr),
+ * - a folder holding a dataset.json (as above) or NIfTI files (an imagesTr/ subfolder is
+ *   used when present, with labels from labelsTr/),
+ * - a text file with one case per line: an image path, optionally followed by a comma or
+ *   tab and a label path; relative paths are relative to the file's folder; blank lines
+ *   and lines starting with # are skipped.
+ *
+ * Case ids come from the image file names without `.nii.gz`/`.nii` and without the nnU-Net
+ * channel suffix `_0000`; files `X_0000`, `X_0001`, ... of one folder form one case with
+ * several channels. Cases are sorted by id for folders and keep the listed order for
+ * dataset.json and text files. Nothing is loaded until asked.
+ */
+CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
+                                             const csal3d_dataset_options *options,
+                                             csal3d_dataset **out);
+
+/** Releases a dataset. Accepts NULL. */
+CSAL3D_API void csal3d_dataset_free(csal3d_dataset *dataset);
+
+/** The number of cases. */
+CSAL3D_API csal3d_status csal3d_dataset_size(const csal3d_dataset *dataset, size_t *size);
+
+/**
+ * The modality that the dataset.json declares for channel 0 ("CT" gives
+ * ::CSAL3D_MODALITY_CT; "MRI", "MR", "T1", "T2", "FLAIR", "ADC", ... give MRI), else
+ * ::CSAL3D_MODALITY_NONE.
+ */
+CSAL3D_API csal3d_status csal3d_dataset_modality(const csal3d_dataset *dataset,
+                                                 csal3d_modality *modality);
+
+/**
+ * A string of case @p index: @p what is "id", "image" (the first channel's path), "label"
+ * ("" when the case has none), or "image:N" (the path of channel file N).
+ * Copied with its terminating NUL into @p buffer of @p capacity bytes;
+ * ::CSAL3D_ERR_BUFFER_TOO_SMALL if it does not fit. @p needed (may be NULL) receives the
+ * bytes needed including the NUL; @p buffer may be NULL with capacity 0 to ask.
+ */
+CSAL3D_API csal3d_status csal3d_dataset_case_string(const csal3d_dataset *dataset,
+                                                    size_t index, const char *what,
+                                                    char *buffer, size_t capacity,
+                                                    size_t *needed);
+
+/** The number of image files (channels) of case @p index and whether it has a label. */
+CSAL3D_API csal3d_status csal3d_dataset_case_info(const csal3d_dataset *dataset,
+                                                  size_t index, int *image_files,
+                                                  int *has_label);
+
+/**
+ * Loads the image of case @p index. A case of several files is loaded file by file
+ * (channel option applied to each) and stacked as channels; the files must share a grid.
+ * Errors name the case.
+ */
+CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset,
+                                                   size_t index,
+                                                   const csal3d_volume_load_options *options,
+                                                   csal3d_volume **out);
+
+/**
+ * Loads the label of case @p index onto @p image's grid (see csal3d_volume_load_label());
+ * @p image may be NULL. ::CSAL3D_ERR_STATE if the case has no label.
+ */
+CSAL3D_API csal3d_status csal3d_dataset_load_label(const csal3d_dataset *dataset,
+                                                   size_t index, const csal3d_volume *image,
+                                                   const csal3d_volume_load_options *options,
+                                                   csal3d_volume **out);
+
+/* ---- the phantom dataset ---- */
+
+/** What csal3d_phantom_generate() writes. Fill with csal3d_phantom_options_init(). */
+typedef struct csal3d_phantom_options {
+  /** sizeof(csal3d_phantom_options) as the caller compiled it. */
+  size_t struct_size;
+  /** Number of cases. Default 40. */
+  int cases;
+  /** Seed: the same seed writes the same files. Default 0. */
+  uint64_t seed;
+  /** Largest in-plane size in voxels (volumes get 0.75x to 1x of it). Default 80. */
+  int size;
+  /** Largest number of slices (volumes get 0.6x to 1x of it). Default 64. */
+  int slices;
+} csal3d_phantom_options;
+
+/** Fills @p options with the defaults (and sets struct_size). */
+CSAL3D_API csal3d_status csal3d_phantom_options_init(csal3d_phantom_options *options);
+
+/**
+ * Writes a synthetic CT dataset in the decathlon layout: @p folder/imagesTr/phantom_NNN.nii.gz
+ * (int16 HU), labelsTr/ (uint8: 0 background, 1 liver, 2 spleen, 3 kidney, 4 lesion) and
+ * dataset.json (with a "phantom" list giving each case's anatomy type and difficulty).
+ * Cases differ in anatomy type (of unequal frequency, some rare), organ shape, size and
+ * position, noise, intensity bias, spacing and field of view; some are hard (low contrast,
+ * small organs). docs/phantom.md describes it. @p folder is created if needed; existing
+ * files of the same names are replaced. Deterministic by seed.
+ * @param ctx optional (NULL allowed): progress ("phantom", case, cases) and cancellation.
+ */
+CSAL3D_API csal3d_status csal3d_phantom_generate(const char *folder,
+                                                 const csal3d_phantom_options *options,
+                                                 const csal3d_context *ctx);
+
 #ifdef __cplusplus
 }
 #endif

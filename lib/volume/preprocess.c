@@ -83,7 +83,7 @@ CSAL3D_API csal3d_status csal3d_volume_normalize(csal3d_volume *volume,
   const int64_t vox = c3_volume_voxels(volume), total = vox * volume->channels;
   if (modality == CSAL3D_MODALITY_CT) {
     float *x = volume->data;
-#pragma omp parallel for schedule(static) if (total > 65536)
+#pragma omp parallel for schedule(static) if (total > (1 << 20))
     for (int64_t i = 0; i < total; i++) {
       float v = x[i] < -1024.0f ? -1024.0f : x[i] > 1024.0f ? 1024.0f : x[i];
       x[i] = (v + 1024.0f) / 2048.0f;

@@ -88,7 +88,7 @@ void c3_axes_apply_f32(c3_axes_map m, const float *in, int64_t lead,
   }
   const int64_t vox = in_shape[0] * in_shape[1] * in_shape[2];
   const int64_t rows = lead * out_shape[0];
-#pragma omp parallel for schedule(static) if (lead * vox > 32768)
+#pragma omp parallel for schedule(static) if (lead * vox > (1 << 20))
   for (int64_t r = 0; r < rows; r++) {
     int64_t l = r / out_shape[0], o0 = r % out_shape[0];
     const float *src = in + l * vox + base + o0 * step[0];
@@ -195,7 +195,7 @@ void c3_mask_apply_f32(float *data, int64_t lead, const int64_t shape[3], int cu
   c3_mask_grid(shape, cube, cubes);
   const int64_t plane = shape[1] * shape[2], vox = shape[0] * plane;
   const int64_t rows = lead * shape[0];
-#pragma omp parallel for schedule(static) if (lead * vox > 32768)
+#pragma omp parallel for schedule(static) if (lead * vox > (1 << 20))
   for (int64_t r = 0; r < rows; r++) {
     int64_t l = r / shape[0], d = r % shape[0];
     const uint8_t *md = mask + (d / cube) * cubes[1] * cubes[2];

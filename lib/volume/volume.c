@@ -311,7 +311,7 @@ csal3d_status c3_volume_resample_grid(const csal3d_volume *src, const int64_t di
   const int64_t n0 = src->dim[0], n1 = src->dim[1], n2 = src->dim[2];
   const int64_t svox = c3_volume_voxels(src), dvox = c3_volume_voxels(v);
   const int64_t rows = dim[0] * dim[1];
-#pragma omp parallel for schedule(static) if (dvox > 32768)
+#pragma omp parallel for schedule(static) if (dvox > (1 << 18))
   for (int64_t r = 0; r < rows; r++) {
     int64_t d = r / dim[1], h = r % dim[1];
     for (int64_t w = 0; w < dim[2]; w++) {

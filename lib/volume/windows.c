@@ -75,7 +75,7 @@ void c3_box_extract_f32(const float *data, int64_t channels, const int64_t shape
   int64_t w_hi = shape[2] - origin[2] < size[2] ? shape[2] - origin[2] : size[2];
   if (w_hi < w_lo) w_hi = w_lo;
   const int64_t rows = channels * size[0];
-#pragma omp parallel for schedule(static) if (channels * ovox > 32768)
+#pragma omp parallel for schedule(static) if (channels * ovox > (1 << 20))
   for (int64_t r = 0; r < rows; r++) {
     int64_t c = r / size[0], od = r % size[0], d = origin[0] + od;
     float *dst = out + c * ovox + od * oplane;
@@ -124,7 +124,7 @@ csal3d_status c3_window_accum_init(c3_window_accum *a, const c3_window_grid *g) 
 
 void c3_window_accum_add(c3_window_accum *a, const int64_t origin[3], const float *map) {
   const int64_t *p = a->grid.padded, *w = a->grid.window;
-#pragma omp parallel for schedule(static) if (w[0] * w[1] * w[2] > 32768)
+#pragma omp parallel for schedule(static) if (w[0] * w[1] * w[2] > (1 << 20))
   for (int64_t d = 0; d < w[0]; d++)
     for (int64_t h = 0; h < w[1]; h++) {
       float *dst = a->sum + ((origin[0] + d) * p[1] + origin[1] + h) * p[2] + origin[2];
@@ -135,7 +135,7 @@ void c3_window_accum_add(c3_window_accum *a, const int64_t origin[3], const floa
 
 void c3_window_accum_mean(const c3_window_accum *a, float *out) {
   const int64_t *s = a->grid.shape, *p = a->grid.padded;
-#pragma omp parallel for schedule(static) if (s[0] * s[1] * s[2] > 32768)
+#pragma omp parallel for schedule(static) if (s[0] * s[1] * s[2] > (1 << 20))
   for (int64_t d = 0; d < s[0]; d++)
     for (int64_t h = 0; h < s[1]; h++) {
       int64_t cdh = a->cover[0][d] * a->cover[1][h];

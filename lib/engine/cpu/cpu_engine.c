@@ -35,6 +35,34 @@ void c3_cpu_free(c3_engine *e, void *p) {
   c3_free(base);
 }
 
+csal3d_status c3_cpu_scratch(c3_engine *e, int slot, size_t bytes, void **out) {
+  c3_cpu_state *s = st(e);
+  if (slot < 0 || slot >= C3_SLOTS)
+    return c3_error(CSAL3D_ERR_INTERNAL, "CPU engine: scratch slot %d", slot);
+  if (bytes == 0) bytes = 64;
+  if (s->slot_bytes[slot] < bytes) {
+    c3_cpu_free(e, s->slot[slot]);
+    s->slot[slot] = NULL;
+    s->slot_bytes[slot] = 0;
+    /* grow geometrically so that a sequence of growing requests reallocates rarely */
+    size_t want = bytes + bytes / 4;
+    if (want < bytes) want = bytes;
+    C3_TRY(c3_cpu_alloc(e, want, "CPU engine scratch", &s->slot[slot]));
+    s->slot_bytes[slot] = want;
+  }
+  *out = s->slot[slot];
+  return CSAL3D_OK;
+}
+
+void c3_cpu_add_into(float *out, const float *in, int64_t n, int accum) {
+  if (accum) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) out[i] += in[i];
+  } else if (out != in) {
+    memcpy(out, in, (size_t)n * sizeof(float));
+  }
+}
+
 static csal3d_status cpu_upload(c3_engine *e, void *dst, const void *src, size_t bytes) {
   C3_CHECK_ARG(dst && src, "upload: NULL pointer");
   if (bytes) memcpy(dst, src, bytes);
@@ -87,6 +115,8 @@ void c3_cpu_fill_memory_ops(c3_engine *e) {
 static void cpu_close(c3_engine *e) {
   if (!e->state) return;
   c3_cpu_dnnl_close(e);
+  c3_cpu_state *s = st(e);
+  for (int i = 0; i < C3_SLOTS; i++) c3_cpu_free(e, s->slot[i]);
   c3_free(e->state);
   e->state = NULL;
 }
@@ -101,6 +131,7 @@ csal3d_status c3_cpu_engine_init(c3_engine *e) {
   e->state = s;
   e->close = cpu_close;
   c3_cpu_fill_memory_ops(e);
+  c3_cpu_fill_dnnl_ops(e);
   c3_cpu_fill_c_ops(e);
   c3_cpu_fill_attn_ops(e);
   csal3d_status rc = c3_cpu_dnnl_open(e);
