@@ -109,7 +109,7 @@ $(STATIC): $(LIB_OBJ)
 
 $(PLUGIN): $(CUDA_OBJ)
 	@mkdir -p $(@D)
-	$(NVCC) -shared -o $@ $(CUDA_OBJ) -L$(CUDA_HOME)/lib64 -lcudart \
+	$(NVCC) -shared -o $@ $(CUDA_OBJ) -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # The command-line tool and examples link the shared library, found at run time
