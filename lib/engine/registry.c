@@ -40,6 +40,13 @@ static void *c3_plugin_load(char *why, size_t cap) {
   return h;
 }
 
+/* The plugin's ops set the calling thread's error message through this. */
+static int c3_plugin_set_error(int status, const char *message) {
+  return (int)c3_error((csal3d_status)status, "%s", message ? message : "CUDA engine error");
+}
+
+static const c3_cuda_host c3_plugin_host = {sizeof(c3_cuda_host), c3_plugin_set_error};
+
 static csal3d_status c3_open_cuda(int device_index, c3_engine *e) {
   char why[1024] = "";
   void *h = c3_plugin_load(why, sizeof why);
@@ -52,7 +59,7 @@ static csal3d_status c3_open_cuda(int device_index, c3_engine *e) {
                     "%s does not export %s: not a libcsal3d CUDA plugin",
                     C3_CUDA_PLUGIN_FILE, C3_CUDA_PLUGIN_SYMBOL);
   }
-  int s = open_fn(C3_CUDA_PLUGIN_ABI, device_index, e, why, sizeof why);
+  int s = open_fn(C3_CUDA_PLUGIN_ABI, device_index, &c3_plugin_host, e, why, sizeof why);
   if (s != CSAL3D_OK) {
     dlclose(h);
     return c3_error((csal3d_status)s, "CUDA engine: %s", why);

@@ -11,14 +11,23 @@
 
 #include "engine/engine.h"
 
-#define C3_CUDA_PLUGIN_ABI 2 /* 2: c3_engine gained the op table */
+#define C3_CUDA_PLUGIN_ABI 3 /* 2: c3_engine gained the op table; 3: host hooks */
 #define C3_CUDA_PLUGIN_FILE "libcsal3d-cuda.so"
 #define C3_CUDA_PLUGIN_SYMBOL "csal3d_cuda_plugin_open"
 
-/* Fills `engine` (name, device, state, close) for CUDA device `device_index`.
+/* What the core lends the plugin. The plugin cannot reach the core's (hidden)
+ * c3_error, so its ops report failures through set_error, which sets the calling
+ * thread's csal3d_last_error() message and returns `status`. */
+typedef struct c3_cuda_host {
+  size_t struct_size;
+  int (*set_error)(int status, const char *message);
+} c3_cuda_host;
+
+/* Fills `engine` (name, device, state, close and the op table) for CUDA device
+ * `device_index`. `host` stays valid while the plugin is loaded.
  * Returns a csal3d_status; on failure writes the reason to err (errlen bytes). */
 typedef int (*c3_cuda_plugin_open_fn)(int abi, int device_index,
-                                      c3_engine *engine, char *err,
-                                      size_t errlen);
+                                      const c3_cuda_host *host, c3_engine *engine,
+                                      char *err, size_t errlen);
 
 #endif
