@@ -27,3 +27,6 @@ __all__ = [
     "InvalidArgumentError", "NumericalError", "OutOfMemoryError", "StateError",
     "UnsupportedError", "device_available", "version",
 ]
+
+from .volume import Case, Dataset, Volume, generate_phantom  # noqa: E402
+__all__ += ["Case", "Dataset", "Volume", "generate_phantom"]
