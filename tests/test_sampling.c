@@ -441,6 +441,7 @@ static Suite *sampling_suite(void) {
 }
 
 int main(void) {
+  c3_blas_threads_enter(1); /* as a selection runs it */
   SRunner *sr = srunner_create(sampling_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -147,7 +147,8 @@ typedef struct csal3d_sampler_options {
   /** Largest N clustered with exact N x N kernels (8 N^2 bytes); above it the
    *  kernels are approximated by Nystrom. Default 8192. */
   int64_t exact_max_n;
-  /** Nystrom: landmarks per kernel (at least M are used). Default 512. */
+  /** Nystrom: landmarks per kernel, drawn uniformly without replacement (at
+   *  least M are used). Default 256. */
   int64_t nystrom_landmarks;
 
   /** k-means (all strategies that use it): restarts from k-means++ seeds. Default 10. */

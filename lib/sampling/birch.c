@@ -391,7 +391,7 @@ csal3d_status c3_birch(const csal3d_context *ctx, const float *X, int64_t n,
   }
   {
     /* nearest neighbour of each cluster (ties: lower index) */
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) if ((S * S * d) > C3_PAR_MIN)
     for (int64_t a = 0; a < S; a++) {
       nnb[a] = -1, nnd[a] = INFINITY;
       for (int64_t b = 0; b < S; b++) {
@@ -451,7 +451,7 @@ csal3d_status c3_birch(const csal3d_context *ctx, const float *X, int64_t n,
   for (int64_t r0 = 0; r0 < n; r0 += 1024) {
     int64_t r1 = r0 + 1024 < n ? r0 + 1024 : n;
     c3_sqdist(X + r0 * d, xn + r0, r1 - r0, cent, cnf, S, d, db);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((r1 - r0) * S) > C3_PAR_MIN)
     for (int64_t i = r0; i < r1; i++) {
       const float *row = db + (i - r0) * S;
       int64_t best = 0;

@@ -4,7 +4,9 @@
  * never as an n x k matrix for the whole data set. Deterministic whatever the thread
  * count: sums are taken in a fixed order (per cluster in index order, or in fixed
  * chunks), random draws come from counter-based streams. */
+#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -13,14 +15,16 @@
 #include "core/rng.h"
 #include "sampling/sampling.h"
 
-/* Rows per distance block (the block buffer holds C3_KM_BLOCK x k floats). */
-#define C3_KM_BLOCK 4096
+/* Rows per distance chunk: one single-threaded sgemm each, all chunks of a pass in
+ * one parallel region (a region per small block costs more than it saves). */
+#define C3_KM_CHUNK 256
 
 typedef struct c3_km_work {
   const float *X;
   const float *xn; /* squared row norms */
   int64_t n, d, k;
-  float *buf;      /* C3_KM_BLOCK x k */
+  float *buf;      /* per thread: slot floats */
+  int64_t slot;    /* C3_KM_CHUNK x (k + d + 1) */
   float *cn;       /* k */
   int64_t *order;  /* n: rows sorted by label */
   int64_t *start;  /* k + 1 */
@@ -40,22 +44,22 @@ static double c3_fixed_sum(const double *v, int64_t n) {
   return total;
 }
 
-/* labels[i] = nearest centre (ties: lower index), mind[i] = its squared distance.
- * Returns the number of labels that changed when `changed` is wanted. */
+/* labels[i] = nearest centre (ties: lower index), mind[i] = its squared distance,
+ * for the rows `rows` (NULL: all) of X; returns how many labels changed. */
 static int64_t c3_km_assign(c3_km_work *w, const float *C, const int64_t *rows,
                             int64_t nrows, int64_t *labels, double *mind) {
   const int64_t k = w->k, d = w->d;
   c3_row_sqnorms(C, k, d, w->cn);
   int64_t changed = 0;
-  /* gathered rows (mini-batch) go through a contiguous copy in buf's tail */
-  for (int64_t r0 = 0; r0 < nrows; r0 += C3_KM_BLOCK) {
-    int64_t r1 = r0 + C3_KM_BLOCK < nrows ? r0 + C3_KM_BLOCK : nrows;
-    const float *A;
-    const float *an;
-    float *gather = NULL, *gn = NULL;
+  int64_t chunks = (nrows + C3_KM_CHUNK - 1) / C3_KM_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed) if (nrows * k * d > C3_PAR_MIN)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t r0 = ch * C3_KM_CHUNK;
+    int64_t r1 = r0 + C3_KM_CHUNK < nrows ? r0 + C3_KM_CHUNK : nrows;
+    float *dist = w->buf + (int64_t)omp_get_thread_num() * w->slot;
+    float *gather = dist + C3_KM_CHUNK * k, *gn = gather + C3_KM_CHUNK * d;
+    const float *A, *an;
     if (rows) {
-      gather = w->buf + (size_t)C3_KM_BLOCK * k;
-      gn = gather + (size_t)C3_KM_BLOCK * d;
       for (int64_t i = r0; i < r1; i++) {
         memcpy(gather + (i - r0) * d, w->X + rows[i] * d, (size_t)d * sizeof(float));
         gn[i - r0] = w->xn[rows[i]];
@@ -64,14 +68,18 @@ static int64_t c3_km_assign(c3_km_work *w, const float *C, const int64_t *rows,
     } else {
       A = w->X + r0 * d, an = w->xn + r0;
     }
-    c3_sqdist(A, an, r1 - r0, C, w->cn, k, d, w->buf);
-#pragma omp parallel for schedule(static) reduction(+ : changed)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)k, (int)d,
+                -2.0f, A, (int)d, C, (int)d, 0.0f, dist, (int)k);
     for (int64_t i = r0; i < r1; i++) {
-      const float *row = w->buf + (i - r0) * k;
+      const float *row = dist + (i - r0) * k;
+      float a = an[i - r0];
       int64_t best = 0;
-      float bv = row[0];
-      for (int64_t c = 1; c < k; c++)
-        if (row[c] < bv) bv = row[c], best = c;
+      float bv = INFINITY;
+      for (int64_t c = 0; c < k; c++) {
+        float v = row[c] + a + w->cn[c];
+        if (v < 0) v = 0;
+        if (v < bv) bv = v, best = c;
+      }
       if (labels[i] != best) changed++;
       labels[i] = best;
       mind[i] = bv;
@@ -94,7 +102,7 @@ static void c3_km_update(c3_km_work *w, const int64_t *labels, float *C,
   for (int64_t i = 0; i < n; i++) w->order[start[labels[i]]++] = i;
   for (int64_t c = k; c > 0; c--) start[c] = start[c - 1];
   start[0] = 0;
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if ((n * d) > C3_PAR_MIN)
   for (int64_t c = 0; c < k; c++) {
     int64_t a = start[c], b = start[c + 1];
     if (a == b) continue;
@@ -114,102 +122,98 @@ static void c3_km_update(c3_km_work *w, const int64_t *labels, float *C,
 static csal3d_status c3_km_seed(c3_km_work *w, const int64_t *rows, int64_t m,
                                 c3_rng *r, float *C) {
   const int64_t k = w->k, d = w->d;
-  int trials = 2 + (int)log((double)k);
-  double *closest = NULL, *cand_d = NULL, *cum = NULL;
-  float *cbuf = NULL, *cnorm = NULL, *dbuf = NULL;
-  float *Y = NULL, *yn = NULL;
+  const int trials = 2 + (int)log((double)k);
+  const int64_t chunks = (m + C3_KM_CHUNK - 1) / C3_KM_CHUNK;
+  double *closest = NULL, *cand_d = NULL, *cum = NULL, *part = NULL;
+  float *cbuf = NULL, *cnorm = NULL, *Y = NULL, *yn = NULL;
   csal3d_status s = c3_alloc_array((size_t)m, sizeof(double), "k-means++ distances",
                                    (void **)&closest);
-  if (s == CSAL3D_OK)
-    s = c3_alloc_array((size_t)m, sizeof(double), "k-means++ sums", (void **)&cum);
-  if (s == CSAL3D_OK)
-    s = c3_alloc_array((size_t)trials * m, sizeof(double), "k-means++ trials",
-                       (void **)&cand_d);
-  if (s == CSAL3D_OK)
-    s = c3_alloc_array((size_t)trials, (size_t)d * sizeof(float), "k-means++ candidates",
-                       (void **)&cbuf);
-  if (s == CSAL3D_OK)
-    s = c3_alloc_array((size_t)trials, sizeof(float), "candidate norms", (void **)&cnorm);
-  if (s == CSAL3D_OK)
-    s = c3_alloc_array((size_t)trials * (m < C3_KM_BLOCK ? m : C3_KM_BLOCK),
-                       sizeof(float), "k-means++ block", (void **)&dbuf);
-  if (s == CSAL3D_OK && rows) {
-    s = c3_alloc_array((size_t)m, (size_t)d * sizeof(float), "k-means++ sample",
-                       (void **)&Y);
-    if (s == CSAL3D_OK)
-      s = c3_alloc_array((size_t)m, sizeof(float), "sample norms", (void **)&yn);
+#define C3_ALLOC(ptr, count, size, what)                                       \
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
+  C3_ALLOC(cum, m, sizeof(double), "k-means++ sums");
+  C3_ALLOC(cand_d, (size_t)trials * m, sizeof(double), "k-means++ trials");
+  C3_ALLOC(part, (size_t)chunks * trials, sizeof(double), "k-means++ sums");
+  C3_ALLOC(cbuf, trials, (size_t)d * sizeof(float), "k-means++ candidates");
+  C3_ALLOC(cnorm, trials, sizeof(float), "candidate norms");
+  if (rows) {
+    C3_ALLOC(Y, m, (size_t)d * sizeof(float), "k-means++ sample");
+    C3_ALLOC(yn, m, sizeof(float), "sample norms");
     if (s == CSAL3D_OK)
       for (int64_t i = 0; i < m; i++) {
         memcpy(Y + i * d, w->X + rows[i] * d, (size_t)d * sizeof(float));
         yn[i] = w->xn[rows[i]];
       }
   }
+#undef C3_ALLOC
   if (s != CSAL3D_OK) goto done;
   const float *P = rows ? Y : w->X;
   const float *pn = rows ? yn : w->xn;
-
-  /* distances of all points to `nt` candidate rows (given as indices into P) */
-#define C3_CANDIDATE_DISTANCES(cands, nt)                                      \
-  do {                                                                         \
-    for (int t_ = 0; t_ < (nt); t_++) {                                        \
-      memcpy(cbuf + t_ * d, P + (cands)[t_] * d, (size_t)d * sizeof(float));   \
-      cnorm[t_] = pn[(cands)[t_]];                                             \
-    }                                                                          \
-    for (int64_t r0_ = 0; r0_ < m; r0_ += C3_KM_BLOCK) {                       \
-      int64_t r1_ = r0_ + C3_KM_BLOCK < m ? r0_ + C3_KM_BLOCK : m;             \
-      c3_sqdist(P + r0_ * d, pn + r0_, r1_ - r0_, cbuf, cnorm, (nt), d, dbuf); \
-      for (int64_t i_ = r0_; i_ < r1_; i_++)                                   \
-        for (int t_ = 0; t_ < (nt); t_++)                                      \
-          cand_d[t_ * m + i_] = dbuf[(i_ - r0_) * (nt) + t_];                  \
-    }                                                                          \
-  } while (0)
-
   int64_t cands[64];
-  cands[0] = (int64_t)c3_rng_below(r, (uint64_t)m);
-  memcpy(C, P + cands[0] * d, (size_t)d * sizeof(float));
-  C3_CANDIDATE_DISTANCES(cands, 1);
-  for (int64_t i = 0; i < m; i++) closest[i] = cand_d[i];
-  double pot = c3_fixed_sum(closest, m);
-  for (int64_t c = 1; c < k; c++) {
-    double acc = 0;
-    for (int64_t i = 0; i < m; i++) cum[i] = (acc += closest[i]);
-    for (int t = 0; t < trials; t++) {
-      double u = c3_rng_uniform(r);
-      if (!(pot > 0)) {
-        cands[t] = (int64_t)(u * (double)m);
-        if (cands[t] >= m) cands[t] = m - 1;
-        continue;
+  double pot = 0;
+  for (int64_t c = 0; c < k; c++) {
+    int nt = c == 0 ? 1 : trials;
+    if (c == 0) {
+      cands[0] = (int64_t)c3_rng_below(r, (uint64_t)m);
+    } else {
+      double acc = 0;
+      for (int64_t i = 0; i < m; i++) cum[i] = (acc += closest[i]);
+      for (int t = 0; t < nt; t++) {
+        double u = c3_rng_uniform(r);
+        if (!(pot > 0)) { /* every point is a centre already: uniform */
+          cands[t] = (int64_t)(u * (double)m);
+          if (cands[t] >= m) cands[t] = m - 1;
+          continue;
+        }
+        double target = u * cum[m - 1];
+        int64_t lo = 0, hi = m - 1; /* first index with cum > target */
+        while (lo < hi) {
+          int64_t mid = lo + (hi - lo) / 2;
+          if (cum[mid] > target)
+            hi = mid;
+          else
+            lo = mid + 1;
+        }
+        cands[t] = lo;
       }
-      double target = u * cum[m - 1];
-      int64_t lo = 0, hi = m - 1; /* first index with cum > target */
-      while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (cum[mid] > target)
-          hi = mid;
-        else
-          lo = mid + 1;
-      }
-      cands[t] = lo;
     }
-    C3_CANDIDATE_DISTANCES(cands, trials);
+    for (int t = 0; t < nt; t++) {
+      memcpy(cbuf + t * d, P + cands[t] * d, (size_t)d * sizeof(float));
+      cnorm[t] = pn[cands[t]];
+    }
+    /* candidate t's distances, capped by the current closest, and per-chunk sums */
+#pragma omp parallel for schedule(dynamic, 1) if (m * nt * d > C3_PAR_MIN)
+    for (int64_t ch = 0; ch < chunks; ch++) {
+      int64_t r0 = ch * C3_KM_CHUNK;
+      int64_t r1 = r0 + C3_KM_CHUNK < m ? r0 + C3_KM_CHUNK : m;
+      float *dist = w->buf + (int64_t)omp_get_thread_num() * w->slot;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), nt, (int)d,
+                  -2.0f, P + r0 * d, (int)d, cbuf, (int)d, 0.0f, dist, nt);
+      for (int t = 0; t < nt; t++) {
+        double sum = 0;
+        for (int64_t i = r0; i < r1; i++) {
+          double v = (double)(dist[(i - r0) * nt + t] + pn[i] + cnorm[t]);
+          if (v < 0) v = 0;
+          if (c > 0 && closest[i] < v) v = closest[i];
+          cand_d[(int64_t)t * m + i] = v;
+          sum += v;
+        }
+        part[ch * trials + t] = sum;
+      }
+    }
     int best = 0;
     double best_pot = 0;
-    for (int t = 0; t < trials; t++) {
-      double *dt = cand_d + (int64_t)t * m;
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < m; i++)
-        if (closest[i] < dt[i]) dt[i] = closest[i];
-      double p = c3_fixed_sum(dt, m);
+    for (int t = 0; t < nt; t++) {
+      double p = 0;
+      for (int64_t ch = 0; ch < chunks; ch++) p += part[ch * trials + t];
       if (t == 0 || p < best_pot) best_pot = p, best = t;
     }
     memcpy(C + c * d, P + cands[best] * d, (size_t)d * sizeof(float));
     memcpy(closest, cand_d + (int64_t)best * m, (size_t)m * sizeof(double));
     pot = best_pot;
   }
-#undef C3_CANDIDATE_DISTANCES
 done:
-  c3_free(closest), c3_free(cum), c3_free(cand_d), c3_free(cbuf);
-  c3_free(cnorm), c3_free(dbuf), c3_free(Y), c3_free(yn);
+  c3_free(closest), c3_free(cum), c3_free(cand_d), c3_free(part), c3_free(cbuf);
+  c3_free(cnorm), c3_free(Y), c3_free(yn);
   return s;
 }
 
@@ -259,16 +263,17 @@ csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
   memset(res, 0, sizeof *res);
   int minibatch = p->batch > 0 && n > 4 * p->batch;
   int64_t batch = minibatch ? p->batch : 0;
-  c3_km_work w = {X, NULL, n, d, k, NULL, NULL, NULL, NULL, NULL};
+  c3_km_work w = {X, NULL, n, d, k, NULL, 0, NULL, NULL, NULL, NULL};
   float *xn = NULL, *C = NULL, *Cold = NULL, *best_C = NULL;
   int64_t *lab = NULL, *counts = NULL, *used = NULL, *rows = NULL;
   double *mind = NULL, *colsum = NULL;
-  int64_t bufrows = C3_KM_BLOCK;
+  int nthreads = omp_get_max_threads();
+  int trials = 2 + (int)log((double)k);
+  w.slot = (int64_t)C3_KM_CHUNK * ((k > trials ? k : trials) + d + 1);
   csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&xn);
 #define C3_ALLOC(ptr, count, size, what)                                       \
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
-  C3_ALLOC(w.buf, (size_t)bufrows * k + (size_t)bufrows * d + bufrows, sizeof(float),
-           "k-means distance block");
+  C3_ALLOC(w.buf, (size_t)nthreads * w.slot, sizeof(float), "k-means distance blocks");
   C3_ALLOC(w.cn, k, sizeof(float), "centre norms");
   C3_ALLOC(w.order, n, sizeof(int64_t), "k-means order");
   C3_ALLOC(w.start, k + 1, sizeof(int64_t), "k-means offsets");

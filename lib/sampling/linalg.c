@@ -25,7 +25,7 @@ void c3_blas_threads_leave(int previous) {
 }
 
 void c3_row_sqnorms(const float *A, int64_t rows, int64_t d, float *out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((rows * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < rows; i++) {
     const float *a = A + i * d;
     double s = 0;
@@ -37,16 +37,47 @@ void c3_row_sqnorms(const float *A, int64_t rows, int64_t d, float *out) {
 void c3_sqdist(const float *A, const float *an, int64_t rows, const float *B,
                const float *bn, int64_t k, int64_t d, float *out) {
   if (rows <= 0 || k <= 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)k, (int)d,
-              -2.0f, A, (int)d, B, (int)d, 0.0f, out, (int)k);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < rows; i++) {
-    float *o = out + i * k;
-    float a = an[i];
-    for (int64_t j = 0; j < k; j++) {
-      float v = o[j] + a + bn[j];
-      o[j] = v > 0.0f ? v : 0.0f;
+  int64_t chunks = (rows + C3_GEMM_ROWS - 1) / C3_GEMM_ROWS;
+#pragma omp parallel for schedule(dynamic, 1) if ((rows * k * d) > C3_PAR_MIN)
+  for (int64_t c = 0; c < chunks; c++) {
+    int64_t r0 = c * C3_GEMM_ROWS;
+    int64_t r1 = r0 + C3_GEMM_ROWS < rows ? r0 + C3_GEMM_ROWS : rows;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)k, (int)d,
+                -2.0f, A + r0 * d, (int)d, B, (int)d, 0.0f, out + r0 * k, (int)k);
+    for (int64_t i = r0; i < r1; i++) {
+      float *o = out + i * k;
+      float a = an[i];
+      for (int64_t j = 0; j < k; j++) {
+        float v = o[j] + a + bn[j];
+        o[j] = v > 0.0f ? v : 0.0f;
+      }
     }
+  }
+}
+
+void c3_dgemm_rows(int64_t rows, int64_t n, int64_t k, const double *A, int64_t lda,
+                   const double *B, int64_t ldb, double *C, int64_t ldc) {
+  if (rows <= 0 || n <= 0) return;
+  int64_t chunks = (rows + C3_GEMM_ROWS - 1) / C3_GEMM_ROWS;
+#pragma omp parallel for schedule(dynamic, 1) if ((rows * n * k) > C3_PAR_MIN)
+  for (int64_t c = 0; c < chunks; c++) {
+    int64_t r0 = c * C3_GEMM_ROWS;
+    int64_t r1 = r0 + C3_GEMM_ROWS < rows ? r0 + C3_GEMM_ROWS : rows;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)n,
+                (int)k, 1.0, A + r0 * lda, (int)lda, B, (int)ldb, 0.0, C + r0 * ldc,
+                (int)ldc);
+  }
+}
+
+void c3_dgram_acc(int64_t rows, int64_t R, const double *F, double *G) {
+  if (rows <= 0 || R <= 0) return;
+  int64_t chunks = (R + C3_GEMM_ROWS - 1) / C3_GEMM_ROWS;
+#pragma omp parallel for schedule(dynamic, 1) if ((rows * R * R) > C3_PAR_MIN)
+  for (int64_t c = 0; c < chunks; c++) {
+    int64_t c0 = c * C3_GEMM_ROWS, c1 = c0 + C3_GEMM_ROWS < R ? c0 + C3_GEMM_ROWS : R;
+    /* G[0:c1, c0:c1] += F[:, 0:c1]^T F[:, c0:c1]: the upper triangle, by columns */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)c1, (int)(c1 - c0),
+                (int)rows, 1.0, F, (int)R, F + c0, (int)R, 1.0, G + c0, (int)R);
   }
 }
 
@@ -66,7 +97,7 @@ csal3d_status c3_center_copy(const float *X, int64_t n, int64_t d, float **out) 
     c3_free(part), c3_free(mean), c3_free(Y);
     return s;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t c = 0; c < chunks; c++) {
     double *p = part + c * d;
     int64_t end = (c + 1) * C3_CHUNK < n ? (c + 1) * C3_CHUNK : n;
@@ -76,7 +107,7 @@ csal3d_status c3_center_copy(const float *X, int64_t n, int64_t d, float **out) 
   for (int64_t c = 0; c < chunks; c++)
     for (int64_t j = 0; j < d; j++) mean[j] += part[c * d + j];
   for (int64_t j = 0; j < d; j++) mean[j] /= (double)n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < d; j++)
       Y[i * d + j] = (float)((double)X[i * d + j] - mean[j]);
@@ -134,7 +165,7 @@ csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
                         (void **)&v));
   if (exact) {
     /* row i against rows j > i, computed directly in double */
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if ((n * n * d) > C3_PAR_MIN)
     for (int64_t i = 0; i < n - 1; i++) {
       int64_t base = i * (n - 1) - i * (i - 1) / 2; /* pairs before row i */
       const float *a = X + i * d;
@@ -150,7 +181,7 @@ csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
     }
   } else {
     int64_t blocks = count / 1024;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((count * d) > C3_PAR_MIN)
     for (int64_t b = 0; b < blocks; b++) {
       c3_rng r;
       c3_rng_init(&r, seed, C3_RNG_SAMPLING, C3_STREAM_MEDIAN, (uint64_t)b, 0);
@@ -206,7 +237,7 @@ csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
   for (int64_t q0 = 0; q0 < n; q0 += bq) {
     int64_t q1 = q0 + bq < n ? q0 + bq : n;
     c3_sqdist(X + q0 * d, norms + q0, q1 - q0, X, norms, n, d, buf);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((q1 - q0) * n) > C3_PAR_MIN)
     for (int64_t i = q0; i < q1; i++) {
       const float *row = buf + (i - q0) * n;
       float *bd = dist + i * K;

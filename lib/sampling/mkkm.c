@@ -32,6 +32,8 @@
 #include "sampling/sampling.h"
 
 #define C3_MK_BLOCK 256
+/* Eigenvalues below this fraction of the largest count as zero. */
+#define C3_EIG_REL 1e-10
 
 /* Top-m eigenpairs of the symmetric a (n x n, column-major, destroyed), with one BLAS
  * thread (deterministic). vals: m, descending; vecs: n x m column-major, column c the
@@ -141,7 +143,7 @@ static csal3d_status c3_mkkm_exact(const csal3d_context *ctx, const float *Xc,
     for (int64_t r0 = 0; r0 < n; r0 += C3_MK_BLOCK) {
       int64_t r1 = r0 + C3_MK_BLOCK < n ? r0 + C3_MK_BLOCK : n;
       c3_sqdist(Xc + r0 * d, xn + r0, r1 - r0, Xc, xn, n, d, db);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((r1 - r0) * n * P) > C3_PAR_MIN)
       for (int64_t i = r0; i < r1; i++) {
         const float *dr = db + (i - r0) * n;
         double *kr = K + i * n;
@@ -157,9 +159,12 @@ static csal3d_status c3_mkkm_exact(const csal3d_context *ctx, const float *Xc,
       for (int64_t j = 0; j < i; j++) K[j * n + i] = K[i * n + j];
     s = c3_top_eigen(K, n, m, vals, vecs);
     if (s != CSAL3D_OK) goto done;
-    /* H row-major from the eigenvector columns */
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t c = 0; c < m; c++) H[i * m + c] = vecs[c * n + i];
+    /* H row-major from the eigenvector columns; directions of a (numerically) zero
+     * eigenvalue carry no information (duplicate rows) and are left out */
+    for (int64_t c = 0; c < m; c++) {
+      int keep = vals[c] > C3_EIG_REL * vals[0];
+      for (int64_t i = 0; i < n; i++) H[i * m + c] = keep ? vecs[c * n + i] : 0;
+    }
     /* residual traces a_p = n - sum_c h_c^T K_p h_c */
     double t[CSAL3D_MAX_KERNELS] = {0};
     for (int64_t r0 = 0; r0 < n; r0 += C3_MK_BLOCK) {
@@ -167,13 +172,12 @@ static csal3d_status c3_mkkm_exact(const csal3d_context *ctx, const float *Xc,
       c3_sqdist(Xc + r0 * d, xn + r0, rows, Xc, xn, n, d, db);
       for (int q = 0; q < P; q++) {
         double g = res->gammas[q];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((r1 - r0) * n) > C3_PAR_MIN)
         for (int64_t i = r0; i < r1; i++)
           for (int64_t j = 0; j < n; j++)
             kb[(i - r0) * n + j] =
                 j == i ? 1.0 : exp(-0.5 * g * (double)db[(i - r0) * n + j]);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)m,
-                    (int)n, 1.0, kb, (int)n, H, (int)m, 0.0, kh, (int)m);
+        c3_dgemm_rows(rows, m, n, kb, n, H, m, kh, m);
         double acc = 0;
         for (int64_t i = r0; i < r1; i++)
           for (int64_t c = 0; c < m; c++) acc += H[i * m + c] * kh[(i - r0) * m + c];
@@ -223,13 +227,11 @@ static void c3_nys_rows(const c3_nys *y, const float *Xc, const float *xn,
   c3_sqdist(Xc + r0 * y->d, xn + r0, rows, y->land, y->ln, L, y->d, db);
   for (int q = 0; q < y->P; q++) {
     double g = y->g[q];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((rows * L) > C3_PAR_MIN)
     for (int64_t i = 0; i < rows * L; i++) cb[i] = exp(-0.5 * g * (double)db[i]);
     int64_t r = y->off[q + 1] - y->off[q];
     if (r == 0) continue;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)r, (int)L,
-                1.0, cb, (int)L, y->T + L * y->off[q], (int)r, 0.0, fb + y->off[q],
-                (int)R);
+    c3_dgemm_rows(rows, r, L, cb, L, y->T + L * y->off[q], r, fb + y->off[q], R);
   }
 }
 
@@ -346,13 +348,14 @@ static csal3d_status c3_mkkm_nystrom(const csal3d_context *ctx, const float *Xc,
 #undef C3_ALLOC
     if (s != CSAL3D_OK) goto done;
   }
+  c3_log(ctx, CSAL3D_LOG_DEBUG, "mkkm (Nystrom): landmark maps ready, rank %lld",
+         (long long)y.R);
   /* G = sum over row blocks of F_b^T F_b (upper triangle, row-major), in block order */
   memset(G, 0, (size_t)(R * R) * sizeof(double));
   for (int64_t r0 = 0; r0 < n; r0 += blk) {
     int64_t r1 = r0 + blk < n ? r0 + blk : n;
     c3_nys_rows(&y, Xc, xn, r0, r1, db, cb, fb);
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)R, (int)(r1 - r0), 1.0, fb,
-                (int)R, 1.0, G, (int)R);
+    c3_dgram_acc(r1 - r0, R, fb, G);
     s = c3_progress(ctx, "select", (uint64_t)r1, (uint64_t)n);
     if (s != CSAL3D_OK) goto done;
   }
@@ -379,12 +382,10 @@ static csal3d_status c3_mkkm_nystrom(const csal3d_context *ctx, const float *Xc,
     }
     /* B1 = S V^T D_w G (mm x R), S = Lambda^{-1/2} (0 for vanishing eigenvalues) */
     for (int64_t c = 0; c < mm; c++) {
-      double sc = lam[c] > 1e-12 * lam[0] && lam[c] > 0 ? 1.0 / sqrt(lam[c]) : 0;
+      double sc = lam[c] > C3_EIG_REL * lam[0] && lam[c] > 0 ? 1.0 / sqrt(lam[c]) : 0;
       for (int64_t i = 0; i < R; i++) A[c * R + i] = sc * wr[i] * V[c * R + i];
     }
-    if (mm > 0)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mm, (int)R, (int)R,
-                  1.0, A, (int)R, G, (int)R, 0.0, B1, (int)R);
+    if (mm > 0) c3_dgemm_rows(mm, R, R, A, R, G, R, B1, R);
     for (int q = 0; q < P; q++) {
       double t = 0;
       for (int64_t c = 0; c < mm; c++)
@@ -394,7 +395,7 @@ static csal3d_status c3_mkkm_nystrom(const csal3d_context *ctx, const float *Xc,
     /* the map from F rows to H rows: D_w V S (R x m), kept for the final pass */
     memset(Hm, 0, (size_t)(R * m) * sizeof(double));
     for (int64_t c = 0; c < mm; c++) {
-      double sc = lam[c] > 1e-12 * lam[0] && lam[c] > 0 ? 1.0 / sqrt(lam[c]) : 0;
+      double sc = lam[c] > C3_EIG_REL * lam[0] && lam[c] > 0 ? 1.0 / sqrt(lam[c]) : 0;
       for (int64_t i = 0; i < R; i++) Hm[i * m + c] = wr[i] * V[c * R + i] * sc;
     }
     int degenerate;
@@ -416,8 +417,7 @@ static csal3d_status c3_mkkm_nystrom(const csal3d_context *ctx, const float *Xc,
   for (int64_t r0 = 0; r0 < n; r0 += blk) {
     int64_t r1 = r0 + blk < n ? r0 + blk : n;
     c3_nys_rows(&y, Xc, xn, r0, r1, db, cb, fb);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)m,
-                (int)R, 1.0, fb, (int)R, Hm, (int)m, 0.0, H + r0 * m, (int)m);
+    c3_dgemm_rows(r1 - r0, m, R, fb, R, Hm, m, H + r0 * m, m);
   }
 done:
   c3_free(lidx), c3_free(y.land), c3_free(y.ln), c3_free(y.T), c3_free(xn);
@@ -440,6 +440,7 @@ csal3d_status c3_mkkm_embed(const csal3d_context *ctx, const float *X, int64_t n
   float *Xc;
   C3_TRY(c3_center_copy(X, n, d, &Xc));
   csal3d_status s = c3_mkkm_gammas(Xc, n, d, p, res);
+  c3_log(ctx, CSAL3D_LOG_DEBUG, "mkkm: median squared distance %.6g", res->median);
   if (s == CSAL3D_OK) {
     if (n <= p->exact_max_n)
       s = c3_mkkm_exact(ctx, Xc, n, d, m, p, H, res);
@@ -464,16 +465,21 @@ csal3d_status c3_mkkm_cluster(const csal3d_context *ctx, const float *X,
                        (void **)&Hf);
   if (s == CSAL3D_OK) s = c3_mkkm_embed(ctx, X, n, d, m, p, H, res);
   if (s == CSAL3D_OK) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * m) > C3_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
       double nr = 0;
       for (int64_t c = 0; c < m; c++) nr += H[i * m + c] * H[i * m + c];
       nr = nr > 0 ? 1.0 / sqrt(nr) : 0;
       for (int64_t c = 0; c < m; c++) Hf[i * m + c] = (float)(H[i * m + c] * nr);
     }
+    c3_log(ctx, CSAL3D_LOG_DEBUG, "mkkm: embedding done; k-means on %lld x %lld",
+           (long long)n, (long long)m);
     c3_kmeans_params k = *kp;
     k.k = m;
     s = c3_kmeans(ctx, Hf, n, m, &k, labels, NULL, kres);
+    if (s == CSAL3D_OK)
+      c3_log(ctx, CSAL3D_LOG_DEBUG, "mkkm: k-means inertia %.6g after %d iterations",
+             kres->inertia, kres->iterations);
   }
   c3_free(H);
   c3_free(Hf);
@@ -525,7 +531,7 @@ csal3d_status c3_reference_cluster(const csal3d_context *ctx, const float *X,
   for (int64_t r0 = 0; r0 < n; r0 += C3_MK_BLOCK) {
     int64_t r1 = r0 + C3_MK_BLOCK < n ? r0 + C3_MK_BLOCK : n;
     c3_sqdist(Xc + r0 * d, xn + r0, r1 - r0, Xc, xn, n, d, db);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((r1 - r0) * n) > C3_PAR_MIN)
     for (int64_t i = r0; i < r1; i++)
       for (int64_t j = 0; j < n; j++) {
         double dd = i == j ? 0 : (double)db[(i - r0) * n + j], v = 0;
@@ -543,7 +549,7 @@ csal3d_status c3_reference_cluster(const csal3d_context *ctx, const float *X,
   for (int it = 0; it < (p->max_iter >= 1 ? p->max_iter : 1); it++) {
     memset(counts, 0, (size_t)m * sizeof(int64_t));
     for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * n) > C3_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
       double *si = S + i * m;
       memset(si, 0, (size_t)m * sizeof(double));

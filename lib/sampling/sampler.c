@@ -82,7 +82,7 @@ csal3d_sampler_options_init(csal3d_sampler_options *o) {
   o->mkkm_max_iter = 100;
   o->reference_eps = 1e-3;
   o->exact_max_n = 8192;
-  o->nystrom_landmarks = 512;
+  o->nystrom_landmarks = 256;
   o->kmeans_restarts = 10;
   o->kmeans_max_iter = 300;
   o->kmeans_tol = 1e-4;
@@ -295,7 +295,7 @@ CSAL3D_API csal3d_status csal3d_sampler_select(csal3d_sampler *s, int64_t budget
   c3_strategy_out out = {sel, assign, &info, NULL, 0};
   int threads = s->ctx->options.threads;
   int prev_omp = c3_threads_enter(threads);
-  int prev_blas = c3_blas_threads_enter(threads);
+  int prev_blas = c3_blas_threads_enter(1); /* see sampling.h: OpenMP only */
   c3_log(s->ctx, CSAL3D_LOG_INFO, "select: %s, %lld of %lld cases, %lld features",
          name, (long long)budget, (long long)s->n, (long long)s->d);
   st = c3_run_strategy(&in, &out);

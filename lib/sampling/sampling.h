@@ -1,13 +1,14 @@
 /* Sampling internals: distances, k-means, multi-kernel k-means, BIRCH, typicality and
  * the strategies behind csal3d_sampler.
  *
- * Threading: BLAS calls (OpenBLAS, its own thread pool) are made only outside OpenMP
- * parallel regions; the element-wise work around them runs in OpenMP loops whose
- * per-element results do not depend on the thread count. Every reduction whose order
- * could change a result is done in a fixed order (fixed-size chunks, summed in order).
- * OpenBLAS's level-3 routines split the output among threads, not the inner dimension,
- * so they give the same bits whatever the thread count; LAPACK's eigensolvers are run
- * with one BLAS thread (their level-2 parts would not). */
+ * Threading: OpenMP only. A selection runs OpenBLAS with one thread (its own pthread
+ * pool would fight OpenMP's spinning workers for the cores: on 2 cores a 270-case URDS
+ * took 6 s instead of 0.05 s) and parallelises the big products itself: fixed blocks
+ * of rows (or columns) of the output, one single-threaded BLAS call per block, in an
+ * OpenMP loop. Each output element is computed by one call, so results are the same
+ * whatever the thread count. Every other reduction whose order could change a result
+ * is done in a fixed order (fixed-size chunks, summed in order). LAPACK's eigensolvers
+ * run on one thread. */
 #ifndef C3_SAMPLING_SAMPLING_H
 #define C3_SAMPLING_SAMPLING_H
 
@@ -18,6 +19,10 @@
 /* Rows processed per fixed-order chunk of a reduction. Part of the results'
  * definition (it fixes the summation order): do not make it depend on threads. */
 #define C3_CHUNK 4096
+
+/* Loops with less work than this (about one operation per unit) run on one thread:
+ * a parallel region costs microseconds, and much more on a loaded machine. */
+#define C3_PAR_MIN 100000
 
 /* RNG stream tags (id0 of C3_RNG_SAMPLING streams). Part of the results' definition. */
 enum {
@@ -44,6 +49,17 @@ void c3_row_sqnorms(const float *A, int64_t rows, int64_t d, float *out);
  * through one sgemm. an, bn: squared norms of the rows of A and B. */
 void c3_sqdist(const float *A, const float *an, int64_t rows, const float *B,
                const float *bn, int64_t k, int64_t d, float *out);
+
+/* Rows (or columns) of an output computed by one BLAS call. */
+#define C3_GEMM_ROWS 64
+
+/* C (rows x n) = A (rows x k) B (k x n), row-major, parallel over row blocks. */
+void c3_dgemm_rows(int64_t rows, int64_t n, int64_t k, const double *A, int64_t lda,
+                   const double *B, int64_t ldb, double *C, int64_t ldc);
+
+/* G (R x R, row-major) += F^T F for F (rows x R): the upper triangle and some of the
+ * lower, parallel over column blocks; callers mirror the upper triangle at the end. */
+void c3_dgram_acc(int64_t rows, int64_t R, const double *F, double *G);
 
 /* A copy of X with the column means (computed in double, fixed order) subtracted:
  * distances are unchanged and the norm trick loses less to cancellation. */

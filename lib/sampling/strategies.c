@@ -123,7 +123,7 @@ static void c3_sort_idx(int64_t *v, int64_t n, const double *k1, int desc1,
 /* every cluster's pref sorted by the keys */
 static void c3_sort_clusters(c3_clusters *c, const double *k1, int desc1,
                              const double *k2, int desc2) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((c->start[c->k] * 16) > C3_PAR_MIN)
   for (int64_t q = 0; q < c->k; q++)
     c3_sort_idx(c->pref + c->start[q], c3_csize(c, q), k1, desc1, k2, desc2);
 }
@@ -186,7 +186,7 @@ csal3d_status c3_typicality_cosine(const float *X, int64_t n, int64_t d,
   if (s == CSAL3D_OK) s = c3_calloc_array((size_t)(k + 1), sizeof(int64_t), "clusters", (void **)&start);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(int64_t), "clusters", (void **)&mem);
   if (s != CSAL3D_OK) goto done;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double nr = 0;
     for (int64_t j = 0; j < d; j++) nr += (double)X[i * d + j] * X[i * d + j];
@@ -206,13 +206,13 @@ csal3d_status c3_typicality_cosine(const float *X, int64_t n, int64_t d,
     c3_free(cur);
   }
   /* cluster sums of unit vectors, members in index order */
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((n * d) > C3_PAR_MIN)
   for (int64_t q = 0; q < k; q++) {
     double *sq = Sc + q * d;
     for (int64_t t = start[q]; t < start[q + 1]; t++)
       for (int64_t j = 0; j < d; j++) sq[j] += U[mem[t] * d + j];
   }
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     int64_t q = labels[i];
     if (q < 0) {
@@ -328,7 +328,7 @@ static csal3d_status c3_urds(const c3_strategy_in *in, c3_strategy_out *out,
   if (!div_only) {
     /* the N_cand most typical, by score (ties: typicality, then index); the rest
      * stay in typicality order behind them for refills */
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((m * o->n_cand * 16) > C3_PAR_MIN)
     for (int64_t q = 0; q < m; q++) {
       int64_t size = c3_csize(&c, q);
       int64_t nc = size < o->n_cand ? size : o->n_cand;
@@ -487,7 +487,7 @@ static csal3d_status c3_alps(const c3_strategy_in *in, c3_strategy_out *out) {
   if (s == CSAL3D_OK) s = c3_feature_kmeans(in, out, C);
   if (s != CSAL3D_OK) goto done;
   memcpy(raw, out->assign, (size_t)n * sizeof(int64_t));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     const float *x = in->X + i * d, *cc = C + raw[i] * d;
     double v = 0;
@@ -528,18 +528,18 @@ static csal3d_status c3_calr(const c3_strategy_in *in, c3_strategy_out *out) {
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "similarities", (void **)&mc);
   if (s != CSAL3D_OK) goto done;
   /* mean cosine similarity of each member to its cluster (itself included) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double nr = 0;
     for (int64_t j = 0; j < d; j++) nr += (double)in->X[i * d + j] * in->X[i * d + j];
     nr = nr > 0 ? 1.0 / sqrt(nr) : 0;
     for (int64_t j = 0; j < d; j++) U[i * d + j] = in->X[i * d + j] * nr;
   }
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((n * d) > C3_PAR_MIN)
   for (int64_t q = 0; q < m; q++)
     for (int64_t t = c.start[q]; t < c.start[q + 1]; t++)
       for (int64_t j = 0; j < d; j++) Sc[q * d + j] += U[c.members[t] * d + j];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     int64_t q = out->assign[i];
     double v = 0;
@@ -570,7 +570,7 @@ static csal3d_status c3_coreset(const c3_strategy_in *in, c3_strategy_out *out) 
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < d; j++) mean[j] += in->X[i * d + j];
   for (int64_t j = 0; j < d; j++) mean[j] /= (double)n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double v = 0;
     for (int64_t j = 0; j < d; j++) {
@@ -587,7 +587,7 @@ static csal3d_status c3_coreset(const c3_strategy_in *in, c3_strategy_out *out) 
     out->sel[t].index = cur;
     out->sel[t].rule = t == 0 ? CSAL3D_RULE_KCENTER_START : CSAL3D_RULE_KCENTER_FARTHEST;
     const float *c = in->X + cur * d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
       double v = 0;
       for (int64_t j = 0; j < d; j++) {
@@ -662,7 +662,7 @@ static csal3d_status c3_probcover(const c3_strategy_in *in, c3_strategy_out *out
     for (int64_t q0 = 0; q0 < n; q0 += bq) {
       int64_t q1 = q0 + bq < n ? q0 + bq : n;
       c3_sqdist(Xc + q0 * d, xn + q0, q1 - q0, Xc, xn, n, d, buf);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (((q1 - q0) * n) > C3_PAR_MIN)
       for (int64_t i = q0; i < q1; i++) {
         float best = INFINITY;
         const float *row = buf + (i - q0) * n;
@@ -856,7 +856,7 @@ static csal3d_status c3_usl(const c3_strategy_in *in, c3_strategy_out *out) {
   int H = o->usl_horizon;
   for (int it = 0; it <= o->usl_iterations; it++) {
     if (it > 0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * m * d) > C3_PAR_MIN)
       for (int64_t i = 0; i < n; i++) {
         double near[64];
         int have = 0;
