@@ -195,6 +195,16 @@ static csal3d_status make_plan(c3_engine *e, const c3_conv3d_desc *d, int kind, 
 #undef PDNN
 }
 
+/* The transposed path differs from the direct one only for channels-last tensors. */
+static int can_transpose(const c3_conv3d_desc *d) {
+  return d->src_layout != C3_LAYOUT_NCDHW || d->dst_layout != C3_LAYOUT_NCDHW;
+}
+
+/* A failure of the direct plan worth retrying through NCDHW copies. */
+static int retry(csal3d_status s, const conv_plan *p, const c3_conv3d_desc *d) {
+  return s != CSAL3D_OK && s != CSAL3D_ERR_OUT_OF_MEMORY && !p->transposed && can_transpose(d);
+}
+
 static csal3d_status get_plan(c3_engine *e, const c3_conv3d_desc *d, int kind,
                               conv_plan **out) {
   c3cu_state *st = c3cu(e);
@@ -210,8 +220,7 @@ static csal3d_status get_plan(c3_engine *e, const c3_conv3d_desc *d, int kind,
   }
   conv_plan *p = NULL;
   csal3d_status s = make_plan(e, d, kind, 0, &p);
-  if (s == CSAL3D_ERR_UNSUPPORTED &&
-      (d->src_layout != C3_LAYOUT_NCDHW || d->dst_layout != C3_LAYOUT_NCDHW))
+  if (s != CSAL3D_OK && s != CSAL3D_ERR_OUT_OF_MEMORY && can_transpose(d))
     s = make_plan(e, d, kind, 1, &p);
   if (s == CSAL3D_ERR_UNSUPPORTED)
     return c3cu_error(e, CSAL3D_ERR_UNSUPPORTED,
@@ -412,7 +421,7 @@ static csal3d_status cu_conv3d_fwd(c3_engine *e, const c3_conv3d_desc *d, const 
   conv_plan *p;
   CU_TRY(get_plan(e, d, CONV_FWD, &p));
   csal3d_status s = run_fwd(e, d, p, x, w, bias, y);
-  if (s == CSAL3D_ERR_UNSUPPORTED && !p->transposed) {
+  if (retry(s, p, d)) {
     CU_TRY(replan_transposed(e, d, CONV_FWD, &p));
     s = run_fwd(e, d, p, x, w, bias, y);
   }
@@ -426,7 +435,7 @@ static csal3d_status cu_conv3d_bwd_data(c3_engine *e, const c3_conv3d_desc *d, c
   conv_plan *p;
   CU_TRY(get_plan(e, d, CONV_BWD_DATA, &p));
   csal3d_status s = run_bwd_data(e, d, p, dy, w, dx, accum);
-  if (s == CSAL3D_ERR_UNSUPPORTED && !p->transposed) {
+  if (retry(s, p, d)) {
     CU_TRY(replan_transposed(e, d, CONV_BWD_DATA, &p));
     s = run_bwd_data(e, d, p, dy, w, dx, accum);
   }
@@ -441,7 +450,7 @@ static csal3d_status cu_conv3d_bwd_weights(c3_engine *e, const c3_conv3d_desc *d
   conv_plan *p;
   CU_TRY(get_plan(e, d, CONV_BWD_FILTER, &p));
   csal3d_status s = run_bwd_filter(e, d, p, x, dy, dw);
-  if (s == CSAL3D_ERR_UNSUPPORTED && !p->transposed) {
+  if (retry(s, p, d)) {
     CU_TRY(replan_transposed(e, d, CONV_BWD_FILTER, &p));
     s = run_bwd_filter(e, d, p, x, dy, dw);
   }
