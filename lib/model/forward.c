@@ -85,7 +85,7 @@ static csal3d_status c3_make_region(c3_model *m, c3_stage_plan *sp) {
 
 /* Builds (or reuses) the workspace plan for an input shape. */
 static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
-                                  int probs_stored) {
+                                  int train, int probs_stored) {
   const c3_model_config *cfg = &m->cfg;
   C3_CHECK_ARG(n >= 1, "batch size %lld: must be >= 1", (long long)n);
   for (int a = 0; a < 3; a++)
@@ -95,13 +95,22 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
                  (long long)dhw[a], a);
   c3_model_plan *p = m->plan;
   if (p && p->n == n && p->dhw[0] == dhw[0] && p->dhw[1] == dhw[1] &&
-      p->dhw[2] == dhw[2] && p->probs_stored == probs_stored)
+      p->dhw[2] == dhw[2] && p->train == train && p->probs_stored == probs_stored)
     return CSAL3D_OK;
-  c3_model_plan_free(m);
+  /* A new plan; the workspace blocks are kept when they are large enough. */
+  float *ws = NULL, *bws = NULL;
+  size_t ws_cap = 0, bws_cap = 0;
+  if (p) {
+    ws = p->ws, ws_cap = p->ws_cap, bws = p->bws, bws_cap = p->bws_cap;
+    p->ws = p->bws = NULL;
+    c3_model_plan_free(m);
+  }
   C3_TRY(c3_calloc_array(1, sizeof *p, "model plan", (void **)&p));
   m->plan = p;
+  p->ws = ws, p->ws_cap = ws_cap, p->bws = bws, p->bws_cap = bws_cap;
   p->n = n;
   memcpy(p->dhw, dhw, sizeof p->dhw);
+  p->train = train;
   p->probs_stored = probs_stored;
   size_t off = 0;
   int64_t C = cfg->embed_dim;
@@ -159,6 +168,10 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
     size_t hid = tc * (size_t)cfg->mlp_ratio;
     for (int k = 0; k < cfg->depths[s]; k++) {
       c3_block_acts *b = &sp->blk[k];
+      if (!train && k > 0) { /* inference: the blocks of a stage share buffers */
+        *b = sp->blk[0];
+        continue;
+      }
       b->ln1_mean = c3_take(&off, rows);
       b->ln1_var = c3_take(&off, rows);
       b->xw = c3_take(&off, win);
@@ -237,12 +250,17 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
   p->dh4 = c3_take(&boff, t4 * 16 * (size_t)C);
   p->dpool = c3_take(&boff, (size_t)(n * 16 * C));
   p->bws_floats = boff;
-  csal3d_status s =
-      m->e->alloc(m->e, p->ws_floats * sizeof(float), "model activations", (void **)&p->ws);
-  if (s != CSAL3D_OK) {
-    c3_model_plan_free(m);
-    return c3_error_prefix(s, "input %lld x %lld x %lld x %lld", (long long)n,
-                           (long long)dhw[0], (long long)dhw[1], (long long)dhw[2]);
+  if (p->ws_floats > p->ws_cap) {
+    if (p->ws) m->e->free(m->e, p->ws);
+    p->ws = NULL, p->ws_cap = 0;
+    csal3d_status s = m->e->alloc(m->e, p->ws_floats * sizeof(float),
+                                  "model activations", (void **)&p->ws);
+    if (s != CSAL3D_OK) {
+      c3_model_plan_free(m);
+      return c3_error_prefix(s, "input %lld x %lld x %lld x %lld", (long long)n,
+                             (long long)dhw[0], (long long)dhw[1], (long long)dhw[2]);
+    }
+    p->ws_cap = p->ws_floats;
   }
   return CSAL3D_OK;
 }
@@ -335,7 +353,7 @@ csal3d_status c3_model_forward(c3_model *m, const float *x, int64_t n,
                                const int64_t dhw[3], int train) {
   C3_CHECK_ARG(m && x && dhw, "c3_model_forward: NULL argument");
   c3_engine *e = m->e;
-  C3_TRY(c3_plan_make(m, n, dhw, train && !m->recompute_attention));
+  C3_TRY(c3_plan_make(m, n, dhw, train ? 1 : 0, train && !m->recompute_attention));
   c3_model_plan *p = m->plan;
   p->backward_ready = 0;
   const c3_model_config *cfg = &m->cfg;
@@ -445,9 +463,13 @@ csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_reco
     return c3_error(CSAL3D_ERR_STATE,
                     "model backward: gradients not allocated (call zero_grad first)");
   c3_engine *e = m->e;
-  if (!p->bws)
+  if (p->bws_floats > p->bws_cap) {
+    if (p->bws) e->free(e, p->bws);
+    p->bws = NULL, p->bws_cap = 0;
     C3_TRY(e->alloc(e, p->bws_floats * sizeof(float), "model backward buffers",
                     (void **)&p->bws));
+    p->bws_cap = p->bws_floats;
+  }
   const c3_model_config *cfg = &m->cfg;
   int64_t n = p->n, C = cfg->embed_dim, c16 = 16 * C;
   const c3_stage_plan *s4 = &p->st[C3_MODEL_STAGES - 1];
@@ -528,6 +550,45 @@ csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_reco
   return CSAL3D_OK;
 }
 
+/* ---- training passes ---- */
+
+csal3d_status c3_model_train_pass(c3_model *m, c3_model_memory_mode mode,
+                                  const float *x, int64_t n, const int64_t dhw[3],
+                                  c3_model_loss_fn loss_fn, void *ctx, float *recon,
+                                  float *logits, float *d_recon, float *d_logits,
+                                  double *loss) {
+  C3_CHECK_ARG(m && x && dhw && loss_fn && recon && logits && d_recon && d_logits &&
+                   loss,
+               "c3_model_train_pass: NULL argument");
+  C3_CHECK_ARG(mode == C3_MODEL_ALL_AT_ONCE || mode == C3_MODEL_ONE_AT_A_TIME,
+               "unknown memory mode %d", (int)mode);
+  C3_CHECK_ARG(n >= 1, "train pass: %lld observations", (long long)n);
+  if (!m->g) C3_TRY(c3_model_zero_grad(m));
+  c3_engine *e = m->e;
+  size_t vin = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
+  size_t vlog = C3_MODEL_CLASSES;
+  if (mode == C3_MODEL_ALL_AT_ONCE) {
+    C3_TRY(c3_model_forward(m, x, n, dhw, 1));
+    C3_TRY(e->copy(e, recon, c3_model_reconstruction(m), (size_t)n * vin * sizeof(float)));
+    C3_TRY(e->copy(e, logits, c3_model_logits(m), (size_t)n * vlog * sizeof(float)));
+    C3_TRY(loss_fn(ctx, m, n, recon, logits, d_recon, d_logits, loss));
+    return c3_model_backward(m, x, d_recon, d_logits, NULL);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    C3_TRY(c3_model_forward(m, x + (size_t)i * vin, 1, dhw, 0));
+    C3_TRY(e->copy(e, recon + (size_t)i * vin, c3_model_reconstruction(m),
+                   vin * sizeof(float)));
+    C3_TRY(e->copy(e, logits + (size_t)i * vlog, c3_model_logits(m), vlog * sizeof(float)));
+  }
+  C3_TRY(loss_fn(ctx, m, n, recon, logits, d_recon, d_logits, loss));
+  for (int64_t i = 0; i < n; i++) {
+    C3_TRY(c3_model_forward(m, x + (size_t)i * vin, 1, dhw, 1));
+    C3_TRY(c3_model_backward(m, x + (size_t)i * vin, d_recon + (size_t)i * vin,
+                             d_logits + (size_t)i * vlog, NULL));
+  }
+  return CSAL3D_OK;
+}
+
 /* ---- accessors ---- */
 
 const float *c3_model_hidden(const c3_model *m, int i, int64_t shape[5]) {
@@ -578,8 +639,12 @@ csal3d_status c3_model_feature(c3_model *m, float *feat) {
                           0);
 }
 
+void c3_model_release_workspace(c3_model *m) {
+  if (m) c3_model_plan_free(m);
+}
+
 size_t c3_model_workspace_bytes(const c3_model *m) {
   const c3_model_plan *p = m->plan;
   if (!p) return 0;
-  return (p->ws_floats + (p->bws ? p->bws_floats : 0)) * sizeof(float);
+  return (p->ws_cap + p->bws_cap) * sizeof(float);
 }

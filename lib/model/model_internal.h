@@ -30,6 +30,7 @@ typedef struct c3_level_plan {
 
 struct c3_model_plan {
   int64_t n, dhw[3];
+  int train;        /* training layout: every block keeps its activations */
   int probs_stored;
   c3_stage_plan st[C3_MODEL_STAGES];
   size_t e0, h0, h0_mean, h0_var;
@@ -37,10 +38,10 @@ struct c3_model_plan {
   size_t recon, pooled, logits;
   size_t tmp_tc, tmp_win, act; /* forward temporaries */
   float *ws;
-  size_t ws_floats;
+  size_t ws_floats, ws_cap; /* used / allocated floats (kept across shapes) */
   /* backward buffers (allocated on the first backward) */
   float *bws;
-  size_t bws_floats;
+  size_t bws_floats, bws_cap;
   size_t gx, da, db, dbig1, dbig2, dwin1, dwin2, dd1, dd2, dh4, dpool;
   int backward_ready; /* the last forward ran with train = 1 */
 };
