@@ -489,7 +489,7 @@ CSAL3D_API csal3d_status csal3d_dataset_case_string(const csal3d_dataset *datase
                                                     size_t index, const char *what,
                                                     char *buffer, size_t capacity,
                                                     size_t *needed) {
-  const c3_case *c;
+  const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
   C3_CHECK_ARG(what, "dataset_case_string: what is NULL");
   const char *v;
@@ -523,7 +523,7 @@ CSAL3D_API csal3d_status csal3d_dataset_case_string(const csal3d_dataset *datase
 CSAL3D_API csal3d_status csal3d_dataset_case_info(const csal3d_dataset *dataset,
                                                   size_t index, int *image_files,
                                                   int *has_label) {
-  const c3_case *c;
+  const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
   if (image_files) *image_files = c->nimages;
   if (has_label) *has_label = c->label != NULL;
@@ -536,7 +536,7 @@ CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset
                                                    csal3d_volume **out) {
   C3_CHECK_ARG(out, "dataset_load_image: out is NULL");
   *out = NULL;
-  const c3_case *c;
+  const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
   csal3d_volume *first;
   csal3d_status s = csal3d_volume_load(c->images[0], options, &first);
@@ -588,7 +588,7 @@ CSAL3D_API csal3d_status csal3d_dataset_load_label(const csal3d_dataset *dataset
                                                    csal3d_volume **out) {
   C3_CHECK_ARG(out, "dataset_load_label: out is NULL");
   *out = NULL;
-  const c3_case *c;
+  const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
   if (!c->label)
     return c3_error(CSAL3D_ERR_STATE, "case '%s' has no label", c->id);

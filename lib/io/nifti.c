@@ -405,6 +405,7 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
   c3_dmat_to_array(nim->sto_xyz, g->sform);
   g->qform_code = nim->qform_code;
   g->sform_code = nim->sform_code;
+  g->version = rh.version;
   g->to_ras = map;
   memcpy(g->ras_dim, rdim, sizeof rdim);
   memcpy(g->ras_affine, ras, sizeof ras);
@@ -556,21 +557,34 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
   double aff[4][4];
   int qcode, scode;
   double qmat[4][4], smat[4][4];
+  /* Header codes must be valid NIfTI xform codes (1..5) where they are used, so that a
+   * reader picks the same matrix we did: sform when the source used its sform, else qform. */
+  const c3_source_grid *g = &v->source;
+  int sform_used = g->present && g->sform_code > 0;
+  int src_s = g->sform_code >= 1 && g->sform_code <= 5 ? g->sform_code : 1;
+  int src_q = g->qform_code >= 1 && g->qform_code <= 5 ? g->qform_code : g->qform_code > 0;
+  int version = g->present && g->version == 2 ? 2 : 1;
   if (use_source) {
-    map = c3_axes_inverse(v->source.to_ras);
-    memcpy(dims, v->source.dim, sizeof dims);
-    memcpy(aff, v->source.affine, sizeof aff);
-    qcode = v->source.qform_code, scode = v->source.sform_code;
-    memcpy(qmat, qcode > 0 ? v->source.qform : aff, sizeof qmat);
-    memcpy(smat, scode > 0 ? v->source.sform : aff, sizeof smat);
+    map = c3_axes_inverse(g->to_ras);
+    memcpy(dims, g->dim, sizeof dims);
+    memcpy(aff, g->affine, sizeof aff);
+    if (sform_used) {
+      scode = src_s;
+      memcpy(smat, g->sform, sizeof smat);
+      qcode = g->qform_code >= 0 && g->qform_code <= 5 ? g->qform_code : 0;
+      memcpy(qmat, qcode > 0 ? g->qform : aff, sizeof qmat);
+    } else {
+      scode = 0;
+      memcpy(smat, aff, sizeof smat);
+      qcode = src_q;
+      memcpy(qmat, g->qform, sizeof qmat);
+    }
   } else {
     const c3_axes_map transpose = {{2, 1, 0}, {0, 0, 0}};
     map = transpose;
     memcpy(dims, v->dim, sizeof dims);
     memcpy(aff, v->affine, sizeof aff);
-    int code = v->source.present && v->source.sform_code > 0 ? v->source.sform_code
-               : v->source.present && v->source.qform_code > 0 ? v->source.qform_code
-               : NIFTI_XFORM_SCANNER_ANAT;
+    int code = sform_used ? src_s : g->present && src_q > 0 ? src_q : NIFTI_XFORM_SCANNER_ANAT;
     qcode = scode = code;
     memcpy(qmat, aff, sizeof qmat);
     memcpy(smat, aff, sizeof smat);
@@ -622,8 +636,13 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
   nifti_dmat44_to_quatern(qm, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
   double sp[3];
   c3_affine_spacing(aff, sp);
+  /* A file without xforms (both codes 0) means pixdim on the diagonal, signs included
+   * (NIfTI "method 1"): keep them so that the grid reads back the same. */
+  if (use_source && qcode <= 0 && scode <= 0)
+    for (int i = 0; i < 3; i++) sp[i] = g->qform[i][i];
   const int ndim = v->channels > 1 ? 4 : 3;
-  const int big = dims[0] > 32767 || dims[1] > 32767 || dims[2] > 32767 || v->channels > 32767;
+  const int big = version == 2 || dims[0] > 32767 || dims[1] > 32767 || dims[2] > 32767 ||
+                  v->channels > 32767;
   unsigned char hdr[544];
   size_t hdr_size;
   memset(hdr, 0, sizeof hdr);

@@ -16,6 +16,7 @@ typedef struct c3_source_grid {
   double qform[4][4];    /* the file's qform matrix */
   double sform[4][4];    /* the file's sform matrix */
   int qform_code, sform_code;
+  int version;           /* NIfTI-1 or NIfTI-2 */
   /* Storage array as C array [nz][ny][nx] -> RAS array [X][Y][Z]. */
   c3_axes_map to_ras;
   int64_t ras_dim[3];    /* dims after reorientation */
