@@ -30,3 +30,6 @@ __all__ = [
 
 from .volume import Case, Dataset, Volume, generate_phantom  # noqa: E402
 __all__ += ["Case", "Dataset", "Volume", "generate_phantom"]
+
+from .sampling import Sampler, Selection, select  # noqa: E402
+__all__ += ["Sampler", "Selection", "select"]

@@ -1,0 +1,289 @@
+"""csal3d.select and csal3d.Sampler: choosing the cases to annotate.
+
+    picks = csal3d.select(features, scores, budget=20)            # URDS
+    picks = csal3d.select(features, None, 20, strategy="typiclust")
+    for p in picks:
+        print(p.index, p.cluster, p.cluster_size, p.typicality, p.score, p.rule)
+
+features: N x d (numpy array or nested sequences; converted to float32, copied by the
+library); scores: N values (larger = more uncertain), or None for strategies that do
+not use them. Strategies: "urds" (default), "unc-only", "div-only", "random",
+"typiclust", "probcover", "alps", "calr", "coreset", "usl". Options are the C struct's
+members (csal3d_sampler_options) as keyword arguments, e.g. kernel="reference",
+gammas=(0.1, 1, 10), exact_max_n=4096, nystrom_landmarks=512, probcover_delta=0.5.
+"""
+
+import ctypes
+from collections import namedtuple
+
+import numpy as np
+
+from ._native import check, declare, lib
+from .context import Context
+
+STRATEGIES = ("urds", "unc-only", "div-only", "random", "typiclust", "probcover",
+              "alps", "calr", "coreset", "usl")
+RULES = ("none", "urds", "refill", "top-score", "most-typical", "random",
+         "max-coverage", "covered-random", "nearest-centre", "max-cosine",
+         "kcenter-start", "kcenter-farthest", "usl-utility")
+_KERNELS = {"mkkm": 0, "reference": 1}
+_GAMMA_MODES = {"median": 0, "raw": 1}
+_MAX_KERNELS = 8
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("strategy", ctypes.c_int),
+                ("n_cand", ctypes.c_int),
+                ("use_seed", ctypes.c_int),
+                ("seed", ctypes.c_uint64),
+                ("kernel", ctypes.c_int),
+                ("gamma_mode", ctypes.c_int),
+                ("n_kernels", ctypes.c_int),
+                ("gammas", ctypes.c_double * _MAX_KERNELS),
+                ("mkkm_tol", ctypes.c_double),
+                ("mkkm_max_iter", ctypes.c_int),
+                ("reference_eps", ctypes.c_double),
+                ("exact_max_n", ctypes.c_int64),
+                ("nystrom_landmarks", ctypes.c_int64),
+                ("kmeans_restarts", ctypes.c_int),
+                ("kmeans_max_iter", ctypes.c_int),
+                ("kmeans_tol", ctypes.c_double),
+                ("kmeans_batch", ctypes.c_int64),
+                ("typiclust_k", ctypes.c_int),
+                ("typiclust_min_cluster_size", ctypes.c_int),
+                ("probcover_delta", ctypes.c_double),
+                ("probcover_purity", ctypes.c_double),
+                ("probcover_grid", ctypes.c_int),
+                ("probcover_max_edges", ctypes.c_int64),
+                ("birch_threshold", ctypes.c_double),
+                ("birch_branching", ctypes.c_int),
+                ("birch_max_subclusters", ctypes.c_int64),
+                ("usl_k", ctypes.c_int),
+                ("usl_lambda", ctypes.c_double),
+                ("usl_alpha", ctypes.c_double),
+                ("usl_iterations", ctypes.c_int),
+                ("usl_momentum", ctypes.c_double),
+                ("usl_horizon", ctypes.c_int)]
+
+
+class _Record(ctypes.Structure):
+    _fields_ = [("index", ctypes.c_int64),
+                ("cluster", ctypes.c_int64),
+                ("cluster_size", ctypes.c_int64),
+                ("typicality", ctypes.c_double),
+                ("score", ctypes.c_double),
+                ("rule", ctypes.c_int)]
+
+
+class _Info(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("strategy", ctypes.c_int),
+                ("n", ctypes.c_int64),
+                ("d", ctypes.c_int64),
+                ("budget", ctypes.c_int64),
+                ("n_clusters", ctypes.c_int64),
+                ("empty_clusters", ctypes.c_int64),
+                ("nystrom", ctypes.c_int),
+                ("landmarks", ctypes.c_int64),
+                ("n_kernels", ctypes.c_int),
+                ("gammas", ctypes.c_double * _MAX_KERNELS),
+                ("kernel_weights", ctypes.c_double * _MAX_KERNELS),
+                ("mkkm_iterations", ctypes.c_int),
+                ("mkkm_objective", ctypes.c_double),
+                ("median_sq_distance", ctypes.c_double),
+                ("kmeans_inertia", ctypes.c_double),
+                ("probcover_delta", ctypes.c_double),
+                ("probcover_purity", ctypes.c_double),
+                ("probcover_coverage", ctypes.c_double),
+                ("birch_threshold", ctypes.c_double),
+                ("birch_subclusters", ctypes.c_int64)]
+
+
+_vp = ctypes.c_void_p
+_options_init = declare("csal3d_sampler_options_init", [ctypes.POINTER(_Options)])
+_create = declare("csal3d_sampler_create",
+                  [_vp, ctypes.POINTER(_Options), ctypes.POINTER(_vp)])
+_set_features = declare("csal3d_sampler_set_features",
+                        [_vp, ctypes.POINTER(ctypes.c_float), ctypes.c_int64, ctypes.c_int64])
+_set_scores = declare("csal3d_sampler_set_scores",
+                      [_vp, ctypes.POINTER(ctypes.c_float), ctypes.c_int64])
+_select = declare("csal3d_sampler_select", [_vp, ctypes.c_int64])
+_get_selection = declare("csal3d_sampler_get_selection",
+                         [_vp, ctypes.POINTER(_Record), ctypes.c_size_t, ctypes.c_int64,
+                          ctypes.POINTER(ctypes.c_int64)])
+_get_assignment = declare("csal3d_sampler_get_assignment",
+                          [_vp, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
+                           ctypes.POINTER(ctypes.c_int64)])
+_get_info = declare("csal3d_sampler_get_info", [_vp, ctypes.POINTER(_Info)])
+lib.csal3d_sampler_free.restype = None
+lib.csal3d_sampler_free.argtypes = [_vp]
+
+Selection = namedtuple("Selection", "index cluster cluster_size typicality score rule")
+Selection.__doc__ = """One chosen case: its row, its cluster (-1 without clusters), the
+cluster's size, the typicality the strategy ranked by (nan where none, inf for a
+singleton), its score (nan without scores) and the rule that chose it ("urds",
+"refill", "top-score", "most-typical", ...)."""
+
+_OPTION_NAMES = {name for name, _ in _Options._fields_} - {
+    "struct_size", "strategy", "use_seed", "seed", "n_kernels"}
+
+
+def _strategy_code(strategy):
+    name = str(strategy).lower().replace("_", "-")
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    return STRATEGIES.index(name)
+
+
+def _as_features(features):
+    x = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2:
+        raise ValueError(f"features must be N x d, not of shape {x.shape}")
+    return x
+
+
+def _as_scores(scores):
+    s = np.ascontiguousarray(np.asarray(scores, dtype=np.float32))
+    if s.ndim != 1:
+        s = s.reshape(-1)
+    return s
+
+
+class Sampler:
+    """A reusable sampler: a strategy and its options, features and scores.
+
+    Sampler(strategy="urds", n_cand=3, seed=None, context=None, threads=0, **options)
+
+    seed: None uses the context's seed; context: a csal3d.Context (a CPU context with
+    `threads` threads is made when None). select(budget) returns a list of Selection;
+    `assignment` is then the cluster of every case (numpy int64, -1 for none) and
+    `info` a dict of what the selection did (kernel weights, delta, ...).
+    """
+
+    def __init__(self, strategy="urds", n_cand=3, seed=None, context=None, threads=0,
+                 **options):
+        o = _Options()
+        check(_options_init(ctypes.byref(o)))
+        o.strategy = _strategy_code(strategy)
+        o.n_cand = n_cand
+        if seed is not None:
+            o.use_seed = 1
+            o.seed = int(seed)
+        for key, value in options.items():
+            if key == "gammas":
+                g = [float(v) for v in value]
+                if not 1 <= len(g) <= _MAX_KERNELS:
+                    raise ValueError(f"gammas: 1 to {_MAX_KERNELS} values, not {len(g)}")
+                o.n_kernels = len(g)
+                for i, v in enumerate(g):
+                    o.gammas[i] = v
+            elif key == "kernel":
+                o.kernel = _KERNELS[value] if isinstance(value, str) else int(value)
+            elif key == "gamma_mode":
+                o.gamma_mode = _GAMMA_MODES[value] if isinstance(value, str) else int(value)
+            elif key in _OPTION_NAMES:
+                setattr(o, key, value)
+            else:
+                raise TypeError(f"unknown sampler option {key!r}; known: "
+                                f"{', '.join(sorted(_OPTION_NAMES | {'gammas'}))}")
+        self._context = context if context is not None else Context(device="cpu",
+                                                                    threads=threads)
+        handle = _vp()
+        check(_create(self._context.handle, ctypes.byref(o), ctypes.byref(handle)))
+        self._handle = handle
+        self.strategy = STRATEGIES[o.strategy]
+        self._n = None
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise ValueError("the sampler is closed")
+        return self._handle
+
+    def set_features(self, features):
+        """Gives the N x d features (copied)."""
+        x = _as_features(features)
+        check(_set_features(self.handle, x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                            x.shape[0], x.shape[1]))
+        self._n = x.shape[0]
+
+    def set_scores(self, scores):
+        """Gives the N uncertainty scores (copied)."""
+        s = _as_scores(scores)
+        check(_set_scores(self.handle, s.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                          s.shape[0]))
+
+    def select(self, budget, features=None, scores=None):
+        """Chooses `budget` cases; returns a list of Selection in the order chosen."""
+        if features is not None:
+            self.set_features(features)
+        if scores is not None:
+            self.set_scores(scores)
+        check(_select(self.handle, int(budget)))
+        count = ctypes.c_int64()
+        check(_get_selection(self.handle, None, ctypes.sizeof(_Record), 0,
+                             ctypes.byref(count)))
+        records = (_Record * count.value)()
+        check(_get_selection(self.handle, records, ctypes.sizeof(_Record), count.value,
+                             ctypes.byref(count)))
+        return [Selection(r.index, r.cluster, r.cluster_size, r.typicality, r.score,
+                          RULES[r.rule] if 0 <= r.rule < len(RULES) else str(r.rule))
+                for r in records]
+
+    @property
+    def assignment(self):
+        """The cluster of every case after select() (numpy int64; -1 for none)."""
+        n = ctypes.c_int64()
+        check(_get_assignment(self.handle, None, 0, ctypes.byref(n)))
+        out = np.empty(n.value, dtype=np.int64)
+        check(_get_assignment(self.handle,
+                              out.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
+                              n.value, ctypes.byref(n)))
+        return out
+
+    @property
+    def info(self):
+        """What the last selection did, as a dict."""
+        i = _Info()
+        i.struct_size = ctypes.sizeof(_Info)
+        check(_get_info(self.handle, ctypes.byref(i)))
+        out = {name: getattr(i, name) for name, _ in _Info._fields_ if name != "struct_size"}
+        k = i.n_kernels
+        out["gammas"] = list(i.gammas)[:k]
+        out["kernel_weights"] = list(i.kernel_weights)[:k]
+        out["strategy"] = STRATEGIES[i.strategy]
+        out["nystrom"] = bool(i.nystrom)
+        return out
+
+    def close(self):
+        """Releases the sampler (also done when it is garbage collected)."""
+        if getattr(self, "_handle", None):
+            lib.csal3d_sampler_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def select(features, scores, budget, strategy="urds", n_cand=3, seed=0, threads=0,
+           **options):
+    """Chooses `budget` of the N cases: a list of Selection (.index, .cluster,
+    .cluster_size, .typicality, .score, .rule) in the order the strategy chose them.
+
+    features: N x d; scores: N values or None (URDS and "unc-only" need them); seed:
+    the seed of every random draw; options: csal3d_sampler_options members.
+    """
+    with Sampler(strategy, n_cand=n_cand, seed=seed, threads=threads, **options) as s:
+        s.set_features(features)
+        if scores is not None:
+            s.set_scores(scores)
+        return s.select(budget)

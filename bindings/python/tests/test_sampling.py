@@ -1,0 +1,131 @@
+"""Tests of csal3d.select and csal3d.Sampler."""
+
+import ctypes
+import math
+import unittest
+
+import numpy as np
+
+import csal3d
+from csal3d import sampling
+
+
+def blobs(sizes, d=8, sep=3.0, std=0.25, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, sep, size=(len(sizes), d))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    rng.shuffle(truth)
+    x = centres[truth] + rng.normal(0, std, size=(len(truth), d))
+    return x.astype(np.float32), truth
+
+
+def typicality(x, truth, i):
+    members = [j for j in range(len(x)) if truth[j] == truth[i] and j != i]
+    if not members:
+        return math.inf
+    x = x.astype(np.float64)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mean = np.mean(1 - u[members] @ u[i])
+    return 1 / mean if mean > 1e-12 else math.inf
+
+
+class TestSampling(unittest.TestCase):
+    def test_struct_layouts_match_the_library(self):
+        o = sampling._Options()
+        sampling._options_init(ctypes.byref(o))
+        self.assertEqual(o.struct_size, ctypes.sizeof(sampling._Options))
+        self.assertEqual(o.n_cand, 3)
+        self.assertEqual(list(o.gammas)[:o.n_kernels], [0.1, 1, 10])
+        self.assertEqual(o.usl_horizon, 4)
+
+    def test_urds_on_blobs(self):
+        sizes = [30, 45, 25, 40]
+        x, truth = blobs(sizes, seed=1)
+        scores = np.random.default_rng(2).random(len(x))
+        picks = csal3d.select(x, scores, 4)
+        self.assertEqual(len(picks), 4)
+        self.assertEqual(sorted(truth[p.index] for p in picks), [0, 1, 2, 3])
+        t = np.array([typicality(x, truth, i) for i in range(len(x))])
+        for p in picks:
+            self.assertEqual(p.rule, "urds")
+            self.assertEqual(p.cluster_size, sizes[truth[p.index]])
+            self.assertAlmostEqual(p.score, np.float32(scores[p.index]), places=6)
+            members = np.flatnonzero(truth == truth[p.index])
+            order = sorted(members, key=lambda j: (-t[j], j))[:3]
+            want = max(order, key=lambda j: (np.float32(scores[j]), t[j], -j))
+            self.assertEqual(p.index, want)
+            self.assertAlmostEqual(p.typicality / t[p.index], 1, places=6)
+
+    def test_every_strategy_and_plain_sequences(self):
+        x, _ = blobs([20, 25, 15], d=4, seed=3)
+        scores = list(range(len(x)))
+        for name in sampling.STRATEGIES:
+            picks = csal3d.select(x.tolist(), scores, 5, strategy=name)
+            self.assertEqual(len({p.index for p in picks}), 5, name)
+            for p in picks:
+                self.assertIn(p.rule, sampling.RULES)
+                self.assertTrue(0 <= p.index < len(x))
+
+    def test_sampler_reuse_assignment_and_info(self):
+        x, truth = blobs([30, 20, 40], seed=4)
+        with csal3d.Sampler("div-only", seed=5) as s:
+            s.set_features(x)
+            picks = s.select(3)
+            a = s.assignment
+            self.assertEqual(a.shape, (len(x),))
+            for i in range(len(x)):
+                for j in range(len(x)):
+                    self.assertEqual(a[i] == a[j], truth[i] == truth[j])
+            info = s.info
+            self.assertEqual(info["strategy"], "div-only")
+            self.assertAlmostEqual(sum(info["kernel_weights"]), 1, places=12)
+            self.assertFalse(info["nystrom"])
+            self.assertEqual([p.rule for p in picks], ["most-typical"] * 3)
+            again = s.select(2)
+            self.assertEqual(len(again), 2)
+        # deterministic for a seed
+        a1 = [p.index for p in csal3d.select(x, None, 4, strategy="random", seed=9)]
+        a2 = [p.index for p in csal3d.select(x, None, 4, strategy="random", seed=9)]
+        a3 = [p.index for p in csal3d.select(x, None, 4, strategy="random", seed=10)]
+        self.assertEqual(a1, a2)
+        self.assertNotEqual(a1, a3)
+
+    def test_options(self):
+        x, _ = blobs([20, 20], d=3, seed=6)
+        s = np.linspace(0, 1, len(x))
+        p = csal3d.select(x, s, 2, kernel="reference", gammas=(0.5, 2), n_cand=1)
+        self.assertEqual(len(p), 2)
+        p = csal3d.select(x, None, 2, strategy="probcover", probcover_delta=0.5)
+        self.assertEqual(p[0].rule, "max-coverage")
+        with self.assertRaises(TypeError):
+            csal3d.select(x, s, 2, no_such_option=1)
+        with self.assertRaises(ValueError):
+            csal3d.select(x, s, 2, strategy="kcenter")
+        with self.assertRaises(csal3d.InvalidArgumentError):
+            csal3d.select(x, s, 2, n_cand=0)
+
+    def test_errors(self):
+        x, _ = blobs([5, 5], d=2, seed=7)
+        with self.assertRaises(csal3d.InvalidArgumentError) as cm:
+            csal3d.select(x, np.zeros(len(x)), len(x) + 1)
+        self.assertIn("budget 11", str(cm.exception))
+        x[3, 1] = np.nan
+        with self.assertRaises(csal3d.NumericalError) as cm:
+            csal3d.select(x, np.zeros(len(x)), 2)
+        self.assertIn("row 3", str(cm.exception))
+        with self.assertRaises(csal3d.StateError):
+            csal3d.select(np.ones((4, 2)), None, 2)  # URDS without scores
+
+    def test_edge_cases(self):
+        one = csal3d.select([[1.0, 2.0]], [0.5], 1)
+        self.assertEqual(one[0].index, 0)
+        self.assertTrue(math.isinf(one[0].typicality))
+        same = csal3d.select(np.ones((6, 3)), [0, 5, 1, 5, 2, 0], 3)
+        self.assertEqual([p.index for p in same], [1, 2, 0])
+        self.assertEqual([p.rule for p in same], ["urds", "refill", "refill"])
+        d1 = csal3d.select(np.arange(10.0), np.arange(10.0), 10)  # 1-D features, M = N
+        self.assertEqual(sorted(p.index for p in d1), list(range(10)))
+
+
+if __name__ == "__main__":
+    unittest.main()
