@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "engine/cpu/cpu.h"
 #include "engine/engine.h"
 #include "ref/ref_ops.h"
 
@@ -386,10 +387,15 @@ static int have_conv(const c3_engine *e) {
   return e->conv3d_fwd && e->conv3d_bwd_data && e->conv3d_bwd_weights;
 }
 
+static int conv_mode; /* the CPU engine's convolution path for these cases */
+static const char *conv_mode_name[] = {"conv3d", "conv3d/direct", "conv3d/gemm"};
+
 static void conv_case(int n, int ci, int co, int d, int h, int w, int k, int s, int p,
                       c3_layout sl, c3_layout dl, int bias) {
   opcase c;
-  init_case(&c, "conv3d");
+  init_case(&c, conv_mode_name[conv_mode]);
+  open_engines();
+  c3_cpu_engine_set_conv_mode(engines[0], conv_mode);
   c3_conv3d_desc *cd = &c.conv;
   *cd = (c3_conv3d_desc){n, ci, co, {d, h, w}, {k, k, k}, {s, s, s}, {p, p, p}, sl, dl};
   int64_t in_n = (int64_t)n * ci * d * h * w;
@@ -411,15 +417,18 @@ static void conv_case(int n, int ci, int co, int d, int h, int w, int k, int s, 
 
 START_TEST(op_conv3d) {
   const c3_layout A = C3_LAYOUT_NCDHW, B = C3_LAYOUT_NDHWC;
+  conv_mode = _i; /* auto, then each path forced */
   conv_case(1, 1, 4, 6, 4, 8, 2, 2, 0, A, B, 1);  /* patch embed */
   conv_case(2, 2, 3, 4, 6, 2, 2, 2, 0, A, B, 1);
   conv_case(1, 3, 5, 5, 6, 7, 3, 1, 1, A, A, 1);  /* odd, non-cubic */
   conv_case(2, 4, 3, 3, 5, 4, 3, 1, 1, B, B, 1);
   conv_case(1, 5, 2, 4, 3, 5, 3, 1, 1, B, A, 0);
   conv_case(1, 6, 1, 4, 5, 6, 1, 1, 0, B, A, 1);  /* final 1^3 to in_ch */
-  conv_case(1, 16, 16, 4, 5, 3, 3, 1, 1, B, B, 1); /* blocked kernels */
+  conv_case(1, 16, 16, 3, 4, 3, 3, 1, 1, B, B, 1); /* blocked kernels */
   conv_case(2, 24, 8, 3, 4, 5, 3, 1, 1, B, B, 1);
   conv_case(1, 8, 32, 3, 3, 4, 3, 1, 1, A, A, 1);
+  conv_case(1, 3, 4, 5, 6, 7, 3, 2, 1, A, B, 1);  /* strided, padded */
+  conv_case(2, 2, 3, 5, 4, 7, 2, 2, 0, B, A, 1);  /* odd sides: last plane unused */
   ck_assert_int_eq(failures, 0);
 }
 END_TEST
@@ -1280,6 +1289,7 @@ START_TEST(thread_count_independence) {
   c3_engine *e = engines[0];
   int prev = omp_get_max_threads();
   /* conv backward-weights: oneDNN may reduce in a thread-dependent order */
+  c3_cpu_engine_set_conv_mode(e, C3_CPU_CONV_DIRECT);
   c3_conv3d_desc cd = {1, 16, 16, {6, 5, 7}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1},
                        C3_LAYOUT_NDHWC, C3_LAYOUT_NDHWC};
   int64_t nx = 16 * 6 * 5 * 7, nw = 16 * 16 * 27;
@@ -1301,7 +1311,7 @@ START_TEST(thread_count_independence) {
   }
   omp_set_num_threads(prev);
   int same = memcmp(dw[0], dw[1], nw * 4) == 0;
-  printf("conv3d_bwd_weights 16->16 6x5x7: 1 vs 2 threads %s\n",
+  printf("conv3d_bwd_weights (oneDNN direct) 16->16 6x5x7: 1 vs 2 threads %s\n",
          same ? "bitwise identical" : "differ in rounding (oneDNN reduction order)");
   ck_assert_int_eq(memcmp(r[0], r[1], 16 * 4), 0);
   for (int t = 0; t < 2; t++) {
@@ -1319,7 +1329,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 300);
   tcase_add_test(t, memory_functions);
   tcase_add_test(t, bad_arguments_fail_with_messages);
-  tcase_add_test(t, op_conv3d);
+  tcase_add_loop_test(t, op_conv3d, C3_CPU_CONV_AUTO, C3_CPU_CONV_GEMM + 1);
   tcase_add_test(t, op_matmul);
   tcase_add_test(t, op_norm_softmax_gelu);
   tcase_add_test(t, op_inorm_upsample);

@@ -29,7 +29,13 @@ typedef struct c3_cpu_state {
   void *dnnl;           /* oneDNN engine, stream and primitive cache (cpu_dnnl.c) */
   void *slot[C3_SLOTS];
   size_t slot_bytes[C3_SLOTS];
+  int conv_mode; /* C3_CPU_CONV_* */
 } c3_cpu_state;
+
+/* How the CPU engine runs convolutions: AUTO picks per shape (c3_cpu_conv_use_gemm);
+ * the others force one path (tests run both). */
+enum { C3_CPU_CONV_AUTO = 0, C3_CPU_CONV_DIRECT = 1, C3_CPU_CONV_GEMM = 2 };
+void c3_cpu_engine_set_conv_mode(c3_engine *e, int mode);
 
 /* A scratch buffer of at least `bytes` (64-byte aligned) in slot `slot`. */
 csal3d_status c3_cpu_scratch(c3_engine *e, int slot, size_t bytes, void **out);
@@ -59,6 +65,16 @@ csal3d_status c3_cpu_matmul_nd(c3_engine *e, int ndims, const int64_t *dims_a,
                                float *c);
 /* In-place softmax over the last axis of contiguous [rows, cols]. */
 csal3d_status c3_cpu_softmax_inplace(c3_engine *e, int64_t rows, int64_t cols, float *x);
+
+/* ---- convolution as im2col + matmul (cpu_conv_gemm.c) ---- */
+int c3_cpu_conv_use_gemm(const c3_conv3d_desc *d);
+csal3d_status c3_cpu_conv_gemm_fwd(c3_engine *e, const c3_conv3d_desc *d, const float *x,
+                                   const float *w, const float *bias, float *y);
+csal3d_status c3_cpu_conv_gemm_bwd_data(c3_engine *e, const c3_conv3d_desc *d, const float *dy,
+                                        const float *w, float *dx, int accum);
+csal3d_status c3_cpu_conv_gemm_bwd_weights(c3_engine *e, const c3_conv3d_desc *d,
+                                           const float *x, const float *dy, float *dw,
+                                           float *dbias);
 
 /* out (+)= in, n floats, OpenMP. */
 void c3_cpu_add_into(float *out, const float *in, int64_t n, int accum);

@@ -537,10 +537,16 @@ static void conv_key(dn_key *k, int kind, const c3_conv3d_desc *d, int with_bias
   memcpy(k->v, v, sizeof v);
 }
 
+static int conv_gemm(c3_engine *e, const c3_conv3d_desc *d) {
+  int mode = ((c3_cpu_state *)e->state)->conv_mode;
+  return mode == C3_CPU_CONV_GEMM || (mode == C3_CPU_CONV_AUTO && c3_cpu_conv_use_gemm(d));
+}
+
 static csal3d_status cpu_conv3d_fwd(c3_engine *e, const c3_conv3d_desc *d, const float *x,
                                     const float *w, const float *bias, float *y) {
   C3_TRY(conv_check(d, "conv3d_fwd"));
   C3_CHECK_ARG(x && w && y, "conv3d_fwd: NULL tensor");
+  if (conv_gemm(e, d)) return c3_cpu_conv_gemm_fwd(e, d, x, w, bias, y);
   dn_key k;
   conv_key(&k, K_CONV_FWD, d, bias != NULL);
   conv_arg a = {d, bias != NULL};
@@ -560,6 +566,7 @@ static csal3d_status cpu_conv3d_bwd_data(c3_engine *e, const c3_conv3d_desc *d,
                                          int accum) {
   C3_TRY(conv_check(d, "conv3d_bwd_data"));
   C3_CHECK_ARG(dy && w && dx, "conv3d_bwd_data: NULL tensor");
+  if (conv_gemm(e, d)) return c3_cpu_conv_gemm_bwd_data(e, d, dy, w, dx, accum);
   dn_key k;
   conv_key(&k, K_CONV_BWD_DATA, d, 0);
   conv_arg a = {d, 0};
@@ -575,6 +582,7 @@ static csal3d_status cpu_conv3d_bwd_weights(c3_engine *e, const c3_conv3d_desc *
                                             float *dbias) {
   C3_TRY(conv_check(d, "conv3d_bwd_weights"));
   C3_CHECK_ARG(x && dy && dw, "conv3d_bwd_weights: NULL tensor");
+  if (conv_gemm(e, d)) return c3_cpu_conv_gemm_bwd_weights(e, d, x, dy, dw, dbias);
   dn_key k;
   conv_key(&k, K_CONV_BWD_WEIGHTS, d, dbias != NULL);
   conv_arg a = {d, dbias != NULL};

@@ -112,6 +112,10 @@ void c3_cpu_fill_memory_ops(c3_engine *e) {
   e->reset_peak = cpu_reset_peak;
 }
 
+void c3_cpu_engine_set_conv_mode(c3_engine *e, int mode) {
+  if (e && e->device == CSAL3D_DEVICE_CPU && e->state) st(e)->conv_mode = mode;
+}
+
 static void cpu_close(c3_engine *e) {
   if (!e->state) return;
   c3_cpu_dnnl_close(e);
