@@ -130,9 +130,9 @@ CSAL3D_API csal3d_status csal3d_volume_load(const char *path,
  * Loads a label image (integer classes; one channel).
  *
  * Values must be finite integers from 0 to 65535 (stored in float32). When @p image is
- * given, the label must lie on the grid of the file @p image came from (same dimensions
- * after reorientation, same affine within 1e-3 mm): otherwise ::CSAL3D_ERR_FORMAT says
- * how they differ. It is then brought onto @p image's current grid (after any
+ * given, the label must lie on the grid of the file @p image came from (same dimensions,
+ * and no corner voxel more than 1% of the smallest voxel size away): otherwise
+ * ::CSAL3D_ERR_FORMAT says how they differ. It is then brought onto @p image's current grid (after any
  * resampling, cropping or padding) by nearest-neighbour lookup.
  *
  * @param path the label file.
