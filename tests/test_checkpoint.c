@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "engine/engine.h"
 #include "io/checkpoint.h"
+#include "io/import.h"
 #include "model/model.h"
 #include "model/optim.h"
 
@@ -321,6 +322,116 @@ START_TEST(weights_only_checkpoint) {
 }
 END_TEST
 
+/* Converted public checkpoints: key mapping, ignored and unknown keys, report. */
+START_TEST(import_maps_public_keys) {
+  char out[256];
+  ck_assert_int_eq(c3_import_map_name("module.layers2.0.blocks.1.mlp.fc1.weight", out, sizeof out),
+                   C3_IMPORT_MAPPED);
+  ck_assert_str_eq(out, "swinViT.layers2.0.blocks.1.mlp.linear1.weight");
+  ck_assert_int_eq(c3_import_map_name("module.swin_vit.patch_embed.proj.bias", out, sizeof out),
+                   C3_IMPORT_MAPPED);
+  ck_assert_str_eq(out, "swinViT.patch_embed.proj.bias");
+  ck_assert_int_eq(c3_import_map_name("swinViT.layers1.0.blocks.0.attn.relative_position_index",
+                                      out, sizeof out),
+                   C3_IMPORT_IGNORED);
+  ck_assert_int_eq(c3_import_map_name("module.contrastive_head.weight", out, sizeof out),
+                   C3_IMPORT_IGNORED);
+  ck_assert_int_eq(c3_import_map_name("module.mask_token", out, sizeof out), C3_IMPORT_IGNORED);
+  ck_assert_int_eq(c3_import_map_name("decoder5.transp_conv.conv.weight", out, sizeof out),
+                   C3_IMPORT_IGNORED);
+  ck_assert_int_eq(c3_import_map_name("conv.4.weight", out, sizeof out), C3_IMPORT_MAPPED);
+  ck_assert_str_eq(out, "conv.4.weight");
+
+  c3_engine *e = engine();
+  c3_model *src = small_model(e, 21), *dst = small_model(e, 22);
+  float *a = malloc(src->total * 4), *b = malloc(src->total * 4), *d0 = malloc(src->total * 4);
+  c3_model_get_params(src, a);
+  c3_model_get_params(dst, d0);
+  /* A Tang-et-al.-style file: encoder only, "module." prefix, fc1/fc2, extras. */
+  c3_st_writer *w;
+  ck_assert_int_eq(c3_st_writer_create(&w), CSAL3D_OK);
+  char name[256];
+  int encoder = 0;
+  for (size_t i = 0; i < src->nparams; i++) {
+    const c3_param *p = &src->params[i];
+    if (strncmp(p->name, "swinViT.", 8) != 0) continue;
+    snprintf(name, sizeof name, "module.%s", p->name + 8);
+    char *fc = strstr(name, ".linear1."), *fc2 = strstr(name, ".linear2.");
+    if (fc) memmove(fc + 3, fc + 7, strlen(fc + 7) + 1), memcpy(fc, ".fc1", 4);
+    if (fc2) memmove(fc2 + 3, fc2 + 7, strlen(fc2 + 7) + 1), memcpy(fc2, ".fc2", 4);
+    ck_assert_int_eq(c3_st_writer_add(w, name, C3_ST_F32, p->ndim, p->shape, a + p->offset),
+                     CSAL3D_OK);
+    encoder++;
+  }
+  int64_t idx_shape[2] = {343, 343}, one[1] = {1}, ch[2] = {512, 192};
+  int64_t *idx = calloc(343 * 343, 8);
+  float *junk = calloc(512 * 192, 4);
+  ck_assert_int_eq(c3_st_writer_add(w, "module.layers1.0.blocks.0.attn.relative_position_index",
+                                    C3_ST_I64, 2, idx_shape, idx), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_add(w, "module.contrastive_head.weight", C3_ST_F32, 2, ch, junk),
+                   CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_add(w, "module.mask_token", C3_ST_F32, 1, one, junk), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_add(w, "module.norm.weight", C3_ST_F32, 1, one, junk), CSAL3D_OK);
+  void *buf;
+  size_t len;
+  ck_assert_int_eq(c3_st_writer_write_buffer(w, &buf, &len), CSAL3D_OK);
+  c3_safetensors *st;
+  ck_assert_int_eq(c3_st_parse(buf, len, "tang.safetensors", &st), CSAL3D_OK);
+  c3_import_report rep;
+  ck_assert_msg(c3_model_import(dst, st, &rep) == CSAL3D_OK, "%s", csal3d_last_error());
+  ck_assert_int_eq(rep.loaded, encoder);
+  ck_assert_int_eq(rep.missing, (int)dst->nparams - encoder); /* heads and decoder */
+  ck_assert_int_eq(rep.ignored, 3);
+  ck_assert_int_eq(rep.unknown, 1);
+  ck_assert_ptr_nonnull(strstr(rep.text, "unknown: module.norm.weight"));
+  ck_assert_ptr_nonnull(strstr(rep.text, "missing (kept as initialised): rotation_head.weight"));
+  c3_model_get_params(dst, b);
+  for (size_t i = 0; i < dst->nparams; i++) {
+    const c3_param *p = &dst->params[i];
+    const float *want = strncmp(p->name, "swinViT.", 8) == 0 ? a : d0;
+    ck_assert_msg(memcmp(b + p->offset, want + p->offset, p->numel * 4) == 0, "%s", p->name);
+  }
+  c3_st_free(st);
+  c3_free(buf);
+  c3_st_writer_free(w);
+  /* A checkpoint of another width: the shape error names both. */
+  c3_model_config big;
+  c3_model_config_default(&big, 24, 1);
+  c3_model *wide;
+  ck_assert_int_eq(c3_model_create(e, &big, &wide), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_create(&w), CSAL3D_OK);
+  const c3_param *p0 = &src->params[0];
+  ck_assert_int_eq(c3_st_writer_add(w, "module.patch_embed.proj.weight", C3_ST_F32, p0->ndim,
+                                    p0->shape, a), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_write_buffer(w, &buf, &len), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_parse(buf, len, "narrow.safetensors", &st), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_import(wide, st, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "has shape [12, 1, 2, 2, 2], the model needs [24, 1, 2, 2, 2]"));
+  c3_st_free(st);
+  c3_free(buf);
+  c3_st_writer_free(w);
+  /* Nothing matching at all is an error, not a silent no-op. */
+  ck_assert_int_eq(c3_st_writer_create(&w), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_add(w, "fc.weight", C3_ST_F32, 1, one, junk), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_writer_write_buffer(w, &buf, &len), CSAL3D_OK);
+  ck_assert_int_eq(c3_st_parse(buf, len, "resnet.safetensors", &st), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_import(dst, st, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no tensor matches"));
+  c3_st_free(st);
+  c3_free(buf);
+  c3_st_writer_free(w);
+  free(idx);
+  free(junk);
+  free(a);
+  free(b);
+  free(d0);
+  c3_model_free(wide);
+  c3_model_free(src);
+  c3_model_free(dst);
+  c3_engine_close(e);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("checkpoint");
   TCase *t = tcase_create("optim+checkpoint");
@@ -329,6 +440,7 @@ int main(void) {
   tcase_add_test(t, groups_clipping_and_adamw_update);
   tcase_add_test(t, exact_resume_and_checksum);
   tcase_add_test(t, weights_only_checkpoint);
+  tcase_add_test(t, import_maps_public_keys);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -10,7 +10,9 @@
  * file needs no code change. SKIP (exit 77) when the folder is absent.
  *
  * Options (environment): CSAL3D_PARITY_FILE=name runs one file; CSAL3D_PARITY_VERBOSE=1
- * prints every tensor's error. */
+ * prints every tensor's error; CSAL3D_PARITY_DEVICE=cuda runs the model on the CUDA
+ * engine instead of the CPU (SKIP when it is unavailable; with
+ * CSAL3D_CUDA_PRECISION=fp32 the same bounds apply). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -283,11 +285,19 @@ int main(void) {
     return 77;
   }
   c3_engine *e;
-  if (c3_engine_open(CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
-    printf("FAIL: CPU engine: %s\n", csal3d_last_error());
+  const char *dev = getenv("CSAL3D_PARITY_DEVICE");
+  int cuda = dev && strcmp(dev, "cuda") == 0;
+  /* tests/run.sh names the plugin of this build (the test links the static library,
+   * so the plugin is not found beside a shared one). */
+  if (cuda && !getenv("CSAL3D_CUDA_PLUGIN") && getenv("CSAL3D_TEST_CUDA_PLUGIN"))
+    setenv("CSAL3D_CUDA_PLUGIN", getenv("CSAL3D_TEST_CUDA_PLUGIN"), 1);
+  if (c3_engine_open(cuda ? CSAL3D_DEVICE_CUDA : CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
+    printf("%s: %s engine: %s\n", cuda ? "SKIP" : "FAIL", cuda ? "CUDA" : "CPU",
+           csal3d_last_error());
     closedir(d);
-    return 1;
+    return cuda ? 77 : 1;
   }
+  printf("engine: %s\n", e->name);
   /* The ops the model needs; an engine still missing one cannot run this test. */
   const struct {
     const char *name;
@@ -319,7 +329,7 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (!ops[i].fn) {
-      printf("SKIP: the CPU engine does not provide %s yet\n", ops[i].name);
+      printf("SKIP: the %s engine does not provide %s yet\n", e->name, ops[i].name);
       c3_engine_close(e);
       closedir(d);
       return 77;

@@ -163,11 +163,12 @@ csal3d_status c3_checkpoint_open(const char *path, c3_safetensors **out,
     char want[32];
     snprintf(want, sizeof want, "crc32:%08x", c3_checkpoint_checksum(st));
     if (strcmp(sum, want) != 0) {
+      csal3d_status s = c3_error(CSAL3D_ERR_CHECKSUM,
+                                 "%s: checksum mismatch (file says %.40s, contents give "
+                                 "%s): the checkpoint is corrupt or was modified",
+                                 path, sum, want);
       c3_st_free(st);
-      return c3_error(CSAL3D_ERR_CHECKSUM,
-                      "%s: checksum mismatch (file says %s, contents give %s): the "
-                      "checkpoint is corrupt or was modified",
-                      path, sum, want);
+      return s;
     }
     if (verified) *verified = 1;
   }
