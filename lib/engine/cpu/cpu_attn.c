@@ -1,15 +1,25 @@
-/* The CPU engine's window attention: batched oneDNN matmuls over (windows x heads)
- * reading q, k, v in place from the qkv tensor (strided memory descriptors), the
- * relative position bias and shift mask added in C, one softmax primitive per chunk.
+/* The CPU engine's window attention, fused per (window, head).
  *
- * Windows are processed in chunks so that the [chunk, heads, n, n] score buffers stay
- * bounded (about C3_ATTN_CHUNK_BYTES each) unless the caller passes `probs`. */
+ * Each task computes, for one window and one head, S = bias + mask + scale q k^T in an
+ * n x n buffer of its thread (470 KB at n = 343: it stays in L2), the softmax in place,
+ * and P v into the output; the backward recomputes P the same way (or reads the saved
+ * one) and runs the four products of the gradient. The products are oneDNN's
+ * dnnl_sgemm (JIT, AVX-512 where present), called inside the OpenMP loop, where oneDNN
+ * runs them on the calling thread; the softmax is vectorised C. q, k, v are read in
+ * place from the qkv tensor (row stride 3C), the output written in place (stride C).
+ *
+ * Determinism: every task's arithmetic is sequential, and the bias-gradient sum over
+ * windows runs over a fixed partition (blocks of windows), so results do not depend on
+ * the number of threads. */
+#include <math.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "engine/cpu/cpu.h"
 
-#define C3_ATTN_CHUNK_BYTES ((size_t)32 << 20)
+#define C3_ATTN_BWD_BLOCKS 16 /* window blocks per head for the bias gradient */
 
 static csal3d_status attn_check(const c3_attn_desc *d, const char *op) {
   C3_CHECK_ARG(d && d->windows >= 1 && d->tokens >= 1 && d->heads >= 1 && d->head_dim >= 1,
@@ -40,8 +50,7 @@ static void gather_bias(const c3_attn_desc *d, const float *table, float *bias) 
   }
 }
 
-/* dtable[index(i, j), h] += db[h, i, j]; one writer per (row, h) column: deterministic
- * when the loop over (i, j) is sequential per head. */
+/* dtable[index(i, j), h] += db[h, i, j]; one writer per (row, h) column. */
 static void scatter_bias(const c3_attn_desc *d, const float *db, float *dtable) {
   const int w1 = d->window_full[1], w2 = d->window_full[2];
   const int64_t r1 = 2 * w1 - 1, r2 = 2 * w2 - 1, n = d->tokens, H = d->heads;
@@ -59,44 +68,183 @@ static void scatter_bias(const c3_attn_desc *d, const float *db, float *dtable) 
     }
 }
 
-static int64_t chunk_windows(const c3_attn_desc *d) {
-  size_t per = (size_t)(d->heads * d->tokens * d->tokens) * sizeof(float);
-  int64_t cw = (int64_t)(C3_ATTN_CHUNK_BYTES / per);
-  if (cw < 1) cw = 1;
-  if (cw > d->windows) cw = d->windows;
-  return cw;
+/* ---- vectorised softmax pieces ----------------------------------------------------
+ * GCC/Clang vector extensions (16 floats): each target clone below lowers them to its
+ * ISA (AVX-512, AVX2, or SSE2 for the default). */
+#pragma GCC diagnostic ignored "-Wpsabi" /* vector helpers are always inlined */
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+#define VL 16
+
+static inline __attribute__((always_inline)) vf vload(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline __attribute__((always_inline)) void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) vf vsplat(float x) { return (vf){0} + x; }
+static inline __attribute__((always_inline)) vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+static inline __attribute__((always_inline)) float vhsum(vf v) {
+  float s = 0.0f;
+  for (int i = 0; i < VL; i++) s += v[i];
+  return s;
 }
 
-/* S = scale q k^T + bias + mask, softmax: P for windows [w0, w0 + cw) into p. */
-static csal3d_status attn_probs(c3_engine *e, const c3_attn_desc *d, const float *qkv,
-                                const float *bias, const int32_t *region, int64_t w0,
-                                int64_t cw, float *p) {
-  const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd;
-  const int64_t row = 3 * C; /* qkv row length */
-  const float *q = qkv + w0 * n * row, *k = q + C;
-  int64_t da[4] = {cw, H, n, hd}, sa[4] = {n * row, hd, row, 1};
-  int64_t db[4] = {cw, H, hd, n}, sb[4] = {n * row, hd, 1, row};
-  int64_t dc[4] = {cw, H, n, n}, sc[4] = {H * n * n, n * n, n, 1};
-  C3_TRY(c3_cpu_matmul_nd(e, 4, da, sa, db, sb, dc, sc, d->scale, 0.0f, q, k, NULL, p));
-  const float mv = d->mask_value;
-  const int64_t mw = d->mask_windows;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t w = 0; w < cw; w++)
-    for (int64_t h = 0; h < H; h++) {
-      const int32_t *r = region ? region + ((w0 + w) % mw) * n : NULL;
-      for (int64_t i = 0; i < n; i++) {
-        float *s = p + ((w * H + h) * n + i) * n;
-        const float *b = bias + (h * n + i) * n;
-        if (r) {
-          const int32_t ri = r[i];
-          for (int64_t j = 0; j < n; j++) s[j] += b[j] + (r[j] != ri ? mv : 0.0f);
-        } else {
-          for (int64_t j = 0; j < n; j++) s[j] += b[j];
-        }
-      }
-    }
-  return c3_cpu_softmax_inplace(e, cw * H * n, n, p);
+/* exp(x) for x <= 0 (Cephes expf: range reduction by ln 2, degree-6 polynomial), about
+ * 1 ulp; inputs below -87 give ~1e-38 instead of a denormal. Scalar and vector forms
+ * compute the same operations. */
+static inline __attribute__((always_inline)) float exp_nonpos(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);
+  float kf = (float)k;
+  float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (k + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
 }
+static inline __attribute__((always_inline)) vf vexp_nonpos(vf x) {
+  x = vsel(x < vsplat(-87.0f), vsplat(-87.0f), x);
+  vi k = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, vi);
+  vf kf = __builtin_convertvector(k, vf);
+  vf r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
+  vf p = vsplat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  vi bits = (k + 127) << 23;
+  return p * (vf)bits;
+}
+
+/* In-place softmax of `rows` rows of length n (row stride n). Cloned per ISA. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+softmax_rows(float *x, int64_t rows, int64_t n) {
+  const int64_t nv = n / VL * VL;
+  for (int64_t r = 0; r < rows; r++) {
+    float *v = x + r * n;
+    float mx = v[0];
+    if (nv) {
+      vf m = vload(v);
+      for (int64_t j = VL; j < nv; j += VL) {
+        vf t = vload(v + j);
+        m = vsel(t > m, t, m);
+      }
+      for (int i = 0; i < VL; i++) mx = m[i] > mx ? m[i] : mx;
+    }
+    for (int64_t j = nv; j < n; j++) mx = v[j] > mx ? v[j] : mx;
+    vf acc = vsplat(0.0f);
+    for (int64_t j = 0; j < nv; j += VL) {
+      vf t = vexp_nonpos(vload(v + j) - mx);
+      vstore(v + j, t);
+      acc += t;
+    }
+    float sum = vhsum(acc);
+    for (int64_t j = nv; j < n; j++) {
+      float t = exp_nonpos(v[j] - mx);
+      v[j] = t;
+      sum += t;
+    }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < nv; j += VL) vstore(v + j, vload(v + j) * inv);
+    for (int64_t j = nv; j < n; j++) v[j] *= inv;
+  }
+}
+
+/* dS = P (dP - rowsum(dP P)), in place in g; adds dS into acc (the bias gradient). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+softmax_grad_rows(const float *p, float *g, float *acc, int64_t rows, int64_t n) {
+  const int64_t nv = n / VL * VL;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *pr = p + r * n;
+    float *gr = g + r * n, *ar = acc + r * n;
+    vf vd = vsplat(0.0f);
+    for (int64_t j = 0; j < nv; j += VL) vd += vload(gr + j) * vload(pr + j);
+    float dot = vhsum(vd);
+    for (int64_t j = nv; j < n; j++) dot += gr[j] * pr[j];
+    for (int64_t j = 0; j < nv; j += VL) {
+      vf t = vload(pr + j) * (vload(gr + j) - dot);
+      vstore(gr + j, t);
+      vstore(ar + j, vload(ar + j) + t);
+    }
+    for (int64_t j = nv; j < n; j++) {
+      float t = pr[j] * (gr[j] - dot);
+      gr[j] = t;
+      ar[j] += t;
+    }
+  }
+}
+
+/* s[i, j] += mv where r[i] != r[j] (the shift mask), n x n */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+add_mask(float *s, const int32_t *r, int64_t n, float mv) {
+  const int64_t nv = n / VL * VL;
+  for (int64_t i = 0; i < n; i++) {
+    float *sr = s + i * n;
+    const int32_t ri = r[i];
+    for (int64_t j = 0; j < nv; j += VL) {
+      vi rj;
+      memcpy(&rj, r + j, sizeof rj);
+      vf add = vsel(rj != ri, vsplat(mv), vsplat(0.0f));
+      vstore(sr + j, vload(sr + j) + add);
+    }
+    for (int64_t j = nv; j < n; j++) sr[j] += r[j] != ri ? mv : 0.0f;
+  }
+}
+
+typedef struct attn_ctx {
+  const c3_attn_desc *d;
+  const float *qkv, *bias;
+  const int32_t *region;
+  const unsigned char *mixed;
+} attn_ctx;
+
+/* P of window w, head h into s (n x n): bias + mask + scale q k^T, softmax. */
+static int task_probs(const attn_ctx *c, int64_t w, int64_t h, float *s) {
+  const c3_attn_desc *d = c->d;
+  const int64_t n = d->tokens, hd = d->head_dim, C = d->heads * hd, row = 3 * C;
+  memcpy(s, c->bias + h * n * n, (size_t)(n * n) * sizeof(float));
+  if (c->region) {
+    int64_t m = w % d->mask_windows;
+    if (c->mixed[m]) add_mask(s, c->region + m * n, n, d->mask_value);
+  }
+  const float *q = c->qkv + w * n * row + h * hd, *k = q + C;
+  if (dnnl_sgemm('N', 'T', n, n, hd, d->scale, q, row, k, row, 1.0f, s, n) != dnnl_success)
+    return -1;
+  softmax_rows(s, n, n);
+  return 0;
+}
+
+/* mixed[m] = 1 when mask window m has tokens of more than one region */
+static csal3d_status attn_mixed(c3_engine *e, const c3_attn_desc *d, const int32_t *region,
+                                unsigned char **out) {
+  *out = NULL;
+  if (!region) return CSAL3D_OK;
+  unsigned char *m;
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A4, (size_t)d->mask_windows, (void **)&m));
+  for (int64_t w = 0; w < d->mask_windows; w++) {
+    const int32_t *r = region + w * d->tokens;
+    m[w] = 0;
+    for (int64_t i = 1; i < d->tokens; i++)
+      if (r[i] != r[0]) {
+        m[w] = 1;
+        break;
+      }
+  }
+  *out = m;
+  return CSAL3D_OK;
+}
+
+static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
 static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const float *qkv,
                                   const float *table, const int32_t *region, float *out,
@@ -105,26 +253,34 @@ static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const flo
   C3_CHECK_ARG(qkv && table && out, "attn_fwd: NULL tensor");
   C3_CHECK_ARG(!region || d->mask_windows >= 1, "attn_fwd: region ids need mask_windows >= 1");
   const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd, row = 3 * C;
-  float *bias;
-  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)(H * n * n) * sizeof(float), (void **)&bias));
+  const size_t tile = align64((size_t)(n * n) * sizeof(float));
+  const int nthr = omp_get_max_threads();
+  char *buf;
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)H * tile + (probs ? 0 : (size_t)nthr * tile),
+                        (void **)&buf));
+  float *bias = (float *)buf;
   gather_bias(d, table, bias);
-  int64_t cw = chunk_windows(d);
-  float *pbuf = NULL;
-  if (!probs)
-    C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(cw * H * n * n) * sizeof(float),
-                          (void **)&pbuf));
-  for (int64_t w0 = 0; w0 < d->windows; w0 += cw) {
-    int64_t c = d->windows - w0 < cw ? d->windows - w0 : cw;
-    float *p = probs ? probs + w0 * H * n * n : pbuf;
-    C3_TRY(attn_probs(e, d, qkv, bias, region, w0, c, p));
-    /* out[w, i, h, :] = P @ v */
-    const float *v = qkv + w0 * n * row + 2 * C;
-    int64_t da[4] = {c, H, n, n}, sa[4] = {H * n * n, n * n, n, 1};
-    int64_t db[4] = {c, H, n, hd}, sb[4] = {n * row, hd, row, 1};
-    int64_t dc[4] = {c, H, n, hd}, sc[4] = {n * C, hd, C, 1};
-    C3_TRY(c3_cpu_matmul_nd(e, 4, da, sa, db, sb, dc, sc, 1.0f, 0.0f, p, v, NULL,
-                            out + w0 * n * C));
+  attn_ctx c = {d, qkv, bias, region, NULL};
+  unsigned char *mixed;
+  C3_TRY(attn_mixed(e, d, region, &mixed));
+  c.mixed = mixed;
+  int failed = 0;
+  const int64_t tasks = d->windows * H;
+#pragma omp parallel for schedule(static) reduction(| : failed)
+  for (int64_t t = 0; t < tasks; t++) {
+    int64_t w = t / H, h = t % H;
+    float *s = probs ? probs + t * n * n
+                     : (float *)(buf + (size_t)H * tile + (size_t)omp_get_thread_num() * tile);
+    if (task_probs(&c, w, h, s)) {
+      failed = 1;
+      continue;
+    }
+    const float *v = qkv + w * n * row + 2 * C + h * hd;
+    if (dnnl_sgemm('N', 'N', n, hd, n, 1.0f, s, n, v, row, 0.0f, out + w * n * C + h * hd, C) !=
+        dnnl_success)
+      failed = 1;
   }
+  if (failed) return c3_error(CSAL3D_ERR_INTERNAL, "attn_fwd: oneDNN sgemm failed");
   return CSAL3D_OK;
 }
 
@@ -137,59 +293,68 @@ static csal3d_status cpu_attn_bwd(c3_engine *e, const c3_attn_desc *d, const flo
   C3_CHECK_ARG(!region || d->mask_windows >= 1, "attn_bwd: region ids need mask_windows >= 1");
   const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd, row = 3 * C;
   const int64_t nn = n * n;
-  /* A3 holds the gathered bias then the bias-gradient sum (both [H, n, n]) */
-  float *bias;
-  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)(2 * H * nn) * sizeof(float), (void **)&bias));
-  float *dbias = bias + H * nn;
+  const size_t tile = align64((size_t)nn * sizeof(float));
+  const int nthr = omp_get_max_threads();
+  /* blocks of windows per head: a fixed partition, so that the bias-gradient partial
+   * sums (one per head and block, added in order) do not depend on the threads */
+  const int64_t nb = d->windows < C3_ATTN_BWD_BLOCKS ? d->windows : C3_ATTN_BWD_BLOCKS;
+  const int64_t bs = (d->windows + nb - 1) / nb;
+  char *buf;
+  size_t bytes = (size_t)H * tile                 /* gathered bias */
+                 + (size_t)(H * nb) * tile        /* bias-gradient partials */
+                 + (size_t)nthr * 2 * tile;       /* per thread: P, dP */
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, bytes, (void **)&buf));
+  float *bias = (float *)buf;
+  char *partials = buf + (size_t)H * tile, *thr = partials + (size_t)(H * nb) * tile;
   gather_bias(d, table, bias);
-  memset(dbias, 0, (size_t)(H * nn) * sizeof(float));
-  int64_t cw = chunk_windows(d);
-  float *pbuf = NULL, *dp;
-  if (!probs)
-    C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(cw * H * nn) * sizeof(float),
-                          (void **)&pbuf));
-  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A2, (size_t)(cw * H * nn) * sizeof(float), (void **)&dp));
+  attn_ctx c = {d, qkv, bias, region, NULL};
+  unsigned char *mixed;
+  C3_TRY(attn_mixed(e, d, region, &mixed));
+  c.mixed = mixed;
   const float beta = accum ? 1.0f : 0.0f;
-  for (int64_t w0 = 0; w0 < d->windows; w0 += cw) {
-    int64_t c = d->windows - w0 < cw ? d->windows - w0 : cw;
-    const float *p = probs ? probs + w0 * H * nn : pbuf;
-    if (!probs) C3_TRY(attn_probs(e, d, qkv, bias, region, w0, c, pbuf));
-    const float *q = qkv + w0 * n * row, *k = q + C, *v = q + 2 * C;
-    const float *go = dout + w0 * n * C;
-    float *dq = dqkv + w0 * n * row, *dk = dq + C, *dv = dq + 2 * C;
-    int64_t d_nn[4] = {c, H, n, n}, s_nn[4] = {H * nn, nn, n, 1}, s_nnT[4] = {H * nn, nn, 1, n};
-    int64_t d_nh[4] = {c, H, n, hd}, s_qkv[4] = {n * row, hd, row, 1};
-    int64_t s_out[4] = {n * C, hd, C, 1};
-    int64_t d_hn[4] = {c, H, hd, n}, s_qkvT[4] = {n * row, hd, 1, row};
-    /* dP = dO v^T */
-    C3_TRY(c3_cpu_matmul_nd(e, 4, d_nh, s_out, d_hn, s_qkvT, d_nn, s_nn, 1.0f, 0.0f, go, v,
-                            NULL, dp));
-    /* dv (+)= P^T dO */
-    C3_TRY(c3_cpu_matmul_nd(e, 4, d_nn, s_nnT, d_nh, s_out, d_nh, s_qkv, 1.0f, beta, p, go,
-                            NULL, dv));
-    /* dS = P (dP - rowsum(dP P)), in place in dp */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < c * H * n; r++) {
-      const float *pr = p + r * n;
-      float *g = dp + r * n;
-      float dot = 0.0f;
-      for (int64_t j = 0; j < n; j++) dot += g[j] * pr[j];
-      for (int64_t j = 0; j < n; j++) g[j] = pr[j] * (g[j] - dot);
+  int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
+  for (int64_t t = 0; t < H * nb; t++) {
+    int64_t h = t / nb, b = t % nb;
+    float *acc = (float *)(partials + (size_t)t * tile);
+    memset(acc, 0, (size_t)nn * sizeof(float));
+    char *mine = thr + (size_t)omp_get_thread_num() * 2 * tile;
+    float *pbuf = (float *)mine, *dp = (float *)(mine + tile);
+    int64_t w_end = (b + 1) * bs < d->windows ? (b + 1) * bs : d->windows;
+    for (int64_t w = b * bs; w < w_end && !failed; w++) {
+      const float *p = probs ? probs + (w * H + h) * nn : pbuf;
+      if (!probs && task_probs(&c, w, h, pbuf)) {
+        failed = 1;
+        break;
+      }
+      const float *q = qkv + w * n * row + h * hd, *k = q + C, *v = q + 2 * C;
+      const float *go = dout + w * n * C + h * hd;
+      float *dq = dqkv + w * n * row + h * hd, *dk = dq + C, *dv = dq + 2 * C;
+      dnnl_status_t s = dnnl_sgemm('N', 'T', n, n, hd, 1.0f, go, C, v, row, 0.0f, dp, n);
+      if (s == dnnl_success)
+        s = dnnl_sgemm('T', 'N', n, hd, n, 1.0f, p, n, go, C, beta, dv, row);
+      if (s == dnnl_success) softmax_grad_rows(p, dp, acc, n, n);
+      if (s == dnnl_success)
+        s = dnnl_sgemm('N', 'N', n, hd, n, d->scale, dp, n, k, row, beta, dq, row);
+      if (s == dnnl_success)
+        s = dnnl_sgemm('T', 'N', n, hd, n, d->scale, dp, n, q, row, beta, dk, row);
+      if (s != dnnl_success) failed = 1;
     }
-    /* bias gradient: sum over the chunk's windows, in window order */
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < H * nn; t++) {
-      float s = dbias[t];
-      for (int64_t w = 0; w < c; w++) s += dp[w * H * nn + t];
-      dbias[t] = s;
-    }
-    /* dq (+)= scale dS k ; dk (+)= scale dS^T q */
-    C3_TRY(c3_cpu_matmul_nd(e, 4, d_nn, s_nn, d_nh, s_qkv, d_nh, s_qkv, d->scale, beta, dp, k,
-                            NULL, dq));
-    C3_TRY(c3_cpu_matmul_nd(e, 4, d_nn, s_nnT, d_nh, s_qkv, d_nh, s_qkv, d->scale, beta, dp,
-                            q, NULL, dk));
   }
-  scatter_bias(d, dbias, dtable);
+  if (failed) return c3_error(CSAL3D_ERR_INTERNAL, "attn_bwd: oneDNN sgemm failed");
+  /* sum the partials of each head in block order, into the first block's; then the
+   * per-head sums go contiguously ([H, n, n]) into the bias buffer, no longer needed */
+#pragma omp parallel for schedule(static)
+  for (int64_t h = 0; h < H; h++) {
+    float *dst = (float *)(partials + (size_t)(h * nb) * tile);
+    for (int64_t b = 1; b < nb; b++) {
+      const float *src = (const float *)(partials + (size_t)(h * nb + b) * tile);
+      for (int64_t i = 0; i < nn; i++) dst[i] += src[i];
+    }
+  }
+  for (int64_t h = 0; h < H; h++)
+    memcpy(bias + h * nn, partials + (size_t)(h * nb) * tile, (size_t)nn * sizeof(float));
+  scatter_bias(d, bias, dtable);
   return CSAL3D_OK;
 }
 
