@@ -1,7 +1,10 @@
 /* Benchmark of the SSL model on the CPU engine (make bench): forward, and a training
  * step (forward + backward + AdamW), one observation, embed_dim 48, at 64^3 and
  * 128^3 (override: CSAL3D_BENCH_SIDES="64,128", CSAL3D_BENCH_EMBED=48,
- * CSAL3D_BENCH_REPS=3). Prints time (best of the repetitions after a warm-up),
+ * CSAL3D_BENCH_REPS=3, CSAL3D_BENCH_MODES=0123: 0 forward, 1 step, 2 step with
+ * recomputed attention, 3 a 9-observation step in the one-at-a-time memory mode with
+ * recomputed attention, run once; CSAL3D_BENCH_PROFILE=1 adds a per-op time table).
+ * Prints time (best of the repetitions after a warm-up),
  * GFLOP/s (forward: the multiply-adds of convolutions, linear layers and attention
  * products x 2; a step counts 3x the forward) and the engine's peak memory per
  * observation, with and without stored attention probabilities. */
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdint.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -55,6 +59,94 @@ static double forward_macs(const c3_model_config *c, int64_t s) {
   return macs;
 }
 
+/* ---- optional per-op profile (CSAL3D_BENCH_PROFILE=1): the engine's table is
+ * wrapped with timers, so the table shows where a step spends its time. ---- */
+static c3_engine orig;
+enum { P_CONV_F, P_CONV_BD, P_CONV_BW, P_MATMUL, P_LN_F, P_LN_B, P_GELU_F, P_GELU_B,
+       P_IN_F, P_IN_B, P_UP_F, P_UP_B, P_ATT_F, P_ATT_B, P_WPART, P_WMERGE, P_PM_F, P_PM_B,
+       P_RED, P_BCAST, P_COPY, P_ADAMW, P_DOT, P_ZERO, P_N };
+static const char *pname[P_N] = {"conv3d_fwd", "conv3d_bwd_data", "conv3d_bwd_weights",
+  "matmul", "layer_norm_fwd", "layer_norm_bwd", "gelu_fwd", "gelu_bwd", "inorm_lrelu_fwd",
+  "inorm_lrelu_bwd", "upsample2x_fwd", "upsample2x_bwd", "attn_fwd", "attn_bwd",
+  "window_partition", "window_merge", "patch_merge_fwd", "patch_merge_bwd", "reduce_sum",
+  "broadcast", "copy", "adamw", "dot", "zero"};
+static double ptime[P_N];
+static long pcount[P_N];
+#define WRAP(idx, field, params, args)                                               \
+  static csal3d_status w_##field params {                                            \
+    double t0 = now();                                                               \
+    csal3d_status s_ = orig.field args;                                              \
+    ptime[idx] += now() - t0;                                                        \
+    pcount[idx]++;                                                                   \
+    return s_;                                                                       \
+  }
+WRAP(P_CONV_F, conv3d_fwd, (c3_engine *e, const c3_conv3d_desc *d, const float *x, const float *w, const float *b, float *y), (e, d, x, w, b, y))
+WRAP(P_CONV_BD, conv3d_bwd_data, (c3_engine *e, const c3_conv3d_desc *d, const float *dy, const float *w, float *dx, int a), (e, d, dy, w, dx, a))
+WRAP(P_CONV_BW, conv3d_bwd_weights, (c3_engine *e, const c3_conv3d_desc *d, const float *x, const float *dy, float *dw, float *db), (e, d, x, dy, dw, db))
+WRAP(P_MATMUL, matmul, (c3_engine *e, const c3_matmul_desc *d, const float *a, const float *b, const float *bias, float *c), (e, d, a, b, bias, c))
+WRAP(P_LN_F, layer_norm_fwd, (c3_engine *e, int64_t r, int64_t c, float eps, const float *x, const float *g, const float *b, float *y, float *m, float *v), (e, r, c, eps, x, g, b, y, m, v))
+WRAP(P_LN_B, layer_norm_bwd, (c3_engine *e, int64_t r, int64_t c, float eps, const float *x, const float *g, const float *m, const float *v, const float *dy, float *dx, int a, float *dg, float *db), (e, r, c, eps, x, g, m, v, dy, dx, a, dg, db))
+WRAP(P_GELU_F, gelu_fwd, (c3_engine *e, int64_t n, const float *x, float *y), (e, n, x, y))
+WRAP(P_GELU_B, gelu_bwd, (c3_engine *e, int64_t n, const float *x, const float *dy, float *dx, int a), (e, n, x, dy, dx, a))
+WRAP(P_IN_F, inorm_lrelu_fwd, (c3_engine *e, const c3_inorm_desc *d, const float *x, float *y, float *m, float *v), (e, d, x, y, m, v))
+WRAP(P_IN_B, inorm_lrelu_bwd, (c3_engine *e, const c3_inorm_desc *d, const float *x, const float *m, const float *v, const float *dy, float *dx, int a), (e, d, x, m, v, dy, dx, a))
+WRAP(P_UP_F, upsample2x_fwd, (c3_engine *e, const c3_upsample_desc *d, const float *x, float *y), (e, d, x, y))
+WRAP(P_UP_B, upsample2x_bwd, (c3_engine *e, const c3_upsample_desc *d, const float *dy, float *dx, int a), (e, d, dy, dx, a))
+WRAP(P_ATT_F, attn_fwd, (c3_engine *e, const c3_attn_desc *d, const float *qkv, const float *t, const int32_t *r, float *o, float *p), (e, d, qkv, t, r, o, p))
+WRAP(P_ATT_B, attn_bwd, (c3_engine *e, const c3_attn_desc *d, const float *qkv, const float *t, const int32_t *r, const float *p, const float *dout, float *dqkv, int a, float *dt), (e, d, qkv, t, r, p, dout, dqkv, a, dt))
+WRAP(P_WPART, window_partition, (c3_engine *e, const c3_window_desc *d, const float *x, float *xw, int a), (e, d, x, xw, a))
+WRAP(P_WMERGE, window_merge, (c3_engine *e, const c3_window_desc *d, const float *xw, float *x, int a), (e, d, xw, x, a))
+WRAP(P_PM_F, patch_merge_fwd, (c3_engine *e, const c3_merge_desc *d, const float *x, float *y), (e, d, x, y))
+WRAP(P_PM_B, patch_merge_bwd, (c3_engine *e, const c3_merge_desc *d, const float *dy, float *dx, int a), (e, d, dy, dx, a))
+WRAP(P_RED, reduce_sum, (c3_engine *e, int64_t o, int64_t m, int64_t i, float al, const float *x, float *y, int a), (e, o, m, i, al, x, y, a))
+WRAP(P_BCAST, broadcast, (c3_engine *e, int64_t o, int64_t m, int64_t i, float al, const float *x, float *y, int a), (e, o, m, i, al, x, y, a))
+WRAP(P_COPY, copy, (c3_engine *e, void *d, const void *s, size_t b), (e, d, s, b))
+WRAP(P_ADAMW, adamw, (c3_engine *e, const c3_adamw_desc *d, int64_t n, float *p, const float *g, float *m, float *v), (e, d, n, p, g, m, v))
+WRAP(P_DOT, dot, (c3_engine *e, int64_t n, const float *x, const float *y, double *o), (e, n, x, y, o))
+WRAP(P_ZERO, zero, (c3_engine *e, void *p, size_t b), (e, p, b))
+
+static void profile_install(c3_engine *e) {
+  orig = *e;
+  e->conv3d_fwd = w_conv3d_fwd, e->conv3d_bwd_data = w_conv3d_bwd_data;
+  e->conv3d_bwd_weights = w_conv3d_bwd_weights, e->matmul = w_matmul;
+  e->layer_norm_fwd = w_layer_norm_fwd, e->layer_norm_bwd = w_layer_norm_bwd;
+  e->gelu_fwd = w_gelu_fwd, e->gelu_bwd = w_gelu_bwd;
+  e->inorm_lrelu_fwd = w_inorm_lrelu_fwd, e->inorm_lrelu_bwd = w_inorm_lrelu_bwd;
+  e->upsample2x_fwd = w_upsample2x_fwd, e->upsample2x_bwd = w_upsample2x_bwd;
+  e->attn_fwd = w_attn_fwd, e->attn_bwd = w_attn_bwd;
+  e->window_partition = w_window_partition, e->window_merge = w_window_merge;
+  e->patch_merge_fwd = w_patch_merge_fwd, e->patch_merge_bwd = w_patch_merge_bwd;
+  e->reduce_sum = w_reduce_sum, e->broadcast = w_broadcast, e->copy = w_copy;
+  e->adamw = w_adamw, e->dot = w_dot, e->zero = w_zero;
+}
+
+static void profile_report(const char *title) {
+  double total = 0;
+  for (int i = 0; i < P_N; i++) total += ptime[i];
+  printf("  per-op time, %s (total %.3f s):\n", title, total);
+  for (int i = 0; i < P_N; i++)
+    if (pcount[i])
+      printf("    %-20s %8.3f s %5.1f%%  %5ld calls\n", pname[i], ptime[i],
+             100 * ptime[i] / total, pcount[i]);
+  memset(ptime, 0, sizeof ptime);
+  memset(pcount, 0, sizeof pcount);
+}
+
+/* Mode 3's loss: a fixed gradient on every reconstruction and logit (what matters
+ * here is memory and time, not the value). */
+static csal3d_status fixed_loss(void *ctx, c3_model *m, int64_t n, const float *recon,
+                                const float *logits, float *d_recon, float *d_logits,
+                                double *loss) {
+  const float *const *g = ctx;
+  size_t vin = (size_t)(m->cfg.in_channels) * (size_t)(uintptr_t)g[2];
+  for (int64_t i = 0; i < n; i++) {
+    C3_TRY(m->e->copy(m->e, d_recon + (size_t)i * vin, g[0], vin * sizeof(float)));
+    C3_TRY(m->e->copy(m->e, d_logits + 4 * i, g[1], 4 * sizeof(float)));
+  }
+  *loss = 0;
+  return CSAL3D_OK;
+}
+
 int main(void) {
   const char *sides_env = getenv("CSAL3D_BENCH_SIDES");
   const char *embed_env = getenv("CSAL3D_BENCH_EMBED");
@@ -70,6 +162,8 @@ int main(void) {
     fprintf(stderr, "bench_model: %s\n", csal3d_last_error());
     return 1;
   }
+  int profile = getenv("CSAL3D_BENCH_PROFILE") != NULL;
+  if (profile) profile_install(e);
   if (!e->attn_bwd || !e->adamw) {
     printf("bench_model: the CPU engine lacks ops; nothing to measure\n");
     c3_engine_close(e);
@@ -113,17 +207,38 @@ int main(void) {
     e->upload(e, dl, hl, 16);
     free(h);
     double gflop = 2 * forward_macs(&cfg, s) * 1e-9;
-    for (int mode = 0; mode < 3; mode++) {
+    const char *modes = getenv("CSAL3D_BENCH_MODES"); /* e.g. "1" or "012" */
+    for (int mode = 0; mode < 4; mode++) {
+      if (modes && !strchr(modes, '0' + mode)) continue;
       /* 0: inference forward; 1: train step, attention stored; 2: recomputed. */
-      m->recompute_attention = mode == 2;
+      m->recompute_attention = mode >= 2;
       c3_model_release_workspace(m); /* measure each mode's own peak */
       double best = INFINITY;
       size_t in_use, peak;
       csal3d_status st = CSAL3D_OK;
       e->reset_peak(e);
-      for (int r = 0; r <= reps && st == CSAL3D_OK; r++) {
+      for (int r = 0; r <= (mode == 3 ? 0 : reps) && st == CSAL3D_OK; r++) {
         double t0 = now();
-        if (mode == 0) {
+        if (mode == 3) {
+          /* 9 observations, one at a time (the SSL step's memory mode). */
+          float *x9 = NULL, *rec = NULL, *lg = NULL, *drec = NULL, *dlg = NULL;
+          double loss;
+          const float *ctx[3] = {dr, dl, (const float *)(uintptr_t)vox};
+          st = e->alloc(e, 9 * vox * 4, "9 observations", (void **)&x9);
+          if (st == CSAL3D_OK) st = e->alloc(e, 9 * vox * 4, "recon", (void **)&rec);
+          if (st == CSAL3D_OK) st = e->alloc(e, 9 * vox * 4, "d_recon", (void **)&drec);
+          if (st == CSAL3D_OK) st = e->alloc(e, 9 * 16, "logits", (void **)&lg);
+          if (st == CSAL3D_OK) st = e->alloc(e, 9 * 16, "d_logits", (void **)&dlg);
+          for (int i = 0; i < 9 && st == CSAL3D_OK; i++)
+            st = e->copy(e, x9 + (size_t)i * vox, x, vox * 4);
+          if (st == CSAL3D_OK) st = c3_model_zero_grad(m);
+          if (st == CSAL3D_OK)
+            st = c3_model_train_pass(m, C3_MODEL_ONE_AT_A_TIME, x9, 9, dhw, fixed_loss,
+                                     (void *)ctx, rec, lg, drec, dlg, &loss);
+          if (st == CSAL3D_OK) st = c3_optim_step(o);
+          e->free(e, x9), e->free(e, rec), e->free(e, drec), e->free(e, lg), e->free(e, dlg);
+          best = now() - t0;
+        } else if (mode == 0) {
           st = c3_model_forward(m, x, 1, dhw, 0);
         } else {
           st = c3_model_zero_grad(m);
@@ -134,6 +249,7 @@ int main(void) {
         e->synchronize(e);
         double t = now() - t0;
         if (r > 0 && t < best) best = t; /* r = 0 is the warm-up */
+        if (profile && r == 0) memset(ptime, 0, sizeof ptime), memset(pcount, 0, sizeof pcount);
       }
       if (st != CSAL3D_OK) {
         printf("%-7lld %-26s failed: %s\n", (long long)s,
@@ -143,12 +259,14 @@ int main(void) {
       e->memory_stats(e, &in_use, &peak);
       const char *what = mode == 0   ? "forward (inference)"
                          : mode == 1 ? "fwd+bwd+AdamW"
-                                     : "fwd+bwd+AdamW, recompute";
-      double fl = mode == 0 ? gflop : 3 * gflop;
+                         : mode == 2 ? "fwd+bwd+AdamW, recompute"
+                                     : "9 obs one-at-a-time step";
+      double fl = mode == 0 ? gflop : mode == 3 ? 9 * 4 * gflop : 3 * gflop;
       char side[16];
       snprintf(side, sizeof side, "%lld^3", (long long)s);
       printf("%-7s %-26s %10.3f %10.1f %12.2f\n", side, what, best, fl / best,
              (double)peak / (1 << 30));
+      if (profile) profile_report(what);
       fflush(stdout);
     }
     e->free(e, x);
