@@ -16,15 +16,19 @@
 #include "sampling/sampling.h"
 
 /* Rows per distance chunk: one single-threaded sgemm each, all chunks of a pass in
- * one parallel region (a region per small block costs more than it saves). */
-#define C3_KM_CHUNK 256
+ * one parallel region (a region per small block costs more than it saves). Up to
+ * 256 rows (OpenBLAS then takes its small-matrix path for small k), at most 4 MB per
+ * thread. */
+#define C3_KM_CHUNK_MAX 256
+#define C3_KM_CHUNK_BYTES (4 << 20)
 
 typedef struct c3_km_work {
   const float *X;
   const float *xn; /* squared row norms */
   int64_t n, d, k;
   float *buf;      /* per thread: slot floats */
-  int64_t slot;    /* C3_KM_CHUNK x (k + d + 1) */
+  int64_t chunk;   /* rows per chunk (a function of k and d only) */
+  int64_t slot;    /* chunk x (max(k, trials) + d + 1) */
   float *cn;       /* k */
   int64_t *order;  /* n: rows sorted by label */
   int64_t *start;  /* k + 1 */
@@ -51,13 +55,13 @@ static int64_t c3_km_assign(c3_km_work *w, const float *C, const int64_t *rows,
   const int64_t k = w->k, d = w->d;
   c3_row_sqnorms(C, k, d, w->cn);
   int64_t changed = 0;
-  int64_t chunks = (nrows + C3_KM_CHUNK - 1) / C3_KM_CHUNK;
+  int64_t chunks = (nrows + w->chunk - 1) / w->chunk;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : changed) if (nrows * k * d > C3_PAR_MIN)
   for (int64_t ch = 0; ch < chunks; ch++) {
-    int64_t r0 = ch * C3_KM_CHUNK;
-    int64_t r1 = r0 + C3_KM_CHUNK < nrows ? r0 + C3_KM_CHUNK : nrows;
+    int64_t r0 = ch * w->chunk;
+    int64_t r1 = r0 + w->chunk < nrows ? r0 + w->chunk : nrows;
     float *dist = w->buf + (int64_t)omp_get_thread_num() * w->slot;
-    float *gather = dist + C3_KM_CHUNK * k, *gn = gather + C3_KM_CHUNK * d;
+    float *gather = dist + w->chunk * k, *gn = gather + w->chunk * d;
     const float *A, *an;
     if (rows) {
       for (int64_t i = r0; i < r1; i++) {
@@ -110,6 +114,7 @@ static void c3_km_update(c3_km_work *w, const int64_t *labels, float *C,
     memset(s, 0, (size_t)d * sizeof(double));
     for (int64_t t = a; t < b; t++) {
       const float *x = w->X + w->order[t] * d;
+#pragma omp simd
       for (int64_t j = 0; j < d; j++) s[j] += x[j];
     }
     double inv = 1.0 / (double)(b - a);
@@ -123,7 +128,7 @@ static csal3d_status c3_km_seed(c3_km_work *w, const int64_t *rows, int64_t m,
                                 c3_rng *r, float *C) {
   const int64_t k = w->k, d = w->d;
   const int trials = 2 + (int)log((double)k);
-  const int64_t chunks = (m + C3_KM_CHUNK - 1) / C3_KM_CHUNK;
+  const int64_t chunks = (m + w->chunk - 1) / w->chunk;
   double *closest = NULL, *cand_d = NULL, *cum = NULL, *part = NULL;
   float *cbuf = NULL, *cnorm = NULL, *Y = NULL, *yn = NULL;
   csal3d_status s = c3_alloc_array((size_t)m, sizeof(double), "k-means++ distances",
@@ -183,8 +188,8 @@ static csal3d_status c3_km_seed(c3_km_work *w, const int64_t *rows, int64_t m,
     /* candidate t's distances, capped by the current closest, and per-chunk sums */
 #pragma omp parallel for schedule(dynamic, 1) if (m * nt * d > C3_PAR_MIN)
     for (int64_t ch = 0; ch < chunks; ch++) {
-      int64_t r0 = ch * C3_KM_CHUNK;
-      int64_t r1 = r0 + C3_KM_CHUNK < m ? r0 + C3_KM_CHUNK : m;
+      int64_t r0 = ch * w->chunk;
+      int64_t r1 = r0 + w->chunk < m ? r0 + w->chunk : m;
       float *dist = w->buf + (int64_t)omp_get_thread_num() * w->slot;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), nt, (int)d,
                   -2.0f, P + r0 * d, (int)d, cbuf, (int)d, 0.0f, dist, nt);
@@ -263,13 +268,19 @@ csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
   memset(res, 0, sizeof *res);
   int minibatch = p->batch > 0 && n > 4 * p->batch;
   int64_t batch = minibatch ? p->batch : 0;
-  c3_km_work w = {X, NULL, n, d, k, NULL, 0, NULL, NULL, NULL, NULL};
+  c3_km_work w = {X, NULL, n, d, k, NULL, 0, 0, NULL, NULL, NULL, NULL};
   float *xn = NULL, *C = NULL, *Cold = NULL, *best_C = NULL;
   int64_t *lab = NULL, *counts = NULL, *used = NULL, *rows = NULL;
   double *mind = NULL, *colsum = NULL;
   int nthreads = omp_get_max_threads();
   int trials = 2 + (int)log((double)k);
-  w.slot = (int64_t)C3_KM_CHUNK * ((k > trials ? k : trials) + d + 1);
+  {
+    int64_t width = (k > trials ? k : trials) + d + 1;
+    w.chunk = C3_KM_CHUNK_BYTES / (int64_t)sizeof(float) / width;
+    if (w.chunk > C3_KM_CHUNK_MAX) w.chunk = C3_KM_CHUNK_MAX;
+    if (w.chunk < 16) w.chunk = 16;
+    w.slot = w.chunk * width;
+  }
   csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&xn);
 #define C3_ALLOC(ptr, count, size, what)                                       \
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
