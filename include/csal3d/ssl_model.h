@@ -6,20 +6,51 @@
  * @brief The self-supervised model: Swin-UNETR encoder, inpainting decoder, rotation head.
  *
  * A ::csal3d_ssl_model holds the parameters (MONAI names), the optimiser
- * state and the training schedule of the CSAL-3D pretext task: 3 views x 3
- * rotations of masked crops, with inpainting, rotation and consistency
- * losses. It is trained with its own loop or the caller's (train_step),
- * saved and resumed exactly as safetensors checkpoints, and encodes volumes
- * into the features that sampling clusters.
+ * state and the training schedule of the CSAL-3D pretext task (DESIGN.md,
+ * "Self-supervised pretraining"). Each crop x gives 9 observations: 3 views
+ * (identity, D<->H, D<->W) x 3 rotations by k in {0..3} quarter turns in the
+ * (H, W) plane, each with round(mask_ratio x cubes) of its 16^3 cubes hidden.
+ * The model reconstructs every observation and classifies its rotation; the
+ * loss is
  *
- * Status: declared here so that the shape of the API is visible; its
- * functions arrive with the engine/model and pretraining work and are not
- * part of this release yet.
+ *     L = w_inp L_inp + w_rot L_rot + w_cons L_cons
+ *
+ * with L_inp the mean over the 9 of the squared error against the unmasked
+ * observation, L_rot the mean cross-entropy of the rotation logits, and
+ * L_cons the mean absolute difference between reconstructions of the same
+ * view brought back to the crop's frame (1/18 of the sum over views and
+ * ordered pairs of rotations). AdamW with warm-up and cosine decay, global
+ * gradient clipping. Every random draw (crops, rotations, masks, the order
+ * of the cases) comes from a counter-based generator keyed by (seed, step,
+ * item), so a run resumed from a checkpoint continues exactly as if it had
+ * not stopped, and results do not depend on the number of threads.
+ *
+ * @code
+ * csal3d_ssl_options so;
+ * csal3d_ssl_options_init(&so);
+ * so.embed_dim = 48;
+ * so.crop_size[0] = so.crop_size[1] = so.crop_size[2] = 96;
+ * so.iterations = 2000;
+ * so.checkpoint_every = 500;
+ * so.checkpoint_path = "ssl.safetensors";
+ * csal3d_ssl_model *m;
+ * if (csal3d_ssl_model_create(ctx, &so, &m) != CSAL3D_OK ||
+ *     csal3d_ssl_model_train(m, dataset, &load_options) != CSAL3D_OK)
+ *   fprintf(stderr, "csal3d: %s\n", csal3d_last_error());
+ * csal3d_ssl_model_save(m, "ssl.safetensors");
+ * csal3d_ssl_model_free(m);
+ * @endcode
+ *
+ * Memory: training keeps the activations of ONE observation at a time
+ * (each observation is first run in inference mode to evaluate the coupled
+ * loss, then recomputed in training mode and back-propagated alone), plus
+ * a few buffers of 9 x crop voxels.
  */
 #ifndef CSAL3D_SSL_MODEL_H
 #define CSAL3D_SSL_MODEL_H
 
 #include "csal3d/context.h"
+#include "csal3d/volume.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +58,286 @@ extern "C" {
 
 /** An opaque SSL model: parameters, optimiser state, schedule. */
 typedef struct csal3d_ssl_model csal3d_ssl_model;
+
+/** What ::csal3d_ssl_options.mask_ratio means. */
+typedef enum csal3d_mask_mode {
+  /** mask_ratio is the fraction of cubes hidden (the paper; default). */
+  CSAL3D_MASK_HIDE = 0,
+  /** Reference code: mask_ratio is the fraction KEPT; 1 - mask_ratio is hidden. */
+  CSAL3D_MASK_KEEP = 1
+} csal3d_mask_mode;
+
+/** What the rotation head reads. */
+typedef enum csal3d_rotation_input {
+  /** The spatial mean of the normalised deepest feature map (the paper; default). */
+  CSAL3D_ROTATION_INPUT_MEAN = 0,
+  /** Its first token (reference code). */
+  CSAL3D_ROTATION_INPUT_FIRST_TOKEN = 1
+} csal3d_rotation_input;
+
+/** The sampling feature of a volume or crop. */
+typedef enum csal3d_feature_mode {
+  /** Where an option allows it: whatever the model was configured with. */
+  CSAL3D_FEATURE_DEFAULT = 0,
+  /** The pooled 16C channels averaged in consecutive triplets: 16C / 3 values
+   *  (256 for embed_dim 48), as the reference code does. The model default. */
+  CSAL3D_FEATURE_REDUCED = 1,
+  /** All 16C pooled channels (768 for embed_dim 48). */
+  CSAL3D_FEATURE_FULL = 2,
+  /** No feature (uncertainty only; see ::csal3d_uncertainty_options). */
+  CSAL3D_FEATURE_NONE = 3
+} csal3d_feature_mode;
+
+/** Losses and schedule of one training step (see csal3d_ssl_model_last_losses()). */
+typedef struct csal3d_ssl_losses {
+  /** sizeof(csal3d_ssl_losses) as the library filled it (members are only appended). */
+  size_t struct_size;
+  /** The step these values belong to (0-based update number). */
+  int64_t step;
+  /** The weighted total w_inp L_inp + w_rot L_rot + w_cons L_cons, batch mean. */
+  double loss;
+  /** L_inp, unweighted, batch mean. */
+  double inpainting;
+  /** L_rot, unweighted, batch mean. */
+  double rotation;
+  /** L_cons, unweighted, batch mean. */
+  double consistency;
+  /** The learning rate of the update. */
+  double lr;
+  /** The global gradient norm before clipping. */
+  double grad_norm;
+} csal3d_ssl_losses;
+
+/**
+ * Called after every training step of csal3d_ssl_model_train() with that
+ * step's losses (valid during the call). Return 0 to go on, non-zero to stop
+ * (csal3d_ssl_model_train() then returns ::CSAL3D_ERR_CANCELLED; the model
+ * keeps the steps done so far).
+ */
+typedef int (*csal3d_ssl_step_fn)(void *user_data, const csal3d_ssl_losses *losses,
+                                  int64_t iterations);
+
+/**
+ * Options of an SSL model. Fill with csal3d_ssl_options_init() first, then
+ * change what you need. New members are only ever appended.
+ */
+typedef struct csal3d_ssl_options {
+  /** sizeof(csal3d_ssl_options) as the caller compiled it. */
+  size_t struct_size;
+  /** Swin embedding width C, a multiple of 12. Default 48 (18.7 M parameters). */
+  int embed_dim;
+  /** Image channels. Default 1. */
+  int in_channels;
+  /** Training crop size (D, H, W), each a multiple of 32. Default 128^3. */
+  int64_t crop_size[3];
+  /** Crops per step. Default 4 (the paper). */
+  int batch_size;
+  /** Training steps (the length of the cosine schedule). Default 30000 (the paper). */
+  int64_t iterations;
+  /** Peak learning rate; 0 means 5e-4 x batch_size / 2 (SwinMM). Default 0. */
+  double lr;
+  /** AdamW weight decay, on linear and convolution weights only. Default 0.1. */
+  double weight_decay;
+  /** Linear warm-up steps, then cosine decay to 0 at @ref iterations. Default 500. */
+  int64_t warmup_steps;
+  /** Gradient clipping by global norm; 0 turns it off. Default 1.0. */
+  double clip_norm;
+  /** Mask ratio (see @ref mask_mode). Default 0.3. */
+  double mask_ratio;
+  /** Default ::CSAL3D_MASK_HIDE (the paper's meaning). */
+  csal3d_mask_mode mask_mode;
+  /** Weight of L_inp. Default 1. */
+  double weight_inpainting;
+  /** Weight of L_rot. Default 1. */
+  double weight_rotation;
+  /** Weight of L_cons. Default 1. */
+  double weight_consistency;
+  /** 1: L_inp counts only the hidden voxels of each observation. Default 0 (all voxels). */
+  int inpainting_masked_only;
+  /**
+   * 1: the inpainting target is the observation z-scored with its crop's mean
+   * and standard deviation (per channel, over the crop; a constant channel is
+   * only centred). Default 0 (the raw observation).
+   */
+  int inpainting_zscore_target;
+  /** Default ::CSAL3D_ROTATION_INPUT_MEAN. */
+  csal3d_rotation_input rotation_input;
+  /** ::CSAL3D_FEATURE_REDUCED (default) or ::CSAL3D_FEATURE_FULL. */
+  csal3d_feature_mode feature;
+  /** csal3d_ssl_model_train(): write a checkpoint every this many steps (and at
+   *  the end); 0 never. Default 0. */
+  int64_t checkpoint_every;
+  /** Where those checkpoints go (replaced atomically each time); NULL: none. */
+  const char *checkpoint_path;
+  /** Non-zero: use @ref seed; zero: the context's seed. Default 0. */
+  int use_seed;
+  /** The seed when @ref use_seed is set. Default 0. */
+  uint64_t seed;
+  /** Called after every step of csal3d_ssl_model_train(), or NULL. */
+  csal3d_ssl_step_fn on_step;
+  /** Passed back to @ref on_step. */
+  void *on_step_user_data;
+  /**
+   * csal3d_ssl_model_train(): keep preprocessed volumes in memory up to this
+   * many bytes, so that a case is read from disk once. 0 means no cache.
+   * Default 1 GiB.
+   */
+  int64_t cache_bytes;
+} csal3d_ssl_options;
+
+/**
+ * Fills @p options with the defaults (and sets struct_size).
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT if @p options is NULL.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_options_init(csal3d_ssl_options *options);
+
+/**
+ * Creates a model with freshly initialised parameters (PyTorch/MONAI's
+ * initialisation drawn from the seed) and zero optimiser state, at step 0.
+ * @param ctx the context (engine, threads, seed, progress); must outlive the model.
+ * @param options the options, or NULL for the defaults.
+ * @param out receives the model.
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT for bad options (the message names the member),
+ *         ::CSAL3D_ERR_OUT_OF_MEMORY.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_create(csal3d_context *ctx,
+                                                 const csal3d_ssl_options *options,
+                                                 csal3d_ssl_model **out);
+
+/**
+ * Loads a model from a checkpoint written by csal3d_ssl_model_save() (its
+ * checksum is verified): parameters, optimiser moments, step, seed and every
+ * training option (checkpoint_path included), so that csal3d_ssl_model_train()
+ * continues the run exactly. A safetensors file of MONAI-named weights without
+ * optimiser state (a converted SwinUNETR / SwinMM checkpoint: "embed_dim" and
+ * "in_channels" in its metadata, or the defaults) loads at step 0 with the
+ * default training options. Change options afterwards with
+ * csal3d_ssl_model_set_options().
+ * @return ::CSAL3D_ERR_IO, ::CSAL3D_ERR_FORMAT (not a checkpoint, a tensor
+ *         missing or of the wrong shape: named), ::CSAL3D_ERR_CHECKSUM.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *path,
+                                               csal3d_ssl_model **out);
+
+/**
+ * Writes a checkpoint (safetensors: parameters under MONAI names, AdamW
+ * moments, step, seed, the model configuration and the training options in the
+ * metadata, a CRC-32 checksum). The file appears whole or not at all.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_save(const csal3d_ssl_model *model,
+                                               const char *path);
+
+/** Releases a model. Accepts NULL. */
+CSAL3D_API void csal3d_ssl_model_free(csal3d_ssl_model *model);
+
+/**
+ * The model's options. @p options->struct_size must be set by the caller
+ * (csal3d_ssl_options_init() does); the first struct_size bytes are written.
+ * checkpoint_path points into the model (valid until it changes or the model
+ * is freed). use_seed is 1 and seed is the seed the model draws with.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_get_options(const csal3d_ssl_model *model,
+                                                      csal3d_ssl_options *options);
+
+/**
+ * Changes the training options (e.g. more iterations for a resumed run, other
+ * loss weights). The architecture (embed_dim, in_channels, rotation_input,
+ * feature) cannot change: ::CSAL3D_ERR_INVALID_ARGUMENT names the member.
+ * Changing iterations, lr, warmup_steps, weight_decay or clip_norm changes the
+ * schedule from the current step on; the optimiser moments are kept. With
+ * use_seed set, later draws use the new seed; otherwise the model keeps its own.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_set_options(csal3d_ssl_model *model,
+                                                      const csal3d_ssl_options *options);
+
+/** Training steps done so far. */
+CSAL3D_API csal3d_status csal3d_ssl_model_step(const csal3d_ssl_model *model,
+                                               int64_t *step);
+
+/** The number of parameters (18,703,463 for embed_dim 48, one channel). */
+CSAL3D_API csal3d_status csal3d_ssl_model_parameter_count(const csal3d_ssl_model *model,
+                                                          int64_t *count);
+
+/**
+ * The losses of the last training step. Copies min(@p losses->struct_size,
+ * sizeof(csal3d_ssl_losses)) bytes; set struct_size first.
+ * ::CSAL3D_ERR_STATE before the first step of this model object.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_last_losses(const csal3d_ssl_model *model,
+                                                      csal3d_ssl_losses *losses);
+
+/**
+ * One training step on caller-provided crops: the 9 observations of each crop
+ * (drawn from (seed, step, crop index)), forward, the three losses averaged
+ * over the batch, backward, clipping, AdamW. The step counter advances.
+ * @param crops @p batch crops, float32 [batch, in_channels, D, H, W], row-major.
+ * @param batch >= 1 (any number; the learning rate is the options' regardless).
+ * @param dhw the crop sides, each a multiple of 32 (and at least 32).
+ * @param losses receives the step's losses (set its struct_size), or NULL.
+ * @return ::CSAL3D_ERR_NUMERICAL (and no update) if the gradient is not finite.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *model,
+                                                     const float *crops, int64_t batch,
+                                                     const int64_t dhw[3],
+                                                     csal3d_ssl_losses *losses);
+
+/**
+ * Trains from the current step to options.iterations over a dataset. Each
+ * step takes batch_size cases in a seeded order (a new permutation of the
+ * dataset every epoch), loads and preprocesses each with @p load, and takes a
+ * random crop of crop_size (a volume smaller than the crop is centre-padded
+ * with zeros). Reports ("pretrain", step, iterations) to the context's
+ * progress callback and each step's losses to options.on_step; either may
+ * cancel (::CSAL3D_ERR_CANCELLED: the steps done are kept; no checkpoint is
+ * written for the cancelled step). Writes checkpoints every checkpoint_every
+ * steps and after the last step when checkpoint_path is set.
+ * @param load how to load the cases (modality, channel, spacing), or NULL.
+ * @return errors name the case that failed.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *model,
+                                                const csal3d_dataset *dataset,
+                                                const csal3d_volume_load_options *load);
+
+/** The width of a feature: 16C / 3 (REDUCED) or 16C (FULL) for the model's setting. */
+CSAL3D_API csal3d_status csal3d_ssl_model_feature_dim(const csal3d_ssl_model *model,
+                                                      int64_t *dim);
+
+/**
+ * Features of crops: the encoder in evaluation mode, the spatial mean of its
+ * normalised deepest map, reduced as configured.
+ * @param x float32 [n, in_channels, D, H, W], sides multiples of 32.
+ * @param features receives [n, feature_dim]; @p capacity is its size in floats
+ *        (::CSAL3D_ERR_BUFFER_TOO_SMALL otherwise).
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_encode(csal3d_ssl_model *model, const float *x,
+                                                 int64_t n, const int64_t dhw[3],
+                                                 float *features, size_t capacity);
+
+/**
+ * The feature of a whole volume: the mean of the crop features of sliding
+ * windows (the uncertainty estimator's grid: the volume zero-padded to at
+ * least one window per axis, starts 0, s, 2s, ... plus the last aligned to the
+ * end). This is the same feature csal3d_uncertainty_score() returns.
+ * @param window window sides (multiples of 32), or NULL for the crop size.
+ * @param stride strides (1..window), or NULL for half the window.
+ * @param features receives feature_dim floats; @p capacity its size in floats.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_encode_volume(csal3d_ssl_model *model,
+                                                        const csal3d_volume *volume,
+                                                        const int64_t window[3],
+                                                        const int64_t stride[3],
+                                                        float *features, size_t capacity);
+
+/**
+ * Reconstructions of inputs as given (no masking), evaluation mode.
+ * @param x float32 [n, in_channels, D, H, W], sides multiples of 32.
+ * @param out receives [n, in_channels, D, H, W]; @p capacity its size in floats.
+ * @param logits receives the rotation logits [n, 4], or NULL.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_reconstruct(csal3d_ssl_model *model,
+                                                      const float *x, int64_t n,
+                                                      const int64_t dhw[3], float *out,
+                                                      size_t capacity, float *logits);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,81 @@
+/* The CSAL-3D self-supervised task on the model (DESIGN.md, "Self-supervised
+ * pretraining", paper Eq. 1-4): the 9 observations of a crop, the inpainting,
+ * rotation and consistency losses, their gradients, and one AdamW step over a batch.
+ *
+ * One crop at a time, one observation at a time: the 9 observations are first run
+ * in inference mode (outputs kept: 9 x crop voxels), the coupled loss is evaluated
+ * on all of them, then each observation is recomputed in training mode and
+ * back-propagated alone (the last one is run in training mode from the start and
+ * back-propagated first, which saves one forward). Activation memory: one
+ * observation's.
+ *
+ * Loss of one crop (o = 0..8, view v = o / 3, x_o = masked observation, y_o its
+ * reconstruction, t_o the target = the unmasked observation, A_o = R_o^-1):
+ *   L_inp  = (1/9) sum_o mse(y_o, t_o)            (options: hidden voxels only,
+ *                                                  z-scored target)
+ *   L_rot  = (1/9) sum_o CE(logits_o, k_o)
+ *   L_cons = (1/18) sum_v sum_{r != r'} mean |A(y_{v,r}) - A(y_{v,r'})|
+ *   L = w_inp L_inp + w_rot L_rot + w_cons L_cons
+ * and the batch loss is the mean over crops. */
+#ifndef C3_MODEL_SSL_H
+#define C3_MODEL_SSL_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+#include "model/optim.h"
+#include "volume/views.h"
+
+typedef struct c3_ssl_loss_config {
+  double hide_fraction;       /* cubes hidden per observation (0.3) */
+  double w_inp, w_rot, w_cons; /* 1, 1, 1 */
+  int masked_only;            /* L_inp over hidden voxels only */
+  int zscore_target;          /* target z-scored with the crop's per-channel stats */
+} c3_ssl_loss_config;
+
+void c3_ssl_loss_config_default(c3_ssl_loss_config *c);
+csal3d_status c3_ssl_loss_config_check(const c3_ssl_loss_config *c);
+
+/* Unweighted terms and the weighted total. */
+typedef struct c3_ssl_terms {
+  double inp, rot, cons, total;
+} c3_ssl_terms;
+
+/* Engine buffers for one crop's 9 observations (grown on demand). */
+typedef struct c3_ssl_work {
+  c3_model *m;
+  size_t cap;          /* floats per observation held */
+  float *obs, *tgt, *wts, *rec, *drec, *al, *dal; /* [9][cap] each */
+  float *logits, *dlogits;                        /* [9][4] */
+  int32_t *labels;                                /* [9] */
+  float *host;         /* host scratch [9][cap] */
+  float *host2;        /* host scratch [9][cap] */
+} c3_ssl_work;
+
+void c3_ssl_work_init(c3_ssl_work *w, c3_model *m);
+void c3_ssl_work_free(c3_ssl_work *w);
+
+/* The SSL loss of one crop (host, contiguous [in_ch, D, H, W] with d->shape, sides
+ * multiples of 32) for the draws d. With backward != 0 the parameter gradients of
+ * grad_scale x L ACCUMULATE into the model's gradient buffer (allocate/zero them
+ * first with c3_model_zero_grad). */
+csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
+                               const float *crop, const c3_ssl_draws *d, double grad_scale,
+                               int backward, c3_ssl_terms *terms);
+
+/* The aligned reconstructions of the last c3_ssl_crop_loss (engine memory,
+ * observation o at w->al + o * w->cap, [in_ch, D, H, W] in the crop's frame). */
+
+/* One training step over `batch` crops (host [batch, in_ch, D, H, W]): gradients
+ * zeroed, the mean of the crops' losses back-propagated, then c3_optim_step (clipping,
+ * schedule, AdamW; the step advances). Draws: draws[i] when draws is not NULL, else
+ * c3_ssl_draws_random(seed, step = o->step, item = i). terms receives the batch means. */
+csal3d_status c3_ssl_train_step(c3_ssl_work *w, c3_optim *o, const c3_ssl_loss_config *c,
+                                uint64_t seed, const float *crops, int64_t batch,
+                                const int64_t dhw[3], const c3_ssl_draws *draws,
+                                c3_ssl_terms *terms);
+
+/* Axis map -> permute3d descriptor for data [lead, shape]. */
+c3_permute3d_desc c3_ssl_permute_desc(c3_axes_map m, int64_t lead, const int64_t shape[3]);
+
+#endif
