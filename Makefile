@@ -92,7 +92,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -c $< -o $@
 
 $(SHARED): $(LIB_OBJ) lib/csal3d.map
 	@mkdir -p $(@D)
@@ -181,4 +181,4 @@ clean:
 	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so lib/csal3d.pc
 	find bindings -name __pycache__ -type d -exec rm -rf {} +
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TEST_BIN:=.d)
