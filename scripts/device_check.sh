@@ -14,14 +14,19 @@
 #    - else only the plugin (nvcc), to show that it builds; no tests can run.
 # 3. Runs tests/test_engine_cuda (CUDA vs CPU engine op by op, fp32/tf32/bf16),
 #    tests/test_engine (every engine vs float64 + finite differences), the benchmark,
-#    and compute-sanitizer memcheck on the small cases; logs go to $OUT (or
+#    the model's MONAI parity test and its benchmark on the CUDA engine (copies of
+#    tests/test_model_parity.c and tests/bench_model.c opening the CUDA device), and
+#    compute-sanitizer memcheck on the small cases; logs go to $OUT (or
 #    /tmp/c3_device_check). The last lines printed are the tables.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 if [ "${1:-}" = "--pack" ]; then
-  # On the build machine: build and collect what the device run needs.
+  # On the build machine: build and collect what the device run needs. The plugin's
+  # objects are rebuilt from scratch (a stale object compiled against an older
+  # cuda_internal.h once shifted the engine state's fields under the others).
+  rm -f build/lib/engine/cuda/*.o lib/libcsal3d-cuda.so
   make -j2 lib/libcsal3d-cuda.so build/tests/test_engine_cuda build/tests/test_engine \
     build/tests/bench_engine_cuda || exit 1
   rm -rf .devcarry && mkdir -p .devcarry/bin .devcarry/lib
@@ -31,6 +36,40 @@ if [ "${1:-}" = "--pack" ]; then
     p=$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF; exit}')
     [ -n "$p" ] && cp -L "$p" .devcarry/lib/
   done
+  xz -T2 -6 .devcarry/lib/libdnnl.so.2 # 40 MB -> 7 MB; the device run unpacks it
+  # the model's MONAI parity test, opening the CUDA engine instead of the CPU one
+  if [ -f tests/test_model_parity.c ]; then
+    mkdir -p build/device
+    sed 's/c3_engine_open(CSAL3D_DEVICE_CPU, 0, &e)/c3_engine_open(CSAL3D_DEVICE_CUDA, 0, \&e)/' \
+      tests/test_model_parity.c > build/device/test_model_parity_cuda.c
+    grep -q 'CSAL3D_DEVICE_CUDA' build/device/test_model_parity_cuda.c &&
+      cc -std=c11 -D_GNU_SOURCE -fopenmp -O2 -g -Iinclude -Ilib -Itests -I/usr/include/nifti \
+        $(pkg-config --cflags check) -o .devcarry/bin/test_model_parity_cuda \
+        build/device/test_model_parity_cuda.c lib/libcsal3d.a -fopenmp \
+        $(pkg-config --libs zlib jansson lapacke openblas) -ldnnl -lnifti2 -lniftiio -lznz \
+        -lgomp -lm -ldl -lpthread $(pkg-config --libs check)
+    # the model benchmark on the CUDA engine (same program, other device)
+    if [ -f tests/bench_model.c ]; then
+      sed -e 's/c3_engine_open(CSAL3D_DEVICE_CPU, 0, &e)/c3_engine_open(CSAL3D_DEVICE_CUDA, 0, \&e)/' \
+          -e 's/CPU engine, %d threads/CUDA engine (%d host threads)/' \
+        tests/bench_model.c > build/device/bench_model_cuda.c
+      grep -q 'CSAL3D_DEVICE_CUDA' build/device/bench_model_cuda.c &&
+        cc -std=c11 -D_GNU_SOURCE -fopenmp -O2 -g -Iinclude -Ilib -Itests -I/usr/include/nifti \
+          -o .devcarry/bin/bench_model_cuda build/device/bench_model_cuda.c lib/libcsal3d.a \
+          -fopenmp $(pkg-config --libs zlib jansson lapacke openblas) -ldnnl -lnifti2 -lniftiio \
+          -lznz -lgomp -lm -ldl -lpthread
+    fi
+    ref=${CSAL3D_REFERENCE_DIR:-../shared/reference}
+    mkdir -p .devcarry/reference
+    for f in ssl_tiny_cube ssl_tiny_noncubic; do
+      [ -f "$ref/$f.safetensors" ] && cp "$ref/$f.safetensors" .devcarry/reference/
+    done
+    for l in $(ldd .devcarry/bin/test_model_parity_cuda | awk '/=>/ {print $1}'); do
+      case $l in libjansson*|liblapacke*|libopenblas*|libnifti*|libznz*|libgfortran*|liblapack.so*|libblas*)
+        cp -L "$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF; exit}')" .devcarry/lib/ ;;
+      esac
+    done
+  fi
   grep -qx '/.devcarry/' .git/info/exclude 2>/dev/null || echo '/.devcarry/' >> .git/info/exclude
   du -sh .devcarry
   exit 0
@@ -70,9 +109,11 @@ export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mode=""
 if [ -x .devcarry/bin/test_engine_cuda ]; then
   mode=prebuilt
+  mkdir -p /tmp/c3_devlib
+  for z in .devcarry/lib/*.xz; do [ -f "$z" ] && xz -d -c "$z" > "/tmp/c3_devlib/$(basename "$z" .xz)"; done
   BIN=$ROOT/.devcarry/bin
   PLUGIN=$BIN/libcsal3d-cuda.so
-  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$ROOT/.devcarry/lib"
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$ROOT/.devcarry/lib:/tmp/c3_devlib"
   if ldd "$BIN/test_engine_cuda" "$PLUGIN" | grep -q 'not found'; then
     ldd "$BIN/test_engine_cuda" "$PLUGIN" | grep 'not found'
     log "prebuilt programs miss libraries: building here instead"
@@ -110,6 +151,27 @@ log "bench_engine_cuda"
 C3_BENCH_REPS=${C3_BENCH_REPS:-10} timeout ${C3_T_BENCH:-100} "$BIN/bench_engine_cuda" > "$OUT/bench.log" 2>&1
 rc_bench=$?
 log "bench exit $rc_bench"
+rc_par=skipped
+if [ -x "$BIN/test_model_parity_cuda" ] && [ -d .devcarry/reference ]; then
+  log "MONAI parity of the model on the CUDA engine"
+  CSAL3D_PARITY_DEVICE=cuda CSAL3D_REFERENCE_DIR=$ROOT/.devcarry/reference timeout ${C3_T_PARITY:-90} \
+    "$BIN/test_model_parity_cuda" > "$OUT/parity.log" 2>&1
+  rc_par=$?
+  log "parity exit $rc_par"
+fi
+rc_model=skipped
+if [ -x "$BIN/bench_model_cuda" ]; then
+  for prec in fp32 tf32; do
+    log "model benchmark on the CUDA engine ($prec)"
+    CSAL3D_CUDA_PRECISION=$prec CSAL3D_BENCH_SIDES=64,128 CSAL3D_BENCH_REPS=3 \
+      timeout ${C3_T_MODEL:-60} "$BIN/bench_model_cuda" > "$OUT/bench_model_$prec.log" 2>&1
+    rc_model=$?
+    log "model benchmark exit $rc_model"
+  done
+fi
+log "bench_engine_cuda baseline: fp32 with the GEMM convolutions and fused attention off"
+C3_BENCH_PREC=fp32 CSAL3D_CUDA_CONV_GEMM=0 CSAL3D_CUDA_ATTN=ref C3_BENCH_REPS=${C3_BENCH_REPS:-10} \
+  timeout ${C3_T_BENCH:-100} "$BIN/bench_engine_cuda" > "$OUT/bench_baseline.log" 2>&1
 rc_san=skipped
 if command -v compute-sanitizer >/dev/null && [ "${C3_SANITIZE:-1}" = 1 ]; then
   log "compute-sanitizer memcheck, small cases"
@@ -123,14 +185,22 @@ fi
 echo
 echo "==== test_engine: failures and summary"
 grep -E 'FAIL|Checks:|SKIP' "$OUT/test_engine.log" | head -30
+echo "==== model parity on CUDA"
+grep -E 'engine:|PASS|FAIL|SKIP|max relative' "$OUT/parity.log" 2>/dev/null | head -12
 echo "==== memcheck"
 grep -E 'ERROR SUMMARY|Invalid|FAIL|Checks:' "$OUT/memcheck.log" 2>/dev/null | head -12
 echo "==== test_engine_cuda: failures"
 grep -E 'FAIL|Checks:|SKIP|scratch' "$OUT/test_engine_cuda.log" | head -40
 echo "==== test_engine_cuda: largest error per op"
 sed -n '/^op  *cases/,$p' "$OUT/test_engine_cuda.log"
+echo "==== model benchmark (CUDA engine)"
+for prec in fp32 tf32; do
+  [ -f "$OUT/bench_model_$prec.log" ] && { echo "-- $prec"; cat "$OUT/bench_model_$prec.log"; }
+done
+echo "==== bench baseline (fp32, reference paths): conv k=stride and attention rows"
+grep -E '^(conv3d  .*(k2 s2|k1 s1)|attention)' "$OUT/bench_baseline.log"
 echo "==== bench"
 cat "$OUT/bench.log" | tail -80
 echo
-log "exit codes: test_engine_cuda $rc_cuda, test_engine $rc_eng, bench $rc_bench, memcheck $rc_san"
+log "exit codes: test_engine_cuda $rc_cuda, test_engine $rc_eng, bench $rc_bench, parity $rc_par, model bench $rc_model, memcheck $rc_san"
 [ "$rc_cuda" = 0 ] && [ "$rc_eng" = 0 ] && [ "$rc_bench" = 0 ]

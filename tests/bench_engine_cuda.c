@@ -1,7 +1,9 @@
 /* Benchmark of the CUDA engine's ops at the sizes of the SSL model (embed_dim 48, one
  * 128^3 observation), in each precision (CSAL3D_CUDA_PRECISION fp32, tf32, bf16).
  * Prints a table: median time, TFLOP/s (matrix work) or GB/s (memory-bound ops, bytes
- * read + written once), and the engine memory the op needed above its tensors.
+ * read + written once), and the engine memory the op needed above its tensors (its
+ * scratch, counted from before its first call; scratch already grown by an earlier op of
+ * the same engine is not counted again).
  * Without a GPU (or without the plugin) it says so and exits 0.
  * Options: C3_BENCH_REPS (default 10), C3_BENCH_PREC (e.g. "bf16" for one mode). */
 #include <math.h>
@@ -54,11 +56,12 @@ typedef void (*op_fn)(void *ctx);
 static void bench(const char *op, const char *cfg, const char *prec, double flops, double bytes,
                   op_fn fn, void *ctx) {
   size_t base, peak;
+  TRY(E->synchronize(E));
+  E->memory_stats(E, &base, NULL); /* before the op's first call: its scratch counts */
+  E->reset_peak(E);
   fn(ctx);
   fn(ctx);
   TRY(E->synchronize(E));
-  E->memory_stats(E, &base, NULL);
-  E->reset_peak(E);
   double t[64];
   int n = reps > 64 ? 64 : reps;
   for (int r = 0; r < n; r++) {

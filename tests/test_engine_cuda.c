@@ -28,15 +28,23 @@
 
 /* ---- engines ------------------------------------------------------------------------- */
 
-enum { P_FP32 = 0, P_TF32 = 1, P_BF16 = 2, NPREC = 3 };
-static const char *prec_name[NPREC] = {"fp32", "tf32", "bf16"};
+/* P_REF: float32 with the fast paths switched off (every convolution on cuDNN, window
+ * attention on the cuBLAS + softmax path), so that both paths are checked. */
+enum { P_FP32 = 0, P_TF32 = 1, P_BF16 = 2, P_REF = 3, NPREC = 4 };
+static const char *prec_name[NPREC] = {"fp32", "tf32", "bf16", "fp32-ref"};
 static c3_engine *cpu, *gpu[NPREC];
 static char why_cuda[1200];
 
 static int open_cuda(int prec, c3_engine **out) {
-  setenv("CSAL3D_CUDA_PRECISION", prec_name[prec], 1);
+  setenv("CSAL3D_CUDA_PRECISION", prec == P_REF ? "fp32" : prec_name[prec], 1);
+  if (prec == P_REF) {
+    setenv("CSAL3D_CUDA_CONV_GEMM", "0", 1);
+    setenv("CSAL3D_CUDA_ATTN", "ref", 1);
+  }
   csal3d_status s = c3_engine_open(CSAL3D_DEVICE_CUDA, 0, out);
   unsetenv("CSAL3D_CUDA_PRECISION");
+  unsetenv("CSAL3D_CUDA_CONV_GEMM");
+  unsetenv("CSAL3D_CUDA_ATTN");
   if (s != CSAL3D_OK) snprintf(why_cuda, sizeof why_cuda, "%s", csal3d_last_error());
   return s == CSAL3D_OK;
 }
@@ -82,6 +90,7 @@ struct tcase {
   int nb, nscal;
   bspec b[MAXB];
   int lowp;   /* products on tensor cores in tf32/bf16 modes */
+  int ref_scalars; /* the reference gives the scalars only (buffers: CPU comparison) */
   double tol; /* fp32 bound */
   run_fn run;
   ref_fn ref; /* NULL: CPU comparison only */
@@ -159,7 +168,8 @@ static double rel_ff(const float *want, const float *got, int64_t n) {
 static double rel_df(const double *want, const float *got, int64_t n) {
   double num = 0.0, den = 0.0;
   for (int64_t i = 0; i < n; i++) {
-    if (isnan(got[i]) || isinf(got[i])) return INFINITY;
+    if (isnan(want[i]) && isnan(got[i])) continue; /* padding nobody writes */
+    if (isnan(want[i]) || isnan(got[i]) || isinf(got[i])) return INFINITY;
     double d = (double)got[i] - want[i];
     num += d * d;
     den += want[i] * want[i];
@@ -264,7 +274,7 @@ static void check_case(tcase *c) {
     c->ref(c, hb, rscal);
     err_cpu_ref = 0.0;
     for (int k = 0; k < c->nb; k++)
-      if (c->b[k].cmp) {
+      if (c->b[k].cmp && !c->ref_scalars) {
         double ek = rel_df(hb[k], want[k], c->b[k].n);
         if (ek > err_cpu_ref) err_cpu_ref = ek;
       }
@@ -280,7 +290,7 @@ static void check_case(tcase *c) {
     } else {
       err_ref = 0.0;
       for (int k = 0; k < c->nb; k++)
-        if (c->b[k].cmp) {
+        if (c->b[k].cmp && !c->ref_scalars) {
           double ek = rel_df(hb[k], got[k], c->b[k].n);
           if (ek > err_ref) err_ref = ek;
         }
@@ -293,7 +303,7 @@ static void check_case(tcase *c) {
   }
   for (int p = 0; p < NPREC && ok; p++) {
     if (p != P_FP32 && !c->lowp) break;
-    double tol = p == P_FP32 ? c->tol : 1e-2;
+    double tol = (p == P_FP32 || p == P_REF) ? c->tol : 1e-2;
     if (!(p == P_FP32 && c->ref)) { /* (already run for the reference) */
       s = run_on(gpu[p], c, init, got, s_gpu);
       if (s != CSAL3D_OK) {
@@ -426,6 +436,7 @@ static void conv_cases(int n, int ci, int co, int d, int h, int w, int k, int st
 }
 
 START_TEST(cuda_conv3d) {
+  int failures0 = failures;
   const c3_layout A = C3_LAYOUT_NCDHW, B = C3_LAYOUT_NDHWC;
   conv_cases(1, 1, 6, 10, 6, 8, 2, 2, 0, A, B, 1, 1);   /* patch embed, small */
   conv_cases(2, 3, 5, 5, 6, 7, 3, 1, 1, A, A, 1, 1);    /* odd, non-cubic */
@@ -437,7 +448,18 @@ START_TEST(cuda_conv3d) {
   conv_cases(1, 48, 48, 48, 40, 32, 3, 1, 1, B, B, 1, 0); /* decoder conv.16, non-cubic */
   conv_cases(2, 48, 1, 48, 48, 48, 1, 1, 0, B, A, 1, 0);  /* conv.20 */
   conv_cases(1, 384, 192, 8, 8, 8, 3, 1, 1, B, B, 1, 0);  /* conv.4 */
-  ck_assert_int_eq(failures, 0);
+  conv_cases(2, 5, 3, 4, 6, 2, 1, 1, 0, A, B, 1, 1);     /* kernel 1, every layout pair */
+  conv_cases(2, 5, 3, 4, 6, 2, 1, 1, 0, A, A, 0, 1);
+  conv_cases(2, 5, 3, 4, 6, 2, 1, 1, 0, B, B, 1, 1);
+  conv_cases(2, 3, 4, 4, 6, 2, 2, 2, 0, B, B, 1, 1);     /* kernel = stride 2, every pair */
+  conv_cases(2, 3, 4, 4, 6, 2, 2, 2, 0, A, A, 1, 1);
+  conv_cases(2, 3, 4, 4, 6, 2, 2, 2, 0, B, A, 0, 1);
+  conv_cases(1, 2, 3, 6, 4, 8, 2, 2, 0, A, B, 1, 1);     /* k2 s2 on an odd-free grid */
+  conv_cases(2, 1, 48, 64, 64, 64, 2, 2, 0, A, B, 1, 0); /* patch embed, 2 images */
+  conv_cases(1, 2, 48, 64, 64, 64, 2, 2, 0, A, A, 0, 0); /* the failing plan, unmixed */
+  conv_cases(1, 48, 24, 32, 32, 32, 2, 2, 0, B, B, 1, 0);
+  conv_cases(1, 48, 24, 32, 32, 32, 3, 2, 1, B, A, 1, 0); /* overlapping stride 2, mixed */
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -487,6 +509,7 @@ static void mm_case(int64_t batch, int64_t m, int64_t n, int64_t k, int ta, int 
 }
 
 START_TEST(cuda_matmul) {
+  int failures0 = failures;
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++) {
       mm_case(1, 37, 19, 23, ta, tb, 0, 0, 0, 1.0f, 0.0f, 1, 1);
@@ -501,7 +524,7 @@ START_TEST(cuda_matmul) {
   mm_case(1, 21952, 192, 48, 0, 1, 0, 0, 0, 1.0f, 0.0f, 1, 0); /* MLP */
   mm_case(1, 512, 768, 3072, 0, 1, 0, 0, 0, 1.0f, 0.0f, 0, 0); /* merging 8C -> 2C, stage 4 */
   mm_case(96, 343, 343, 16, 0, 1, 7, 0, 0, 0.25f, 0.0f, 0, 0); /* attention-like, padded */
-  ck_assert_int_eq(failures, 0);
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -652,6 +675,7 @@ static void gelu_cases(int64_t n) {
 }
 
 START_TEST(cuda_norm_softmax_gelu) {
+  int failures0 = failures;
   ln_cases(37, 5, 1, 1);
   ln_cases(129, 48, 0, 1);
   ln_cases(262144, 48, 1, 0);  /* stage 0 tokens at 128^3 */
@@ -662,7 +686,7 @@ START_TEST(cuda_norm_softmax_gelu) {
   sm_cases(3, 1000);
   gelu_cases(1001);
   gelu_cases(3 * 1000003);
-  ck_assert_int_eq(failures, 0);
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -775,6 +799,7 @@ static void up_cases(int64_t n, int64_t ch, int64_t d, int64_t h, int64_t w, c3_
 }
 
 START_TEST(cuda_inorm_upsample) {
+  int failures0 = failures;
   const c3_layout A = C3_LAYOUT_NCDHW, B = C3_LAYOUT_NDHWC;
   in_cases(2, 3, 5, 4, 7, A, 1);
   in_cases(2, 5, 3, 6, 4, B, 1);
@@ -786,7 +811,7 @@ START_TEST(cuda_inorm_upsample) {
   up_cases(2, 3, 1, 2, 3, B, 1);
   up_cases(1, 48, 32, 32, 32, B, 0);
   up_cases(2, 5, 9, 7, 13, A, 0);
-  ck_assert_int_eq(failures, 0);
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -855,6 +880,7 @@ static void at_cases(int64_t windows, int64_t tokens, int64_t heads, int64_t hd,
 }
 
 START_TEST(cuda_attention) {
+  int failures0 = failures;
   at_cases(3, 8, 2, 4, 2, 2, 2, 0, 1, 1);
   at_cases(4, 18, 3, 4, 3, 2, 3, 2, 0, 1);   /* mask: 2 images of 2 windows */
   at_cases(5, 20, 2, 5, 3, 3, 3, 5, 1, 1);   /* clipped (20 of 27) + mask */
@@ -862,7 +888,10 @@ START_TEST(cuda_attention) {
   at_cases(27, 245, 6, 16, 7, 7, 7, 27, 1, 0); /* clipped 7x7x5 window, stage 2-like */
   at_cases(250, 343, 3, 16, 7, 7, 7, 125, 0, 0); /* stage 1 at 70^3, 2 images, chunked */
   at_cases(2, 64, 24, 16, 7, 7, 7, 0, 0, 0);     /* stage 4: 4^3 tokens, 24 heads */
-  ck_assert_int_eq(failures, 0);
+  at_cases(6, 45, 2, 32, 3, 5, 3, 3, 0, 1);      /* head dim 32, fused */
+  at_cases(4, 30, 3, 8, 4, 3, 5, 2, 0, 1);       /* head dim 8, clipped, mask */
+  at_cases(3, 27, 2, 5, 3, 3, 3, 0, 0, 1);       /* head dim 5: reference path */
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -996,6 +1025,7 @@ static void perm_cases(int64_t batch, int64_t inner, int64_t s0, int64_t s1, int
 }
 
 START_TEST(cuda_permutes) {
+  int failures0 = failures;
   win_cases(2, 9, 8, 10, 3, 7, 7, 7, 3, 3, 3, 1);
   win_cases(1, 6, 13, 5, 4, 6, 7, 5, 0, 3, 0, 1); /* clipped window, partial shift */
   win_cases(2, 5, 3, 4, 2, 3, 2, 4, 1, 1, 2, 1);
@@ -1012,7 +1042,7 @@ START_TEST(cuda_permutes) {
   perm_cases(1, 3, 7, 3, 5, 2, 0, 1, 1, 0, 1);
   perm_cases(3, 2, 4, 4, 9, 1, 0, 2, 1, 1, 1);
   perm_cases(1, 1, 128, 96, 64, 0, 2, 1, 0, 1, 0); /* rot90 of a view */
-  ck_assert_int_eq(failures, 0);
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -1161,6 +1191,7 @@ static void loss_cases(int64_t n) {
               1, which == 0 || which == 2);
       c.run = loss_run;
       c.ref = loss_ref; /* scalars vs the reference; gradients vs the CPU */
+      c.ref_scalars = 1;
       check_case(&c);
     }
 }
@@ -1173,8 +1204,9 @@ static void adamw_ref(const tcase *c, double **hb, double *s) {
 }
 
 START_TEST(cuda_reduce_elementwise_loss_adamw) {
+  int failures0 = failures;
   red_cases(3, 7, 5, 1.0f);
-  red_cases(9, 262144, 48, 1.0f / 262144); /* spatial mean of stage 0 tokens, 9 obs */
+  red_cases(9, 32768, 48, 1.0f / 32768); /* spatial mean of stage-1 tokens, 9 obs */
   red_cases(1, 2097152, 1, 0.5f);
   red_cases(1, 100003, 192, 1.0f); /* a bias gradient */
   red_cases(100000, 3, 7, -2.0f);
@@ -1196,7 +1228,7 @@ START_TEST(cuda_reduce_elementwise_loss_adamw) {
     c.ref = adamw_ref;
     check_case(&c);
   }
-  ck_assert_int_eq(failures, 0);
+  ck_assert_int_eq(failures, failures0);
 }
 END_TEST
 
@@ -1208,11 +1240,11 @@ START_TEST(cuda_memory_and_errors) {
   size_t u0, p0, u1, p1;
   e->memory_stats(e, &u0, &p0);
   void *a = NULL, *z = NULL;
-  ck_assert_int_eq(e->alloc(e, 1000, "a", &a), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, 1200, "a", &a), CSAL3D_OK);
   ck_assert_int_eq(e->alloc(e, 0, "zero", &z), CSAL3D_OK);
   ck_assert_ptr_nonnull(z);
   e->memory_stats(e, &u1, &p1);
-  ck_assert_uint_ge(u1, u0 + 1000);
+  ck_assert_uint_eq(u1, u0 + 1200);
   ck_assert_uint_ge(p1, u1);
   e->free(e, a);
   e->free(e, z);
@@ -1221,7 +1253,7 @@ START_TEST(cuda_memory_and_errors) {
   ck_assert_uint_eq(u1, u0);
   /* the cache hands the block back for the same size */
   void *b = NULL;
-  ck_assert_int_eq(e->alloc(e, 1000, "b", &b), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, 1200, "b", &b), CSAL3D_OK);
   ck_assert_ptr_eq(a, b);
   float host[300], back[300];
   for (int i = 0; i < 300; i++) host[i] = (float)i * 0.5f;
@@ -1296,13 +1328,13 @@ END_TEST
 
 static void print_summary(void) {
   if (!nsummary) return;
-  printf("\n%-18s %6s %10s %10s %10s %10s\n", "op", "cases", "fp32/cpu", "fp32/ref", "tf32/cpu",
-         "bf16/cpu");
+  printf("\n%-18s %6s %10s %10s %10s %10s %10s\n", "op", "cases", "fp32/cpu", "fp32/ref",
+         "tf32/cpu", "bf16/cpu", "fp32-ref");
   for (int i = 0; i < nsummary; i++) {
     printf("%-18s %6d", summary[i].op, summary[i].cases);
-    double v[4] = {summary[i].err[P_FP32], summary[i].ref, summary[i].err[P_TF32],
-                   summary[i].err[P_BF16]};
-    for (int k = 0; k < 4; k++) {
+    double v[5] = {summary[i].err[P_FP32], summary[i].ref, summary[i].err[P_TF32],
+                   summary[i].err[P_BF16], summary[i].err[P_REF]};
+    for (int k = 0; k < 5; k++) {
       if (v[k] < 0)
         printf(" %10s", "-");
       else
@@ -1310,7 +1342,8 @@ static void print_summary(void) {
     }
     printf("\n");
   }
-  printf("(largest ||cuda - cpu|| / ||cpu|| per op; ref: against the float64 reference)\n");
+  printf("(largest ||cuda - cpu|| / ||cpu|| per op; fp32/ref: against the float64 reference;\n"
+         " fp32-ref: float32 with the GEMM convolutions and the fused attention switched off)\n");
 }
 
 static Suite *suite(void) {

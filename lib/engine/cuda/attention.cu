@@ -1,5 +1,7 @@
-/* Window attention (Swin, MONAI WindowAttention): the reference path.
+/* Window attention (Swin, MONAI WindowAttention).
  *
+ * Forward without saved probabilities: a fused kernel (below), for head sizes 4, 8, 16
+ * and 32. Everything else (forward keeping P, backward) takes the reference path:
  * Windows are processed in chunks (score buffers of at most C3CU_ATTN_CHUNK_BYTES
  * unless the caller passes `probs`). Per chunk and head, cuBLAS strided-batched
  * products over the chunk's windows read q, k, v in place from the qkv tensor; one
@@ -242,6 +244,125 @@ static csal3d_status attn_probs(c3_engine *e, const c3_attn_desc *d, const attn_
   return CSAL3D_OK;
 }
 
+/* ---- the fused forward -----------------------------------------------------------------
+ * One block per (window, head): K, V of the window and head, the head's column of the
+ * bias table, each token's offset in the relative index and its region id go to shared
+ * memory; one thread per query row computes its scores twice (the maximum, then the
+ * exponentials with the P V sum), never storing P. The relative index is linear:
+ * index(i, j) = base(i) - off(j) with base(i) = (di+wd-1)(2wh-1)(2ww-1) + (hi+wh-1)(2ww-1)
+ * + (wi+ww-1) and off(j) = dj(2wh-1)(2ww-1) + hj(2ww-1) + wj. Float32 arithmetic. */
+
+template <int HD>
+__global__ void __launch_bounds__(384) k_attn_fwd_fused(int n, int H, float scale, int w0, int w1,
+                                                        int w2, const float *qkv,
+                                                        const float *table, int table_rows,
+                                                        const int32_t *region,
+                                                        int64_t mask_windows, float mask_value,
+                                                        float *out) {
+  extern __shared__ float c3cu_attn_sh[];
+  float *Ks = c3cu_attn_sh, *Vs = Ks + (size_t)n * HD, *tab = Vs + (size_t)n * HD;
+  int *off = (int *)(tab + table_rows), *reg = off + n;
+  const int64_t wh = blockIdx.x;
+  const int h = (int)(wh % H);
+  const int64_t w = wh / H;
+  const int C = H * HD;
+  const int64_t row = 3 * (int64_t)C;
+  const float *base = qkv + w * n * row;
+  for (int t = threadIdx.x; t < n * HD; t += blockDim.x) {
+    int j = t / HD, dd = t % HD;
+    Ks[t] = base[j * row + C + h * HD + dd];
+    Vs[t] = base[j * row + 2 * C + h * HD + dd];
+  }
+  for (int t = threadIdx.x; t < table_rows; t += blockDim.x) tab[t] = table[(int64_t)t * H + h];
+  const int r1 = 2 * w1 - 1, r2 = 2 * w2 - 1;
+  const int32_t *rg = region ? region + (w % mask_windows) * n : NULL;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    int dj = j / (w1 * w2), hj = (j / w2) % w1, wj = j % w2;
+    off[j] = (dj * r1 + hj) * r2 + wj;
+    reg[j] = rg ? rg[j] : 0;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    float q[HD];
+#pragma unroll
+    for (int dd = 0; dd < HD; dd++) q[dd] = base[i * row + h * HD + dd];
+    int di = i / (w1 * w2), hi = (i / w2) % w1, wi = i % w2;
+    const float *tb = tab + ((di + w0 - 1) * r1 + (hi + w1 - 1)) * r2 + (wi + w2 - 1);
+    const int ri = reg[i];
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+      const float *k = Ks + j * HD;
+      float sdot = 0.0f;
+#pragma unroll
+      for (int dd = 0; dd < HD; dd++) sdot = fmaf(q[dd], k[dd], sdot);
+      float sc = sdot * scale + tb[-off[j]];
+      if (rg && reg[j] != ri) sc += mask_value;
+      mx = fmaxf(mx, sc);
+    }
+    float acc[HD];
+#pragma unroll
+    for (int dd = 0; dd < HD; dd++) acc[dd] = 0.0f;
+    float l = 0.0f;
+    for (int j = 0; j < n; j++) {
+      const float *k = Ks + j * HD, *v = Vs + j * HD;
+      float sdot = 0.0f;
+#pragma unroll
+      for (int dd = 0; dd < HD; dd++) sdot = fmaf(q[dd], k[dd], sdot);
+      float sc = sdot * scale + tb[-off[j]];
+      if (rg && reg[j] != ri) sc += mask_value;
+      float p = expf(sc - mx);
+      l += p;
+#pragma unroll
+      for (int dd = 0; dd < HD; dd++) acc[dd] = fmaf(p, v[dd], acc[dd]);
+    }
+    float inv = 1.0f / l;
+    float *o = out + (w * n + i) * (int64_t)C + h * HD;
+#pragma unroll
+    for (int dd = 0; dd < HD; dd++) o[dd] = acc[dd] * inv;
+  }
+}
+
+template <int HD>
+static csal3d_status fused_launch(c3_engine *e, const c3_attn_desc *d, size_t smem,
+                                  int table_rows, const float *qkv, const float *table,
+                                  const int32_t *region, float *out) {
+  CU_CUDA(e,
+          cudaFuncSetAttribute(k_attn_fwd_fused<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               160 * 1024),
+          "attn_fwd (fused) shared memory");
+  int threads = (int)((d->tokens + 31) / 32 * 32);
+  if (threads > 384) threads = 384;
+  int64_t blocks = d->windows * d->heads;
+  k_attn_fwd_fused<HD><<<(unsigned)blocks, threads, smem, c3cu(e)->stream>>>(
+      (int)d->tokens, (int)d->heads, d->scale, d->window_full[0], d->window_full[1],
+      d->window_full[2], qkv, table, table_rows, region, region ? d->mask_windows : 1,
+      d->mask_value, out);
+  CU_LAUNCHED(e, "attn_fwd (fused)");
+  return CSAL3D_OK;
+}
+
+/* The fused forward where it applies (no probabilities to keep, a head size it is built
+ * for, shared memory enough); *done says whether it ran. */
+static csal3d_status attn_fwd_fused(c3_engine *e, const c3_attn_desc *d, const float *qkv,
+                                    const float *table, const int32_t *region, float *out,
+                                    int *done) {
+  *done = 0;
+  const int w0 = d->window_full[0], w1 = d->window_full[1], w2 = d->window_full[2];
+  int64_t rows = (int64_t)(2 * w0 - 1) * (2 * w1 - 1) * (2 * w2 - 1);
+  size_t smem = (size_t)(2 * d->tokens * d->head_dim + rows) * sizeof(float) +
+                (size_t)(2 * d->tokens) * sizeof(int);
+  if (smem > 160 * 1024 || d->windows * d->heads > 2147483647LL) return CSAL3D_OK;
+  switch (d->head_dim) {
+  case 4: CU_TRY(fused_launch<4>(e, d, smem, (int)rows, qkv, table, region, out)); break;
+  case 8: CU_TRY(fused_launch<8>(e, d, smem, (int)rows, qkv, table, region, out)); break;
+  case 16: CU_TRY(fused_launch<16>(e, d, smem, (int)rows, qkv, table, region, out)); break;
+  case 32: CU_TRY(fused_launch<32>(e, d, smem, (int)rows, qkv, table, region, out)); break;
+  default: return CSAL3D_OK;
+  }
+  *done = 1;
+  return CSAL3D_OK;
+}
+
 static csal3d_status cu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const float *qkv,
                                  const float *table, const int32_t *region, float *out,
                                  float *probs) {
@@ -251,6 +372,11 @@ static csal3d_status cu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const floa
                "attn_fwd: region ids need mask_windows >= 1");
   const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd, row = 3 * C;
   const int64_t nn = n * n;
+  if (!probs && c3cu(e)->attn_fused) {
+    int done;
+    CU_TRY(attn_fwd_fused(e, d, qkv, table, region, out, &done));
+    if (done) return CSAL3D_OK;
+  }
   attn_index *ai;
   CU_TRY(get_index(e, d, &ai));
   int64_t cw = chunk_windows(d);

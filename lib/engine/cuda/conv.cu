@@ -9,6 +9,9 @@
  * algorithm for the given layouts, the plan converts the tensors to NCDHW through
  * scratch buffers and back ("transposed" path).
  *
+ * Convolutions whose kernel equals the stride with no padding (kernel 1; the patch
+ * embedding) are GEMMs on cuBLAS instead (see gemm_conv_ok below).
+ *
  * Precision: fp32 -> CUDNN_FMA_MATH (float32 arithmetic); tf32 and bf16 ->
  * CUDNN_DEFAULT_MATH (TF32 tensor cores allowed on float32 data). */
 #include <string.h>
@@ -92,6 +95,24 @@ static csal3d_status set_tensor(c3_engine *e, cudnnTensorDescriptor_t t, int64_t
 static int math_ok(int precision, cudnnMathType_t m) {
   if (precision != C3CU_FP32) return 1;
   return m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+}
+
+/* The workspace the chosen algorithm needs with the descriptor's final math type (the
+ * heuristics' figure is kept when it is larger). */
+static void query_ws(c3_engine *e, int kind, conv_plan *p) {
+  c3cu_state *st = c3cu(e);
+  size_t ws = 0;
+  cudnnStatus_t r;
+  if (kind == CONV_FWD)
+    r = cudnnGetConvolutionForwardWorkspaceSize(st->dnn, p->x, p->w, p->conv, p->y,
+                                                (cudnnConvolutionFwdAlgo_t)p->algo, &ws);
+  else if (kind == CONV_BWD_DATA)
+    r = cudnnGetConvolutionBackwardDataWorkspaceSize(st->dnn, p->w, p->y, p->conv, p->x,
+                                                     (cudnnConvolutionBwdDataAlgo_t)p->algo, &ws);
+  else
+    r = cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        st->dnn, p->x, p->y, p->conv, p->w, (cudnnConvolutionBwdFilterAlgo_t)p->algo, &ws);
+  if (r == CUDNN_STATUS_SUCCESS && ws > p->ws) p->ws = ws;
 }
 
 /* Picks the algorithm for plan p (descriptors set). Returns UNSUPPORTED when none. */
@@ -189,6 +210,7 @@ static csal3d_status make_plan(c3_engine *e, const c3_conv3d_desc *d, int kind, 
     plan_free(p);
     return s;
   }
+  query_ws(e, kind, p);
   *out = p;
   return CSAL3D_OK;
 #undef PTRY
@@ -219,8 +241,12 @@ static csal3d_status get_plan(c3_engine *e, const c3_conv3d_desc *d, int kind,
     return CSAL3D_OK;
   }
   conv_plan *p = NULL;
-  csal3d_status s = make_plan(e, d, kind, 0, &p);
-  if (s != CSAL3D_OK && s != CSAL3D_ERR_OUT_OF_MEMORY && can_transpose(d))
+  /* Mixed layouts (NCDHW in, NDHWC out or back) go through NCDHW copies: on an H100
+   * with cuDNN 9.19 a direct float32 backward-filter plan for x NCDHW / dy NDHWC
+   * (1x64^3 input, 2 -> 48 channels, kernel 2, stride 2) returned wrong weights. */
+  int mixed = d->src_layout != d->dst_layout;
+  csal3d_status s = make_plan(e, d, kind, mixed, &p);
+  if (s != CSAL3D_OK && s != CSAL3D_ERR_OUT_OF_MEMORY && !mixed && can_transpose(d))
     s = make_plan(e, d, kind, 1, &p);
   if (s == CSAL3D_ERR_UNSUPPORTED)
     return c3cu_error(e, CSAL3D_ERR_UNSUPPORTED,
@@ -414,10 +440,193 @@ static csal3d_status run_bwd_filter(c3_engine *e, const c3_conv3d_desc *d, conv_
   return CSAL3D_OK;
 }
 
+/* ---- convolutions with kernel == stride and no padding, as GEMMs ----------------------
+ * The windows of such a convolution tile the input without overlap: kernel 1 (the
+ * decoder's last conv) and the patch embedding (kernel 2, stride 2). Patches are rows
+ * P[(n, o0, o1, o2), (i, k0, k1, k2)] (the weight's flattening [out, in*kd*kh*kw]),
+ * gathered into scratch (kernel > 1) or read in place (kernel 1: an NDHWC input is
+ * already [N*S, C_in]; an NCDHW one is [C_in, S] per image). */
+
+static int gemm_conv_ok(const c3_conv3d_desc *d) {
+  for (int a = 0; a < 3; a++)
+    if (d->k[a] != d->stride[a] || d->pad[a] != 0 || d->in[a] % d->k[a] != 0) return 0;
+  return 1;
+}
+
+struct patch_geom {
+  int64_t N, C, O[3], k[3], in[3], kvol, kin;
+  int ncdhw;
+  __device__ int64_t x_at(int64_t n, int64_t i, int64_t z0, int64_t z1, int64_t z2) const {
+    return ncdhw ? (((n * C + i) * in[0] + z0) * in[1] + z1) * in[2] + z2
+                 : (((n * in[0] + z0) * in[1] + z1) * in[2] + z2) * C + i;
+  }
+};
+
+static patch_geom patch_make(const c3_conv3d_desc *d) {
+  patch_geom g;
+  g.N = d->n;
+  g.C = d->c_in;
+  g.kvol = 1;
+  for (int a = 0; a < 3; a++) {
+    g.k[a] = d->k[a];
+    g.in[a] = d->in[a];
+    g.O[a] = d->in[a] / d->k[a];
+    g.kvol *= d->k[a];
+  }
+  g.kin = g.C * g.kvol;
+  g.ncdhw = d->src_layout == C3_LAYOUT_NCDHW;
+  return g;
+}
+
+/* P[row, col] = x[...] */
+__global__ void k_patchify(patch_geom g, int64_t total, const float *x, float *P) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    int64_t col = t % g.kin, row = t / g.kin;
+    int64_t i = col / g.kvol, kk = col % g.kvol;
+    int64_t k2 = kk % g.k[2], k1 = (kk / g.k[2]) % g.k[1], k0 = kk / (g.k[1] * g.k[2]);
+    int64_t o2 = row % g.O[2], o1 = (row / g.O[2]) % g.O[1], o0 = (row / (g.O[1] * g.O[2])) % g.O[0];
+    int64_t n = row / (g.O[0] * g.O[1] * g.O[2]);
+    P[t] = x[g.x_at(n, i, o0 * g.k[0] + k0, o1 * g.k[1] + k1, o2 * g.k[2] + k2)];
+  }
+}
+
+/* dx (+)= the inverse gather of dP (a bijection: every element of x is in one patch) */
+__global__ void k_unpatchify(patch_geom g, int64_t total, const float *dP, float *dx,
+                             int accum) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    int64_t n, i, z0, z1, z2, r = t;
+    if (g.ncdhw) {
+      z2 = r % g.in[2]; r /= g.in[2];
+      z1 = r % g.in[1]; r /= g.in[1];
+      z0 = r % g.in[0]; r /= g.in[0];
+      i = r % g.C; n = r / g.C;
+    } else {
+      i = r % g.C; r /= g.C;
+      z2 = r % g.in[2]; r /= g.in[2];
+      z1 = r % g.in[1]; r /= g.in[1];
+      z0 = r % g.in[0]; n = r / g.in[0];
+    }
+    int64_t row = ((n * g.O[0] + z0 / g.k[0]) * g.O[1] + z1 / g.k[1]) * g.O[2] + z2 / g.k[2];
+    int64_t col = i * g.kvol + ((z0 % g.k[0]) * g.k[1] + z1 % g.k[1]) * g.k[2] + z2 % g.k[2];
+    float v = dP[row * g.kin + col];
+    dx[t] = accum ? dx[t] + v : v;
+  }
+}
+
+/* How the patches are held: rows [N*S', kin] (pr = 1), or kernel 1 on NCDHW, [C_in, S]
+ * per image (pr = 0). P is x itself or the scratch it was gathered into. */
+static csal3d_status gemm_patches(c3_engine *e, const c3_conv3d_desc *d, const float *x,
+                                  const float **P, int *pr) {
+  patch_geom g = patch_make(d);
+  if (g.kvol == 1) {
+    *P = x;
+    *pr = d->src_layout == C3_LAYOUT_NDHWC;
+    return CSAL3D_OK;
+  }
+  int64_t total = g.N * g.O[0] * g.O[1] * g.O[2] * g.kin;
+  float *buf;
+  CU_TRY(c3cu_scratch(e, C3CU_SLOT_T1, (size_t)total * sizeof(float), (void **)&buf));
+  k_patchify<<<c3cu_blocks(total, 256), 256, 0, c3cu(e)->stream>>>(g, total, x, buf);
+  CU_LAUNCHED(e, "conv3d patches");
+  *P = buf;
+  *pr = 1;
+  return CSAL3D_OK;
+}
+
+static csal3d_status gemm_fwd(c3_engine *e, const c3_conv3d_desc *d, const float *x,
+                              const float *w, const float *bias, float *y) {
+  patch_geom g = patch_make(d);
+  const int64_t N = d->n, Co = d->c_out, Ci = d->c_in, S = g.O[0] * g.O[1] * g.O[2], K = g.kin;
+  const float *P;
+  int pr;
+  CU_TRY(gemm_patches(e, d, x, &P, &pr));
+  if (d->dst_layout == C3_LAYOUT_NDHWC) {
+    if (pr) /* y [N*S, Co] = P W^T */
+      CU_TRY(c3cu_gemm(e, 0, 1, N * S, Co, K, 1.0f, P, K, 0, w, K, 0, 0.0f, y, Co, 0, 1, 0));
+    else /* y_n [S, Co] = X_n^T W^T */
+      CU_TRY(c3cu_gemm(e, 1, 1, S, Co, Ci, 1.0f, P, S, Ci * S, w, Ci, 0, 0.0f, y, Co, S * Co,
+                       N, 0));
+    if (bias) CU_TRY(c3cu_broadcast(e, 1, N * S, Co, 1.0f, bias, y, 1));
+  } else {
+    if (pr) /* y_n [Co, S] = W P_n^T */
+      CU_TRY(c3cu_gemm(e, 0, 1, Co, S, K, 1.0f, w, K, 0, P, K, S * K, 0.0f, y, S, Co * S, N, 0));
+    else /* y_n = W X_n */
+      CU_TRY(c3cu_gemm(e, 0, 0, Co, S, Ci, 1.0f, w, Ci, 0, P, S, Ci * S, 0.0f, y, S, Co * S,
+                       N, 0));
+    if (bias) {
+      int64_t total = N * Co * S;
+      k_bias_ncdhw<<<c3cu_blocks(total, 256), 256, 0, c3cu(e)->stream>>>(total, Co, S, bias, y);
+      CU_LAUNCHED(e, "conv3d_fwd bias");
+    }
+  }
+  return CSAL3D_OK;
+}
+
+static csal3d_status gemm_bwd_data(c3_engine *e, const c3_conv3d_desc *d, const float *dy,
+                                   const float *w, float *dx, int accum) {
+  patch_geom g = patch_make(d);
+  const int64_t N = d->n, Co = d->c_out, Ci = d->c_in, S = g.O[0] * g.O[1] * g.O[2], K = g.kin;
+  const int ndhwc_out = d->dst_layout == C3_LAYOUT_NDHWC;
+  if (g.kvol == 1 && d->src_layout == C3_LAYOUT_NCDHW) {
+    float beta = accum ? 1.0f : 0.0f;
+    if (ndhwc_out) /* dX_n [Ci, S] = W^T dY_n^T */
+      CU_TRY(c3cu_gemm(e, 1, 1, Ci, S, Co, 1.0f, w, Ci, 0, dy, Co, S * Co, beta, dx, S, Ci * S,
+                       N, 0));
+    else /* dX_n = W^T dY_n */
+      CU_TRY(c3cu_gemm(e, 1, 0, Ci, S, Co, 1.0f, w, Ci, 0, dy, S, Co * S, beta, dx, S, Ci * S,
+                       N, 0));
+    return CSAL3D_OK;
+  }
+  /* rows: dP [N*S, K] = dY W, straight into dx for kernel 1 (NDHWC), else into scratch */
+  float *dP = dx;
+  float beta = accum ? 1.0f : 0.0f;
+  if (g.kvol > 1) {
+    CU_TRY(c3cu_scratch(e, C3CU_SLOT_T2, (size_t)(N * S * K) * sizeof(float), (void **)&dP));
+    beta = 0.0f;
+  }
+  if (ndhwc_out)
+    CU_TRY(c3cu_gemm(e, 0, 0, N * S, K, Co, 1.0f, dy, Co, 0, w, K, 0, beta, dP, K, 0, 1, 0));
+  else /* dP_n [S, K] = dY_n^T W */
+    CU_TRY(c3cu_gemm(e, 1, 0, S, K, Co, 1.0f, dy, S, Co * S, w, K, 0, beta, dP, K, S * K, N, 0));
+  if (g.kvol > 1) {
+    int64_t total = N * Ci * d->in[0] * d->in[1] * d->in[2];
+    k_unpatchify<<<c3cu_blocks(total, 256), 256, 0, c3cu(e)->stream>>>(g, total, dP, dx, accum);
+    CU_LAUNCHED(e, "conv3d_bwd_data patches");
+  }
+  return CSAL3D_OK;
+}
+
+static csal3d_status gemm_bwd_weights(c3_engine *e, const c3_conv3d_desc *d, const float *x,
+                                      const float *dy, float *dw) {
+  patch_geom g = patch_make(d);
+  const int64_t N = d->n, Co = d->c_out, Ci = d->c_in, S = g.O[0] * g.O[1] * g.O[2], K = g.kin;
+  const float *P;
+  int pr;
+  CU_TRY(gemm_patches(e, d, x, &P, &pr));
+  if (pr && d->dst_layout == C3_LAYOUT_NDHWC) /* dW += dY^T P */
+    return c3cu_gemm(e, 1, 0, Co, K, N * S, 1.0f, dy, Co, 0, P, K, 0, 1.0f, dw, K, 0, 1, 0);
+  /* one product per image, added in image order */
+  for (int64_t n = 0; n < N; n++) {
+    if (pr) /* dW += dY_n P_n (dY_n [Co, S]) */
+      CU_TRY(c3cu_gemm(e, 0, 0, Co, K, S, 1.0f, dy + n * Co * S, S, 0, P + n * S * K, K, 0, 1.0f,
+                       dw, K, 0, 1, 0));
+    else if (d->dst_layout == C3_LAYOUT_NCDHW) /* dW += dY_n X_n^T */
+      CU_TRY(c3cu_gemm(e, 0, 1, Co, Ci, S, 1.0f, dy + n * Co * S, S, 0, P + n * Ci * S, S, 0,
+                       1.0f, dw, Ci, 0, 1, 0));
+    else /* dW += dY_n^T X_n^T (dY_n [S, Co]) */
+      CU_TRY(c3cu_gemm(e, 1, 1, Co, Ci, S, 1.0f, dy + n * S * Co, Co, 0, P + n * Ci * S, S, 0,
+                       1.0f, dw, Ci, 0, 1, 0));
+  }
+  return CSAL3D_OK;
+}
+
 static csal3d_status cu_conv3d_fwd(c3_engine *e, const c3_conv3d_desc *d, const float *x,
                                    const float *w, const float *bias, float *y) {
   CU_TRY(conv_check(e, d, "conv3d_fwd"));
   CU_CHECK_ARG(e, x && w && y, "conv3d_fwd: NULL tensor");
+  if (c3cu(e)->conv_gemm && gemm_conv_ok(d)) return gemm_fwd(e, d, x, w, bias, y);
   conv_plan *p;
   CU_TRY(get_plan(e, d, CONV_FWD, &p));
   csal3d_status s = run_fwd(e, d, p, x, w, bias, y);
@@ -432,6 +641,7 @@ static csal3d_status cu_conv3d_bwd_data(c3_engine *e, const c3_conv3d_desc *d, c
                                         const float *w, float *dx, int accum) {
   CU_TRY(conv_check(e, d, "conv3d_bwd_data"));
   CU_CHECK_ARG(e, dy && w && dx, "conv3d_bwd_data: NULL tensor");
+  if (c3cu(e)->conv_gemm && gemm_conv_ok(d)) return gemm_bwd_data(e, d, dy, w, dx, accum);
   conv_plan *p;
   CU_TRY(get_plan(e, d, CONV_BWD_DATA, &p));
   csal3d_status s = run_bwd_data(e, d, p, dy, w, dx, accum);
@@ -447,14 +657,18 @@ static csal3d_status cu_conv3d_bwd_weights(c3_engine *e, const c3_conv3d_desc *d
                                            float *dbias) {
   CU_TRY(conv_check(e, d, "conv3d_bwd_weights"));
   CU_CHECK_ARG(e, x && dy && dw, "conv3d_bwd_weights: NULL tensor");
-  conv_plan *p;
-  CU_TRY(get_plan(e, d, CONV_BWD_FILTER, &p));
-  csal3d_status s = run_bwd_filter(e, d, p, x, dy, dw);
-  if (retry(s, p, d)) {
-    CU_TRY(replan_transposed(e, d, CONV_BWD_FILTER, &p));
-    s = run_bwd_filter(e, d, p, x, dy, dw);
+  if (c3cu(e)->conv_gemm && gemm_conv_ok(d)) {
+    CU_TRY(gemm_bwd_weights(e, d, x, dy, dw));
+  } else {
+    conv_plan *p;
+    CU_TRY(get_plan(e, d, CONV_BWD_FILTER, &p));
+    csal3d_status s = run_bwd_filter(e, d, p, x, dy, dw);
+    if (retry(s, p, d)) {
+      CU_TRY(replan_transposed(e, d, CONV_BWD_FILTER, &p));
+      s = run_bwd_filter(e, d, p, x, dy, dw);
+    }
+    CU_TRY(s);
   }
-  CU_TRY(s);
   if (dbias) {
     int64_t So = spatial_out(d);
     if (d->dst_layout == C3_LAYOUT_NDHWC) {

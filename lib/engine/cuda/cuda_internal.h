@@ -15,6 +15,10 @@
  * cores' TF32 mode) or "bf16" (matmuls with bf16 operands and float32 accumulation;
  * convolutions in TF32). Storage is float32 in every mode.
  *
+ * Switches (read at open, for tests and diagnosis): CSAL3D_CUDA_CONV_GEMM=0 sends every
+ * convolution to cuDNN; CSAL3D_CUDA_ATTN=ref keeps window attention on the reference
+ * path (cuBLAS products + softmax kernel) also where the fused forward applies.
+ *
  * Determinism: one stream; no floating-point atomics; every sum runs over chunks fixed
  * by the shapes only; cuDNN algorithms are restricted to deterministic ones. */
 #ifndef C3_ENGINE_CUDA_INTERNAL_H
@@ -59,6 +63,8 @@ struct c3cu_state {
   cudnnHandle_t dnn;
   const c3_cuda_host *host;
   int precision;
+  int conv_gemm;   /* 1: convolutions with kernel == stride, pad 0 run as GEMMs */
+  int attn_fused;  /* 1: the fused attention forward where it applies */
   c3cu_allocator *mem;
   void *slot[C3CU_SLOTS];
   size_t slot_bytes[C3CU_SLOTS];

@@ -7,9 +7,10 @@
  * a block freed after queued work may be handed out again at once. When cudaMalloc
  * fails, the cached blocks are released and the allocation retried.
  *
- * memory_stats reports the bytes of live blocks and scratch slots (size classes), and
- * their peak; cached free blocks are not counted. */
+ * memory_stats reports the bytes asked for by live blocks and scratch slots, and their
+ * peak; the rounding to size classes and the cached free blocks are not counted. */
 #include <map>
+#include <utility>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -17,7 +18,7 @@
 #include "engine/cuda/cuda_internal.h"
 
 struct c3cu_allocator {
-  std::unordered_map<void *, size_t> live;     /* block -> class bytes */
+  std::unordered_map<void *, std::pair<size_t, size_t>> live; /* block -> (class, asked) */
   std::map<size_t, std::vector<void *>> cache; /* class bytes -> free blocks */
   size_t in_use = 0, peak = 0, reserved = 0;
 };
@@ -100,12 +101,12 @@ csal3d_status c3cu_alloc(c3_engine *e, size_t bytes, const char *what, void **ou
     a->reserved += cls;
   }
   try {
-    a->live.emplace(p, cls);
+    a->live.emplace(p, std::make_pair(cls, bytes));
   } catch (...) {
     a->cache[cls].push_back(p);
     return c3cu_error(e, CSAL3D_ERR_OUT_OF_MEMORY, "CUDA engine: out of host memory");
   }
-  a->in_use += cls;
+  a->in_use += bytes;
   if (a->in_use > a->peak) a->peak = a->in_use;
   *out = p;
   return CSAL3D_OK;
@@ -116,9 +117,9 @@ void c3cu_free(c3_engine *e, void *p) {
   c3cu_allocator *a = c3cu(e)->mem;
   auto it = a->live.find(p);
   if (it == a->live.end()) return; /* not ours: ignore rather than corrupt the lists */
-  size_t cls = it->second;
+  size_t cls = it->second.first;
+  a->in_use -= it->second.second;
   a->live.erase(it);
-  a->in_use -= cls;
   try {
     a->cache[cls].push_back(p);
   } catch (...) {

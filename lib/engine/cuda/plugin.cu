@@ -23,6 +23,9 @@ csal3d_status c3cu_error(c3_engine *e, csal3d_status s, const char *fmt, ...) {
 }
 
 csal3d_status c3cu_cuda_error(c3_engine *e, cudaError_t rc, const char *what) {
+  /* an API call's error is also kept as the runtime's "last error": clear it, or the
+   * next launch check would report it again (sticky errors stay regardless) */
+  cudaGetLastError();
   csal3d_status s = CSAL3D_ERR_INTERNAL;
   if (rc == cudaErrorMemoryAllocation) s = CSAL3D_ERR_OUT_OF_MEMORY;
   if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver ||
@@ -121,6 +124,10 @@ csal3d_cuda_plugin_open(int abi, int device_index, const c3_cuda_host *host, c3_
   st->device = device_index;
   st->host = host;
   st->precision = precision;
+  const char *cg = getenv("CSAL3D_CUDA_CONV_GEMM");
+  st->conv_gemm = !(cg && !strcmp(cg, "0"));
+  const char *at = getenv("CSAL3D_CUDA_ATTN");
+  st->attn_fused = !(at && !strcmp(at, "ref"));
   e->state = st;
   if ((rc = cudaSetDevice(device_index)) != cudaSuccess ||
       (rc = cudaGetDeviceProperties(&st->prop, device_index)) != cudaSuccess)
