@@ -331,6 +331,13 @@ START_TEST(misuse_fails_with_clear_states) {
   ck_assert_int_eq(c3_model_backward(m, f.x, f.drec, f.dlog, NULL), CSAL3D_ERR_STATE);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "zero_grad"));
   ck_assert_int_eq(c3_model_zero_grad(m), CSAL3D_OK);
+  /* An engine without an op the model needs: a clear refusal, not a crash. */
+  void *saved = (void *)f.e->attn_bwd;
+  f.e->attn_bwd = NULL;
+  ck_assert_int_eq(c3_model_forward(m, f.x, 1, f.dhw, 1), CSAL3D_ERR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no attn_bwd op"));
+  ck_assert_int_eq(c3_model_forward(m, f.x, 1, f.dhw, 0), CSAL3D_OK); /* inference is fine */
+  *(void **)&f.e->attn_bwd = saved;
   /* Inference forward does not allow backward. */
   ck_assert_int_eq(c3_model_forward(m, f.x, 1, f.dhw, 0), CSAL3D_OK);
   ck_assert_int_eq(c3_model_backward(m, f.x, f.drec, f.dlog, NULL), CSAL3D_ERR_STATE);

@@ -349,10 +349,48 @@ static const float *c3_block_input(const c3_model *m, int s, int k) {
   return k == 0 ? c3_stage_input(m, s) : A(p->st[s].blk[k - 1].xout);
 }
 
+/* The engine ops the model calls; an engine without one cannot run it. */
+static csal3d_status c3_check_engine(const c3_engine *e, int train) {
+  const struct {
+    const char *name;
+    int ok;
+  } need[] = {
+      {"conv3d_fwd", e->conv3d_fwd != NULL},
+      {"matmul", e->matmul != NULL},
+      {"layer_norm_fwd", e->layer_norm_fwd != NULL},
+      {"gelu_fwd", e->gelu_fwd != NULL},
+      {"inorm_lrelu_fwd", e->inorm_lrelu_fwd != NULL},
+      {"upsample2x_fwd", e->upsample2x_fwd != NULL},
+      {"attn_fwd", e->attn_fwd != NULL},
+      {"window_partition", e->window_partition != NULL},
+      {"window_merge", e->window_merge != NULL},
+      {"patch_merge_fwd", e->patch_merge_fwd != NULL},
+      {"reduce_sum", e->reduce_sum != NULL},
+      {"copy", e->copy != NULL},
+      {"conv3d_bwd_data", !train || e->conv3d_bwd_data != NULL},
+      {"conv3d_bwd_weights", !train || e->conv3d_bwd_weights != NULL},
+      {"layer_norm_bwd", !train || e->layer_norm_bwd != NULL},
+      {"gelu_bwd", !train || e->gelu_bwd != NULL},
+      {"inorm_lrelu_bwd", !train || e->inorm_lrelu_bwd != NULL},
+      {"upsample2x_bwd", !train || e->upsample2x_bwd != NULL},
+      {"attn_bwd", !train || e->attn_bwd != NULL},
+      {"patch_merge_bwd", !train || e->patch_merge_bwd != NULL},
+      {"broadcast", !train || e->broadcast != NULL},
+      {"axpby", !train || e->axpby != NULL},
+  };
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+    if (!need[i].ok)
+      return c3_error(CSAL3D_ERR_UNSUPPORTED, "the %s engine has no %s op: the model cannot "
+                      "run %s on it",
+                      e->name, need[i].name, train ? "training" : "inference");
+  return CSAL3D_OK;
+}
+
 csal3d_status c3_model_forward(c3_model *m, const float *x, int64_t n,
                                const int64_t dhw[3], int train) {
   C3_CHECK_ARG(m && x && dhw, "c3_model_forward: NULL argument");
   c3_engine *e = m->e;
+  C3_TRY(c3_check_engine(e, train));
   C3_TRY(c3_plan_make(m, n, dhw, train ? 1 : 0, train && !m->recompute_attention));
   c3_model_plan *p = m->plan;
   p->backward_ready = 0;
