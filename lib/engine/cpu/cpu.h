@@ -49,7 +49,7 @@ void c3_cpu_free(c3_engine *e, void *p);
 void c3_cpu_fill_memory_ops(c3_engine *e);
 csal3d_status c3_cpu_dnnl_open(c3_engine *e);
 void c3_cpu_dnnl_close(c3_engine *e);
-void c3_cpu_fill_dnnl_ops(c3_engine *e);     /* conv, matmul, norms, softmax, gelu, resampling */
+void c3_cpu_fill_dnnl_ops(c3_engine *e);     /* conv, matmul, layer norm, softmax, gelu */
 void c3_cpu_fill_c_ops(c3_engine *e);        /* plain C + OpenMP ops */
 void c3_cpu_fill_attn_ops(c3_engine *e);     /* window attention */
 

@@ -56,7 +56,7 @@ csal3d_status c3_cpu_scratch(c3_engine *e, int slot, size_t bytes, void **out) {
 
 void c3_cpu_add_into(float *out, const float *in, int64_t n, int accum) {
   if (accum) {
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (n > 32768)
     for (int64_t i = 0; i < n; i++) out[i] += in[i];
   } else if (out != in) {
     memcpy(out, in, (size_t)n * sizeof(float));

@@ -5,6 +5,7 @@
  * blocks (double partials combined in order), so results do not depend on the
  * number of threads. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -32,27 +33,34 @@ static csal3d_status block_sum(c3_engine *e, int kind, int64_t n, const float *x
     double s = 0.0;
     switch (kind) {
     case 0:
+#pragma omp simd reduction(+ : s)
       for (int64_t i = lo; i < hi; i++) s += x[i];
       break;
     case 1:
+#pragma omp simd reduction(+ : s)
       for (int64_t i = lo; i < hi; i++) s += (double)x[i] * y[i];
       break;
     case 2:
-      if (w)
+      if (w) {
+#pragma omp simd reduction(+ : s)
         for (int64_t i = lo; i < hi; i++) {
           double d = (double)x[i] - y[i];
           s += w[i] * d * d;
         }
-      else
+      } else {
+#pragma omp simd reduction(+ : s)
         for (int64_t i = lo; i < hi; i++) {
           double d = (double)x[i] - y[i];
           s += d * d;
         }
+      }
       break;
     case 3:
+#pragma omp simd reduction(+ : s)
       for (int64_t i = lo; i < hi; i++) s += fabs((double)x[i] - y[i]);
       break;
     default:
+#pragma omp simd reduction(+ : s)
       for (int64_t i = lo; i < hi; i++) s += w[i];
       break;
     }
@@ -82,7 +90,7 @@ static csal3d_status cpu_dot(c3_engine *e, int64_t n, const float *x, const floa
 static csal3d_status cpu_add(c3_engine *e, int64_t n, const float *x, const float *y,
                              float *z) {
   C3_CHECK_ARG(n >= 0 && (n == 0 || (x && y && z)), "add: bad arguments");
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
   for (int64_t i = 0; i < n; i++) z[i] = x[i] + y[i];
   return CSAL3D_OK;
 }
@@ -90,7 +98,7 @@ static csal3d_status cpu_add(c3_engine *e, int64_t n, const float *x, const floa
 static csal3d_status cpu_mul(c3_engine *e, int64_t n, const float *x, const float *y,
                              float *z) {
   C3_CHECK_ARG(n >= 0 && (n == 0 || (x && y && z)), "mul: bad arguments");
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
   for (int64_t i = 0; i < n; i++) z[i] = x[i] * y[i];
   return CSAL3D_OK;
 }
@@ -99,13 +107,13 @@ static csal3d_status cpu_axpby(c3_engine *e, int64_t n, float a, const float *x,
                                float *y) {
   C3_CHECK_ARG(n >= 0 && (n == 0 || (x && y)), "axpby: bad arguments");
   if (b == 0.0f) {
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
     for (int64_t i = 0; i < n; i++) y[i] = a * x[i];
   } else if (b == 1.0f) {
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
   } else {
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
     for (int64_t i = 0; i < n; i++) y[i] = a * x[i] + b * y[i];
   }
   return CSAL3D_OK;
@@ -113,7 +121,7 @@ static csal3d_status cpu_axpby(c3_engine *e, int64_t n, float a, const float *x,
 
 static csal3d_status cpu_scale(c3_engine *e, int64_t n, float a, float *x) {
   C3_CHECK_ARG(n >= 0 && (n == 0 || x), "scale: bad arguments");
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
   for (int64_t i = 0; i < n; i++) x[i] *= a;
   return CSAL3D_OK;
 }
@@ -137,6 +145,7 @@ static csal3d_status cpu_reduce_sum(c3_engine *e, int64_t outer, int64_t mid, in
       int64_t lo = c * MID_BLOCK, hi = lo + MID_BLOCK < mid ? lo + MID_BLOCK : mid;
       for (int64_t m = lo; m < hi; m++) {
         const float *r = x + (o * mid + m) * inner;
+#pragma omp simd
         for (int64_t i = 0; i < inner; i++) p[i] += r[i];
       }
     }
@@ -159,10 +168,13 @@ static csal3d_status cpu_broadcast(c3_engine *e, int64_t outer, int64_t mid, int
     for (int64_t m = 0; m < mid; m++) {
       float *r = y + (o * mid + m) * inner;
       const float *s = x + o * inner;
-      if (accum)
+      if (accum) {
+#pragma omp simd
         for (int64_t i = 0; i < inner; i++) r[i] += alpha * s[i];
-      else
+      } else {
+#pragma omp simd
         for (int64_t i = 0; i < inner; i++) r[i] = alpha * s[i];
+      }
     }
   return CSAL3D_OK;
 }
@@ -192,9 +204,11 @@ static csal3d_status inorm_sums(c3_engine *e, const c3_inorm_desc *d, int mode,
       const float *xr = x + nc * S;
       double s0 = 0.0, s1 = 0.0;
       if (mode == 0) {
+#pragma omp simd reduction(+ : s0)
         for (int64_t s = 0; s < S; s++) s0 += xr[s];
       } else if (mode == 1) {
         double m = mean[nc];
+#pragma omp simd reduction(+ : s0)
         for (int64_t s = 0; s < S; s++) {
           double t = xr[s] - m;
           s0 += t * t;
@@ -202,6 +216,7 @@ static csal3d_status inorm_sums(c3_engine *e, const c3_inorm_desc *d, int mode,
       } else {
         const float *g = dy + nc * S;
         float m = mean[nc], r = 1.0f / sqrtf(var[nc] + d->eps);
+#pragma omp simd reduction(+ : s0, s1)
         for (int64_t s = 0; s < S; s++) {
           float z = (xr[s] - m) * r;
           float dz = z > 0.0f ? g[s] : slope * g[s];
@@ -234,8 +249,10 @@ static csal3d_status inorm_sums(c3_engine *e, const c3_inorm_desc *d, int mode,
       for (int64_t s = lo; s < hi; s++) {
         const float *xr = x + (n * S + s) * C;
         if (mode == 0) {
+#pragma omp simd
           for (int64_t c = 0; c < C; c++) p0[c] += xr[c];
         } else if (mode == 1) {
+#pragma omp simd
           for (int64_t c = 0; c < C; c++) {
             double t = xr[c] - mn[c];
             p0[c] += t * t;
@@ -243,6 +260,7 @@ static csal3d_status inorm_sums(c3_engine *e, const c3_inorm_desc *d, int mode,
         } else {
           const float *g = dy + (n * S + s) * C;
           const float *r = rs + n * C;
+#pragma omp simd
           for (int64_t c = 0; c < C; c++) {
             float z = (xr[c] - mn[c]) * r[c];
             float dz = z > 0.0f ? g[c] : slope * g[c];
@@ -289,6 +307,7 @@ static csal3d_status cpu_inorm_lrelu_fwd(c3_engine *e, const c3_inorm_desc *d,
       float m = mu[nc], r = 1.0f / sqrtf(va[nc] + eps);
       const float *xr = x + nc * S;
       float *yr = y + nc * S;
+#pragma omp simd
       for (int64_t s = 0; s < S; s++) {
         float z = (xr[s] - m) * r;
         yr[s] = z > 0.0f ? z : slope * z;
@@ -303,6 +322,7 @@ static csal3d_status cpu_inorm_lrelu_fwd(c3_engine *e, const c3_inorm_desc *d,
       for (int64_t s = 0; s < S; s++) {
         const float *xr = x + (n * S + s) * C, *m = mu + n * C, *r = rs + n * C;
         float *yr = y + (n * S + s) * C;
+#pragma omp simd
         for (int64_t c = 0; c < C; c++) {
           float z = (xr[c] - m[c]) * r[c];
           yr[c] = z > 0.0f ? z : slope * z;
@@ -336,6 +356,7 @@ static csal3d_status cpu_inorm_lrelu_bwd(c3_engine *e, const c3_inorm_desc *d,
       float m = mean[nc], r = 1.0f / sqrtf(var[nc] + eps), ma = a[nc], mb = b[nc];
       const float *xr = x + nc * S, *g = dy + nc * S;
       float *o = dx + nc * S;
+#pragma omp simd
       for (int64_t s = 0; s < S; s++) {
         float z = (xr[s] - m) * r;
         float dz = z > 0.0f ? g[s] : slope * g[s];
@@ -353,6 +374,7 @@ static csal3d_status cpu_inorm_lrelu_bwd(c3_engine *e, const c3_inorm_desc *d,
         const float *xr = x + (n * S + s) * C, *g = dy + (n * S + s) * C;
         const float *m = mean + n * C, *r = rs + n * C, *ma = a + n * C, *mb = b + n * C;
         float *o = dx + (n * S + s) * C;
+#pragma omp simd
         for (int64_t c = 0; c < C; c++) {
           float z = (xr[c] - m[c]) * r[c];
           float dz = z > 0.0f ? g[c] : slope * g[c];
@@ -360,6 +382,148 @@ static csal3d_status cpu_inorm_lrelu_bwd(c3_engine *e, const c3_inorm_desc *d,
           o[c] = accum ? o[c] + v : v;
         }
       }
+  }
+  return CSAL3D_OK;
+}
+
+/* ---- trilinear x2 upsampling (align_corners = false) ----------------------------------
+ * Along each axis the x2 linear interpolation has fixed weights: output 2i reads
+ * 0.25 x[max(i-1, 0)] + 0.75 x[i], output 2i+1 reads 0.75 x[i] + 0.25 x[min(i+1, n-1)]
+ * (PyTorch's source index (o + 0.5)/2 - 0.5, clamped at 0). Its adjoint gathers, for
+ * input i, the outputs 2i-1, 2i, 2i+1, 2i+2 (clamped into [0, 2n-1]) with weights 0.25,
+ * 0.75, 0.75, 0.25. Tensors are seen as rows: (n, cc, d, h) rows of W x ci elements,
+ * with (cc, ci) = (C, 1) for NCDHW and (1, C) for NDHWC. */
+
+typedef struct up_geom {
+  int64_t N, Cc, Ci, D, H, W;
+} up_geom;
+
+static up_geom up_geometry(const c3_upsample_desc *d) {
+  up_geom g = {d->n, d->layout == C3_LAYOUT_NCDHW ? d->c : 1,
+               d->layout == C3_LAYOUT_NCDHW ? 1 : d->c, d->d, d->h, d->w};
+  return g;
+}
+
+/* the two input taps and weights of output o along an axis of n inputs */
+static inline void up_taps(int64_t o, int64_t n, int64_t *i0, int64_t *i1, float *w0,
+                           float *w1) {
+  int64_t i = o >> 1;
+  if (o & 1) {
+    *i0 = i;
+    *i1 = i + 1 < n ? i + 1 : n - 1;
+    *w0 = 0.75f;
+    *w1 = 0.25f;
+  } else {
+    *i0 = i > 0 ? i - 1 : 0;
+    *i1 = i;
+    *w0 = 0.25f;
+    *w1 = 0.75f;
+  }
+}
+
+static csal3d_status up_check(const c3_upsample_desc *d, const char *op) {
+  C3_CHECK_ARG(d && d->n >= 1 && d->c >= 1 && d->d >= 1 && d->h >= 1 && d->w >= 1,
+               "%s: bad sizes", op);
+  C3_CHECK_ARG(d->layout == C3_LAYOUT_NCDHW || d->layout == C3_LAYOUT_NDHWC, "%s: bad layout",
+               op);
+  return CSAL3D_OK;
+}
+
+static csal3d_status cpu_upsample2x_fwd(c3_engine *e, const c3_upsample_desc *d,
+                                        const float *x, float *y) {
+  C3_TRY(up_check(d, "upsample2x_fwd"));
+  C3_CHECK_ARG(x && y, "upsample2x_fwd: NULL tensor");
+  up_geom g = up_geometry(d);
+  const int64_t Ci = g.Ci, W = g.W, rowi = W * Ci, rowo = 2 * W * Ci;
+  const int64_t plane_i = g.D * g.H * rowi, plane_o = 8 * plane_i;
+  const int nthr = omp_get_max_threads();
+  float *tmp;
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(nthr * rowi) * sizeof(float), (void **)&tmp));
+  const int64_t rows = g.N * g.Cc * 2 * g.D * 2 * g.H;
+#pragma omp parallel for schedule(static) if (rows * rowo > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t b = r % (2 * g.H), a = (r / (2 * g.H)) % (2 * g.D), nc = r / (4 * g.D * g.H);
+    int64_t d0, d1, h0, h1;
+    float wd0, wd1, wh0, wh1;
+    up_taps(a, g.D, &d0, &d1, &wd0, &wd1);
+    up_taps(b, g.H, &h0, &h1, &wh0, &wh1);
+    const float *xb = x + nc * plane_i;
+    const float *x00 = xb + (d0 * g.H + h0) * rowi, *x01 = xb + (d0 * g.H + h1) * rowi;
+    const float *x10 = xb + (d1 * g.H + h0) * rowi, *x11 = xb + (d1 * g.H + h1) * rowi;
+    float *t = tmp + (int64_t)omp_get_thread_num() * rowi;
+#pragma omp simd
+    for (int64_t k = 0; k < rowi; k++)
+      t[k] = wd0 * (wh0 * x00[k] + wh1 * x01[k]) + wd1 * (wh0 * x10[k] + wh1 * x11[k]);
+    float *yr = y + nc * plane_o + (a * 2 * g.H + b) * rowo;
+    for (int64_t w = 0; w < W; w++) {
+      const float *tm = t + (w > 0 ? w - 1 : 0) * Ci, *tc = t + w * Ci;
+      const float *tp = t + (w + 1 < W ? w + 1 : W - 1) * Ci;
+      float *o0 = yr + 2 * w * Ci, *o1 = o0 + Ci;
+#pragma omp simd
+      for (int64_t c = 0; c < Ci; c++) {
+        o0[c] = 0.25f * tm[c] + 0.75f * tc[c];
+        o1[c] = 0.75f * tc[c] + 0.25f * tp[c];
+      }
+    }
+  }
+  return CSAL3D_OK;
+}
+
+static csal3d_status cpu_upsample2x_bwd(c3_engine *e, const c3_upsample_desc *d,
+                                        const float *dy, float *dx, int accum) {
+  C3_TRY(up_check(d, "upsample2x_bwd"));
+  C3_CHECK_ARG(dy && dx, "upsample2x_bwd: NULL tensor");
+  up_geom g = up_geometry(d);
+  const int64_t Ci = g.Ci, W = g.W, rowi = W * Ci, rowo = 2 * W * Ci;
+  const int64_t plane_i = g.D * g.H * rowi, plane_o = 8 * plane_i;
+  /* pass 1: adjoint along W and H: t[nc, a, j, :] for every output plane a */
+  float *t;
+  const int64_t trows = g.N * g.Cc * 2 * g.D * g.H;
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(trows * rowi) * sizeof(float), (void **)&t));
+#pragma omp parallel for schedule(static) if (trows * rowo > 32768)
+  for (int64_t r = 0; r < trows; r++) {
+    int64_t j = r % g.H, a = (r / g.H) % (2 * g.D), nc = r / (2 * g.D * g.H);
+    float *tr = t + r * rowi;
+    for (int64_t k = 0; k < rowi; k++) tr[k] = 0.0f;
+    static const float wt[4] = {0.25f, 0.75f, 0.75f, 0.25f};
+    for (int q = 0; q < 4; q++) {
+      int64_t b = 2 * j - 1 + q;
+      b = b < 0 ? 0 : b > 2 * g.H - 1 ? 2 * g.H - 1 : b;
+      const float *gr = dy + nc * plane_o + (a * 2 * g.H + b) * rowo;
+      const float wb = wt[q];
+      for (int64_t w = 0; w < W; w++) {
+        int64_t lo = 2 * w - 1 < 0 ? 0 : 2 * w - 1, hi = 2 * w + 2 > 2 * W - 1 ? 2 * W - 1 : 2 * w + 2;
+        const float *g0 = gr + lo * Ci, *g1 = gr + 2 * w * Ci, *g2 = g1 + Ci, *g3 = gr + hi * Ci;
+        float *o = tr + w * Ci;
+#pragma omp simd
+        for (int64_t c = 0; c < Ci; c++)
+          o[c] += wb * (0.25f * g0[c] + 0.75f * g1[c] + 0.75f * g2[c] + 0.25f * g3[c]);
+      }
+    }
+  }
+  /* pass 2: adjoint along D */
+  const int64_t rows = g.N * g.Cc * g.D * g.H;
+#pragma omp parallel for schedule(static) if (rows * rowi > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t j = r % g.H, i = (r / g.H) % g.D, nc = r / (g.D * g.H);
+    float *o = dx + nc * plane_i + (i * g.H + j) * rowi;
+    const float *tb = t + nc * 2 * g.D * g.H * rowi;
+    int64_t a[4];
+    for (int q = 0; q < 4; q++) {
+      int64_t v = 2 * i - 1 + q;
+      a[q] = v < 0 ? 0 : v > 2 * g.D - 1 ? 2 * g.D - 1 : v;
+    }
+    const float *t0 = tb + (a[0] * g.H + j) * rowi, *t1 = tb + (a[1] * g.H + j) * rowi;
+    const float *t2 = tb + (a[2] * g.H + j) * rowi, *t3 = tb + (a[3] * g.H + j) * rowi;
+    if (accum) {
+#pragma omp simd
+      for (int64_t k = 0; k < rowi; k++)
+        o[k] += 0.25f * t0[k] + 0.75f * t1[k] + 0.75f * t2[k] + 0.25f * t3[k];
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < rowi; k++)
+        o[k] = 0.25f * t0[k] + 0.75f * t1[k] + 0.75f * t2[k] + 0.25f * t3[k];
+    }
   }
   return CSAL3D_OK;
 }
@@ -565,7 +729,7 @@ static csal3d_status cpu_mse_loss(c3_engine *e, int64_t n, const float *x, const
   *loss = W > 0.0 ? s / W : 0.0;
   float k = W > 0.0 ? (float)(2.0 * grad_scale / W) : 0.0f;
   if (dx || dt) {
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
     for (int64_t i = 0; i < n; i++) {
       float g = k * (x[i] - t[i]);
       if (w) g *= w[i];
@@ -585,7 +749,7 @@ static csal3d_status cpu_l1_loss(c3_engine *e, int64_t n, const float *x, const 
   *loss = s / (double)n;
   float k = (float)(grad_scale / (double)n);
   if (dx || dy) {
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
     for (int64_t i = 0; i < n; i++) {
       float diff = x[i] - y[i];
       float g = diff > 0.0f ? k : diff < 0.0f ? -k : 0.0f;
@@ -641,7 +805,7 @@ static csal3d_status cpu_adamw(c3_engine *e, const c3_adamw_desc *d, int64_t n, 
   float bc2_sqrt = (float)sqrt(bc2);
   float decay = 1.0f - d->lr * d->weight_decay;
   float b1 = d->beta1, b2 = d->beta2, eps = d->eps, gs = d->grad_scale;
-#pragma omp parallel for schedule(static) PAR_IF(n)
+#pragma omp parallel for simd schedule(static) PAR_IF(n)
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i] * gs;
     float pi = p[i] * decay;
@@ -657,6 +821,8 @@ static csal3d_status cpu_adamw(c3_engine *e, const c3_adamw_desc *d, int64_t n, 
 void c3_cpu_fill_c_ops(c3_engine *e) {
   e->inorm_lrelu_fwd = cpu_inorm_lrelu_fwd;
   e->inorm_lrelu_bwd = cpu_inorm_lrelu_bwd;
+  e->upsample2x_fwd = cpu_upsample2x_fwd;
+  e->upsample2x_bwd = cpu_upsample2x_bwd;
   e->window_partition = cpu_window_partition;
   e->window_merge = cpu_window_merge;
   e->patch_merge_fwd = cpu_patch_merge_fwd;
