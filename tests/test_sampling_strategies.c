@@ -661,6 +661,14 @@ START_TEST(progress_can_cancel) {
   csal3d_sampler_options o = t_opts(CSAL3D_STRATEGY_DIV_ONLY);
   ck_assert_int_eq(t_run(ctx, &o, X, NULL, n, 5, 6, NULL, NULL, NULL), CSAL3D_ERR_CANCELLED);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "cancelled"));
+  /* k-means restarts running on several threads stop too, with the message */
+  csal3d_context_free(ctx);
+  calls = 2; /* the first report cancels */
+  co.threads = 3;
+  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  o = t_opts(CSAL3D_STRATEGY_ALPS);
+  ck_assert_int_eq(t_run(ctx, &o, X, NULL, n, 5, 6, NULL, NULL, NULL), CSAL3D_ERR_CANCELLED);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "cancelled"));
   free(X);
   csal3d_context_free(ctx);
 }

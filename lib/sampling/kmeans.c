@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include <stdio.h>
 #include "core/report.h"
 #include "core/rng.h"
 #include "sampling/sampling.h"
@@ -258,6 +259,154 @@ static double c3_km_shift(const float *a, const float *b, int64_t k, int64_t d) 
   return s;
 }
 
+/* One worker's state: a restart runs entirely on it. */
+typedef struct c3_km_state {
+  c3_km_work w;
+  float *C, *Cold, *best_C;
+  int64_t *lab, *best_lab, *counts, *used, *rows;
+  double *mind;
+  double best_inertia;
+  int best_rs, best_iter;
+} c3_km_state;
+
+static void c3_km_state_free(c3_km_state *st) {
+  c3_free(st->w.buf), c3_free(st->w.cn), c3_free(st->w.order), c3_free(st->w.start);
+  c3_free(st->w.acc), c3_free(st->C), c3_free(st->Cold), c3_free(st->best_C);
+  c3_free(st->lab), c3_free(st->best_lab), c3_free(st->counts), c3_free(st->used);
+  c3_free(st->rows), c3_free(st->mind);
+}
+
+static csal3d_status c3_km_state_init(c3_km_state *st, const c3_km_work *proto,
+                                      int slots, int64_t batch) {
+  const int64_t n = proto->n, k = proto->k, d = proto->d;
+  memset(st, 0, sizeof *st);
+  st->w = *proto;
+  st->w.buf = NULL, st->w.cn = NULL, st->w.order = NULL, st->w.start = NULL;
+  st->w.acc = NULL;
+  st->best_inertia = INFINITY;
+  st->best_rs = -1;
+  csal3d_status s = CSAL3D_OK;
+#define C3_ALLOC(ptr, count, size, what)                                       \
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
+  C3_ALLOC(st->w.buf, (size_t)slots * st->w.slot, sizeof(float), "k-means distance blocks");
+  C3_ALLOC(st->w.cn, k, sizeof(float), "centre norms");
+  C3_ALLOC(st->w.order, n, sizeof(int64_t), "k-means order");
+  C3_ALLOC(st->w.start, k + 1, sizeof(int64_t), "k-means offsets");
+  C3_ALLOC(st->w.acc, k, (size_t)d * sizeof(double), "k-means sums");
+  C3_ALLOC(st->C, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(st->Cold, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(st->best_C, k, (size_t)d * sizeof(float), "centres");
+  C3_ALLOC(st->lab, n, sizeof(int64_t), "labels");
+  C3_ALLOC(st->best_lab, n, sizeof(int64_t), "labels");
+  C3_ALLOC(st->counts, k, sizeof(int64_t), "counts");
+  C3_ALLOC(st->used, k, sizeof(int64_t), "relocations");
+  C3_ALLOC(st->mind, n, sizeof(double), "distances");
+  if (batch) C3_ALLOC(st->rows, (3 * batch > n ? n : 3 * batch), sizeof(int64_t), "batch");
+#undef C3_ALLOC
+  return s;
+}
+
+/* Restart rs on state st; keeps it if it beats the state's best (ties: earlier). */
+static csal3d_status c3_km_restart(const csal3d_context *ctx, c3_km_state *st,
+                                   const c3_kmeans_params *p, int rs, int restarts,
+                                   double tol_abs, int64_t batch, int report,
+                                   volatile int *stop) {
+  c3_km_work *w = &st->w;
+  const float *X = w->X;
+  const int64_t n = w->n, k = w->k, d = w->d;
+  float *C = st->C, *Cold = st->Cold;
+  int64_t *lab = st->lab, *counts = st->counts, *used = st->used, *rows = st->rows;
+  double *mind = st->mind;
+  csal3d_status s = CSAL3D_OK;
+  c3_rng r;
+  c3_rng_init(&r, p->seed, C3_RNG_SAMPLING, C3_STREAM_KMEANS, p->stream, (uint64_t)rs);
+  int iterations = 0;
+#define C3_CHECK_STOP()                                                        \
+  do {                                                                         \
+    if (report) {                                                              \
+      s = c3_progress(ctx, "select", (uint64_t)rs, (uint64_t)restarts);        \
+      if (s != CSAL3D_OK) *stop = 1;                                           \
+    }                                                                          \
+    if (*stop) return s != CSAL3D_OK ? s : CSAL3D_ERR_CANCELLED;               \
+  } while (0)
+  C3_CHECK_STOP();
+  if (!batch) {
+    C3_TRY(c3_km_seed(w, NULL, n, &r, C));
+    for (int64_t i = 0; i < n; i++) lab[i] = -1;
+    for (int it = 0; it < (p->max_iter >= 1 ? p->max_iter : 1); it++) {
+      iterations = it + 1;
+      int64_t changed = c3_km_assign(w, C, NULL, n, lab, mind);
+      if (it > 0 && changed == 0) break; /* strict convergence */
+      memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
+      c3_km_update(w, lab, C, counts);
+      int64_t moved = 0;
+      for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
+      if (moved) c3_km_relocate(w, counts, mind, C, used);
+      if (c3_km_shift(C, Cold, k, d) <= tol_abs) {
+        c3_km_assign(w, C, NULL, n, lab, mind);
+        break;
+      }
+      C3_CHECK_STOP();
+    }
+  } else {
+    /* mini-batch k-means (Sculley 2010): seeds from 3 batches, then per-batch
+     * updates with per-centre learning rates 1/count, early stop when the
+     * smoothed batch inertia has not improved for 10 steps */
+    int64_t init_n = 3 * batch > n ? n : 3 * batch;
+    for (int64_t i = 0; i < init_n; i++) rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
+    C3_TRY(c3_km_seed(w, rows, init_n, &r, C));
+    memset(counts, 0, (size_t)k * sizeof(int64_t));
+    int64_t steps = (int64_t)(p->max_iter >= 1 ? p->max_iter : 1) * n / batch;
+    double ewa = -1, best_ewa = INFINITY;
+    int no_improve = 0;
+    for (int64_t step = 0; step < steps; step++) {
+      iterations = (int)(step + 1);
+      for (int64_t i = 0; i < batch; i++) rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
+      for (int64_t i = 0; i < batch; i++) lab[i] = -1;
+      c3_km_assign(w, C, rows, batch, lab, mind);
+      memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
+      double bi = 0;
+      for (int64_t i = 0; i < batch; i++) {
+        int64_t c = lab[i];
+        counts[c]++;
+        double eta = 1.0 / (double)counts[c];
+        const float *x = X + rows[i] * d;
+        float *cc = C + c * d;
+        for (int64_t j = 0; j < d; j++) cc[j] = (float)((1 - eta) * cc[j] + eta * x[j]);
+        bi += mind[i];
+      }
+      bi /= (double)batch;
+      double alpha = 2.0 * (double)batch / ((double)n + 1);
+      if (alpha > 1) alpha = 1;
+      ewa = ewa < 0 ? bi : ewa * (1 - alpha) + bi * alpha;
+      if (ewa < best_ewa)
+        best_ewa = ewa, no_improve = 0;
+      else if (++no_improve >= 10)
+        break;
+      if (c3_km_shift(C, Cold, k, d) <= tol_abs) break;
+      if (step % 16 == 0) C3_CHECK_STOP();
+    }
+    for (int64_t i = 0; i < n; i++) lab[i] = -1;
+    c3_km_assign(w, C, NULL, n, lab, mind);
+    /* one Lloyd step to end on the means of the final assignment */
+    c3_km_update(w, lab, C, counts);
+    int64_t moved = 0;
+    for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
+    if (moved) c3_km_relocate(w, counts, mind, C, used);
+    c3_km_assign(w, C, NULL, n, lab, mind);
+  }
+#undef C3_CHECK_STOP
+  double inertia = c3_fixed_sum(mind, n);
+  if (inertia < st->best_inertia || (inertia == st->best_inertia && rs < st->best_rs)) {
+    st->best_inertia = inertia;
+    st->best_rs = rs;
+    st->best_iter = iterations;
+    memcpy(st->best_lab, lab, (size_t)n * sizeof(int64_t));
+    memcpy(st->best_C, C, (size_t)(k * d) * sizeof(float));
+  }
+  return CSAL3D_OK;
+}
+
 csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
                         int64_t d, const c3_kmeans_params *p, int64_t *labels,
                         float *centres, c3_kmeans_result *res) {
@@ -268,40 +417,37 @@ csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
   memset(res, 0, sizeof *res);
   int minibatch = p->batch > 0 && n > 4 * p->batch;
   int64_t batch = minibatch ? p->batch : 0;
-  c3_km_work w = {X, NULL, n, d, k, NULL, 0, 0, NULL, NULL, NULL, NULL};
-  float *xn = NULL, *C = NULL, *Cold = NULL, *best_C = NULL;
-  int64_t *lab = NULL, *counts = NULL, *used = NULL, *rows = NULL;
-  double *mind = NULL, *colsum = NULL;
-  int nthreads = omp_get_max_threads();
+  int restarts = p->restarts >= 1 ? p->restarts : 1;
+  int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  /* restarts run in parallel, each on one thread (one parallel region for the whole
+   * k-means: cheap, and robust on a loaded machine); a single restart parallelises
+   * its passes instead. Static round-robin: the calling thread (which alone reports
+   * progress) always runs restart 0, so cancellation is seen at once. */
+  int outer = restarts >= 2 && nthreads >= 2;
+  int nstates = outer ? (restarts < nthreads ? restarts : nthreads) : 1;
   int trials = 2 + (int)log((double)k);
+  c3_km_work proto = {X, NULL, n, d, k, NULL, 0, 0, NULL, NULL, NULL, NULL};
   {
     int64_t width = (k > trials ? k : trials) + d + 1;
-    w.chunk = C3_KM_CHUNK_BYTES / (int64_t)sizeof(float) / width;
-    if (w.chunk > C3_KM_CHUNK_MAX) w.chunk = C3_KM_CHUNK_MAX;
-    if (w.chunk < 16) w.chunk = 16;
-    w.slot = w.chunk * width;
+    proto.chunk = C3_KM_CHUNK_BYTES / (int64_t)sizeof(float) / width;
+    if (proto.chunk > C3_KM_CHUNK_MAX) proto.chunk = C3_KM_CHUNK_MAX;
+    if (proto.chunk < 16) proto.chunk = 16;
+    proto.slot = proto.chunk * width;
   }
+  float *xn = NULL;
+  double *colsum = NULL;
+  c3_km_state *st = NULL;
   csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&xn);
-#define C3_ALLOC(ptr, count, size, what)                                       \
-  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)(count), (size_t)(size), what, (void **)&(ptr))
-  C3_ALLOC(w.buf, (size_t)nthreads * w.slot, sizeof(float), "k-means distance blocks");
-  C3_ALLOC(w.cn, k, sizeof(float), "centre norms");
-  C3_ALLOC(w.order, n, sizeof(int64_t), "k-means order");
-  C3_ALLOC(w.start, k + 1, sizeof(int64_t), "k-means offsets");
-  C3_ALLOC(w.acc, k, (size_t)d * sizeof(double), "k-means sums");
-  C3_ALLOC(C, k, (size_t)d * sizeof(float), "centres");
-  C3_ALLOC(Cold, k, (size_t)d * sizeof(float), "centres");
-  C3_ALLOC(best_C, k, (size_t)d * sizeof(float), "centres");
-  C3_ALLOC(lab, n, sizeof(int64_t), "labels");
-  C3_ALLOC(counts, k, sizeof(int64_t), "counts");
-  C3_ALLOC(used, k, sizeof(int64_t), "relocations");
-  C3_ALLOC(mind, n, sizeof(double), "distances");
-  C3_ALLOC(colsum, 2 * d, sizeof(double), "variances");
-  if (minibatch) C3_ALLOC(rows, (3 * batch > n ? n : 3 * batch), sizeof(int64_t), "batch");
-#undef C3_ALLOC
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)(2 * d), sizeof(double), "variances", (void **)&colsum);
+  if (s == CSAL3D_OK)
+    s = c3_calloc_array((size_t)nstates, sizeof *st, "k-means workers", (void **)&st);
   if (s != CSAL3D_OK) goto done;
   c3_row_sqnorms(X, n, d, xn);
-  w.xn = xn;
+  proto.xn = xn;
+  for (int t = 0; t < nstates && s == CSAL3D_OK; t++)
+    s = c3_km_state_init(&st[t], &proto, outer ? 1 : nthreads, batch);
+  if (s != CSAL3D_OK) goto done;
 
   /* tolerance: tol x mean over features of the variance (scikit-learn's) */
   double tol_abs;
@@ -326,101 +472,54 @@ csal3d_status c3_kmeans(const csal3d_context *ctx, const float *X, int64_t n,
     tol_abs = p->tol * mean_var / (double)d;
   }
 
-  double best_inertia = INFINITY;
-  int restarts = p->restarts >= 1 ? p->restarts : 1;
-  for (int rs = 0; rs < restarts; rs++) {
-    c3_rng r;
-    c3_rng_init(&r, p->seed, C3_RNG_SAMPLING, C3_STREAM_KMEANS, p->stream,
-                (uint64_t)rs);
-    int iterations = 0;
-    if (!minibatch) {
-      s = c3_km_seed(&w, NULL, n, &r, C);
-      if (s != CSAL3D_OK) goto done;
-      for (int64_t i = 0; i < n; i++) lab[i] = -1;
-      for (int it = 0; it < (p->max_iter >= 1 ? p->max_iter : 1); it++) {
-        iterations = it + 1;
-        int64_t changed = c3_km_assign(&w, C, NULL, n, lab, mind);
-        if (it > 0 && changed == 0) break; /* strict convergence */
-        memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
-        c3_km_update(&w, lab, C, counts);
-        int64_t moved = 0;
-        for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
-        if (moved) c3_km_relocate(&w, counts, mind, C, used);
-        if (c3_km_shift(C, Cold, k, d) <= tol_abs) {
-          c3_km_assign(&w, C, NULL, n, lab, mind);
-          break;
+  volatile int stop = 0;
+  if (outer) {
+    csal3d_status fail = CSAL3D_OK;
+    char msg[C3_ERROR_MAX] = "";
+#pragma omp parallel for schedule(static, 1) num_threads(nstates)
+    for (int rs = 0; rs < restarts; rs++) {
+      if (stop) continue;
+      int me = omp_get_thread_num();
+      csal3d_status rs_s = c3_km_restart(ctx, &st[me], p, rs, restarts, tol_abs, batch,
+                                         me == 0, &stop);
+      if (rs_s != CSAL3D_OK) {
+#pragma omp critical(c3_kmeans_fail)
+        if (fail == CSAL3D_OK) {
+          fail = rs_s;
+          snprintf(msg, sizeof msg, "%s", csal3d_last_error());
         }
-        s = c3_progress(ctx, "select", (uint64_t)rs, (uint64_t)restarts);
-        if (s != CSAL3D_OK) goto done;
+        stop = 1;
       }
-    } else {
-      /* mini-batch k-means (Sculley 2010): seeds from 3 batches, then per-batch
-       * updates with per-centre learning rates 1/count, early stop when the
-       * smoothed batch inertia has not improved for 10 steps */
-      int64_t init_n = 3 * batch > n ? n : 3 * batch;
-      for (int64_t i = 0; i < init_n; i++)
-        rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
-      s = c3_km_seed(&w, rows, init_n, &r, C);
-      if (s != CSAL3D_OK) goto done;
-      memset(counts, 0, (size_t)k * sizeof(int64_t));
-      int64_t steps = (int64_t)(p->max_iter >= 1 ? p->max_iter : 1) * n / batch;
-      double ewa = -1, best_ewa = INFINITY;
-      int no_improve = 0;
-      for (int64_t step = 0; step < steps; step++) {
-        iterations = (int)(step + 1);
-        for (int64_t i = 0; i < batch; i++)
-          rows[i] = (int64_t)c3_rng_below(&r, (uint64_t)n);
-        for (int64_t i = 0; i < batch; i++) lab[i] = -1;
-        c3_km_assign(&w, C, rows, batch, lab, mind);
-        memcpy(Cold, C, (size_t)(k * d) * sizeof(float));
-        double bi = 0;
-        for (int64_t i = 0; i < batch; i++) {
-          int64_t c = lab[i];
-          counts[c]++;
-          double eta = 1.0 / (double)counts[c];
-          const float *x = X + rows[i] * d;
-          float *cc = C + c * d;
-          for (int64_t j = 0; j < d; j++)
-            cc[j] = (float)((1 - eta) * cc[j] + eta * x[j]);
-          bi += mind[i];
-        }
-        bi /= (double)batch;
-        double alpha = 2.0 * (double)batch / ((double)n + 1);
-        if (alpha > 1) alpha = 1;
-        ewa = ewa < 0 ? bi : ewa * (1 - alpha) + bi * alpha;
-        if (ewa < best_ewa) best_ewa = ewa, no_improve = 0;
-        else if (++no_improve >= 10) break;
-        if (c3_km_shift(C, Cold, k, d) <= tol_abs) break;
-        if (step % 16 == 0) {
-          s = c3_progress(ctx, "select", (uint64_t)rs, (uint64_t)restarts);
-          if (s != CSAL3D_OK) goto done;
-        }
-      }
-      for (int64_t i = 0; i < n; i++) lab[i] = -1;
-      c3_km_assign(&w, C, NULL, n, lab, mind);
-      /* one Lloyd step to end on the means of the final assignment */
-      c3_km_update(&w, lab, C, counts);
-      int64_t moved = 0;
-      for (int64_t c = 0; c < k; c++) moved += counts[c] == 0;
-      if (moved) c3_km_relocate(&w, counts, mind, C, used);
-      c3_km_assign(&w, C, NULL, n, lab, mind);
     }
-    double inertia = c3_fixed_sum(mind, n);
-    if (inertia < best_inertia) {
-      best_inertia = inertia;
-      memcpy(labels, lab, (size_t)n * sizeof(int64_t));
-      memcpy(best_C, C, (size_t)(k * d) * sizeof(float));
-      res->iterations = iterations;
+    if (fail != CSAL3D_OK) {
+      s = c3_error(fail, "%s", msg);
+      goto done;
+    }
+  } else {
+    for (int rs = 0; rs < restarts; rs++) {
+      s = c3_km_restart(ctx, &st[0], p, rs, restarts, tol_abs, batch, 1, &stop);
+      if (s != CSAL3D_OK) goto done;
     }
   }
-  res->inertia = best_inertia;
-  memset(counts, 0, (size_t)k * sizeof(int64_t));
-  for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
-  for (int64_t c = 0; c < k; c++) res->empty += counts[c] == 0;
-  if (centres) memcpy(centres, best_C, (size_t)(k * d) * sizeof(float));
+  /* the best restart (ties: the earlier), whichever worker ran it */
+  int best = 0;
+  for (int t = 1; t < nstates; t++)
+    if (st[t].best_inertia < st[best].best_inertia ||
+        (st[t].best_inertia == st[best].best_inertia && st[t].best_rs < st[best].best_rs))
+      best = t;
+  res->inertia = st[best].best_inertia;
+  res->iterations = st[best].best_iter;
+  memcpy(labels, st[best].best_lab, (size_t)n * sizeof(int64_t));
+  if (centres) memcpy(centres, st[best].best_C, (size_t)(k * d) * sizeof(float));
+  {
+    int64_t *counts = st[0].counts;
+    memset(counts, 0, (size_t)k * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
+    for (int64_t c = 0; c < k; c++) res->empty += counts[c] == 0;
+  }
 done:
-  c3_free(xn), c3_free(w.buf), c3_free(w.cn), c3_free(w.order), c3_free(w.start);
-  c3_free(w.acc), c3_free(C), c3_free(Cold), c3_free(best_C), c3_free(lab);
-  c3_free(counts), c3_free(used), c3_free(mind), c3_free(colsum), c3_free(rows);
+  if (st)
+    for (int t = 0; t < nstates; t++) c3_km_state_free(&st[t]);
+  c3_free(st), c3_free(xn), c3_free(colsum);
   return s;
 }

@@ -22,7 +22,7 @@
 
 /* Loops with less work than this (about one operation per unit) run on one thread:
  * a parallel region costs microseconds, and much more on a loaded machine. */
-#define C3_PAR_MIN 100000
+#define C3_PAR_MIN (1 << 20)
 
 /* RNG stream tags (id0 of C3_RNG_SAMPLING streams). Part of the results' definition. */
 enum {
