@@ -18,5 +18,6 @@
 #include "csal3d/ssl_model.h"
 #include "csal3d/uncertainty.h"
 #include "csal3d/sampler.h"
+#include "csal3d/manifest.h"
 
 #endif /* CSAL3D_H */

@@ -1,0 +1,657 @@
+/* nnU-Net v2 raw dataset export of the chosen cases (include/csal3d/manifest.h). */
+#include "io/nnunet.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/options.h"
+#include "core/report.h"
+#include "io/fileutil.h"
+#include "io/scores.h"
+
+static void c3_nnunet_defaults(csal3d_nnunet_options *o) {
+  memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->labels = CSAL3D_NNUNET_LABELS_AUTO;
+}
+
+CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *o) {
+  C3_CHECK_ARG(o != NULL, "csal3d_nnunet_options_init: options is NULL");
+  c3_nnunet_defaults(o);
+  return CSAL3D_OK;
+}
+
+/* ---- name lists ---- */
+
+void c3_names_free(c3_names *n) {
+  if (!n) return;
+  for (int i = 0; i < n->count; i++) c3_free(n->name[i]);
+  memset(n, 0, sizeof *n);
+}
+
+static csal3d_status c3_names_set(c3_names *n, int i, const char *v, const char *what) {
+  if (i < 0 || i >= C3_NAMES_MAX)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: index %d out of range (0 to %d)", what, i,
+                    C3_NAMES_MAX - 1);
+  if (n->name[i])
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: index %d is given twice", what, i);
+  size_t len = strlen(v) + 1;
+  C3_TRY(c3_alloc(len, "name", (void **)&n->name[i]));
+  memcpy(n->name[i], v, len);
+  if (i + 1 > n->count) n->count = i + 1;
+  return CSAL3D_OK;
+}
+
+/* A name must be non-empty text without control characters (it becomes a JSON key). */
+static int c3_name_ok(const char *s) {
+  if (!*s) return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20) return 0;
+  return 1;
+}
+
+csal3d_status c3_names_parse_list(const char *list, c3_names *out, const char *what) {
+  memset(out, 0, sizeof *out);
+  const char *p = list;
+  int i = 0;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    while (len && (*p == ' ' || *p == '\t')) p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    char buf[256];
+    if (len == 0 || len >= sizeof buf) {
+      c3_names_free(out);
+      return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: name %d of '%s' is %s", what, i, list,
+                      len ? "longer than 255 bytes" : "empty");
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    if (!c3_name_ok(buf)) {
+      c3_names_free(out);
+      return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: name %d holds control characters",
+                      what, i);
+    }
+    csal3d_status s = c3_names_set(out, i, buf, what);
+    if (s != CSAL3D_OK) {
+      c3_names_free(out);
+      return s == CSAL3D_ERR_FORMAT ? c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: more than %d "
+                                               "names", what, C3_NAMES_MAX) : s;
+    }
+    i++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return CSAL3D_OK;
+}
+
+/* Parses a decimal index 0..C3_NAMES_MAX-1 that fills the whole string. */
+static int c3_index_of(const char *s) {
+  if (!*s || strlen(s) > 6) return -1;
+  int v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    v = v * 10 + (*p - '0');
+  }
+  return v < C3_NAMES_MAX ? v : -1;
+}
+
+/* {"0": "MRI", "1": "ADC"} (decathlon modality, nnU-Net channel_names). */
+static csal3d_status c3_index_to_name(json_t *o, c3_names *n, const char *what) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    int i = c3_index_of(k);
+    if (i < 0 || !json_is_string(v) || !c3_name_ok(json_string_value(v)))
+      return c3_error(CSAL3D_ERR_FORMAT, "%s: entry '%.64s' must map an index (0..%d) to a "
+                      "non-empty name", what, k, C3_NAMES_MAX - 1);
+    C3_TRY(c3_names_set(n, i, json_string_value(v), what));
+  }
+  return CSAL3D_OK;
+}
+
+csal3d_status c3_dataset_names_parse(const char *text, size_t len, const char *source,
+                                     c3_names *labels, c3_names *channels) {
+  memset(labels, 0, sizeof *labels);
+  memset(channels, 0, sizeof *channels);
+  json_error_t jerr;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: not valid JSON (line %d, column %d: %s)", source,
+                    jerr.line, jerr.column, jerr.text);
+  csal3d_status st = CSAL3D_OK;
+  char what[300];
+  if (!json_is_object(root)) {
+    st = c3_error(CSAL3D_ERR_FORMAT, "%s: the top level is not a JSON object", source);
+    goto done;
+  }
+  json_t *lab = json_object_get(root, "labels");
+  if (lab) {
+    snprintf(what, sizeof what, "%.200s: \"labels\"", source);
+    if (!json_is_object(lab)) {
+      st = c3_error(CSAL3D_ERR_FORMAT, "%s must be a JSON object", what);
+      goto done;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(lab, k, v) {
+      if (json_is_string(v)) { /* decathlon: "1": "liver" */
+        int i = c3_index_of(k);
+        if (i < 0 || !c3_name_ok(json_string_value(v))) {
+          st = c3_error(CSAL3D_ERR_FORMAT, "%s: '%.64s' must be a label value (0..%d) "
+                        "mapped to a non-empty name", what, k, C3_NAMES_MAX - 1);
+          goto done;
+        }
+        st = c3_names_set(labels, i, json_string_value(v), what);
+      } else if (json_is_integer(v)) { /* nnU-Net v2: "liver": 1 */
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || i >= C3_NAMES_MAX || !c3_name_ok(k)) {
+          st = c3_error(CSAL3D_ERR_FORMAT, "%s: '%.64s' must map a non-empty name to a label "
+                        "value 0..%d", what, k, C3_NAMES_MAX - 1);
+          goto done;
+        }
+        st = c3_names_set(labels, (int)i, k, what);
+      } else {
+        st = c3_error(CSAL3D_ERR_UNSUPPORTED, "%s: '%.64s' is neither a name nor a single "
+                      "label value (region-based labels are not supported)", what, k);
+      }
+      if (st != CSAL3D_OK) goto done;
+    }
+    for (int i = 0; i < labels->count; i++)
+      if (!labels->name[i]) {
+        st = c3_error(CSAL3D_ERR_FORMAT, "%s: label value %d is missing (nnU-Net needs the "
+                      "values 0..%d without gaps)", what, i, labels->count - 1);
+        goto done;
+      }
+  }
+  json_t *ch = json_object_get(root, "channel_names");
+  if (!ch) ch = json_object_get(root, "modality");
+  if (ch) {
+    snprintf(what, sizeof what, "%.200s: channel names", source);
+    if (!json_is_object(ch)) {
+      st = c3_error(CSAL3D_ERR_FORMAT, "%s must be a JSON object", what);
+      goto done;
+    }
+    if ((st = c3_index_to_name(ch, channels, what)) != CSAL3D_OK) goto done;
+    for (int i = 0; i < channels->count; i++)
+      if (!channels->name[i]) {
+        st = c3_error(CSAL3D_ERR_FORMAT, "%s: channel %d is missing", what, i);
+        goto done;
+      }
+  }
+done:
+  json_decref(root);
+  if (st != CSAL3D_OK) {
+    c3_names_free(labels);
+    c3_names_free(channels);
+  }
+  return st;
+}
+
+/* Reads the dataset.json that `path` names (a .json file or a folder holding one).
+ * *found = 0 (and OK) when there is none. */
+static csal3d_status c3_read_source_names(const char *path, c3_names *labels,
+                                          c3_names *channels, int *found) {
+  *found = 0;
+  memset(labels, 0, sizeof *labels);
+  memset(channels, 0, sizeof *channels);
+  struct stat sb;
+  char *json_path = NULL;
+  if (stat(path, &sb) != 0) return CSAL3D_OK;
+  size_t n = strlen(path) + 16;
+  C3_TRY(c3_alloc(n, "path", (void **)&json_path));
+  if (S_ISDIR(sb.st_mode)) snprintf(json_path, n, "%s/dataset.json", path);
+  else snprintf(json_path, n, "%s", path);
+  if (!c3_ends_with(json_path, ".json") || stat(json_path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    c3_free(json_path);
+    return CSAL3D_OK;
+  }
+  FILE *f = fopen(json_path, "rb");
+  if (!f) {
+    csal3d_status s = c3_error(CSAL3D_ERR_IO, "%s: cannot open: %s", json_path, strerror(errno));
+    c3_free(json_path);
+    return s;
+  }
+  csal3d_status st = CSAL3D_OK;
+  char *buf = NULL;
+  if (sb.st_size > (64 << 20)) {
+    st = c3_error(CSAL3D_ERR_UNSUPPORTED, "%s: larger than 64 MiB", json_path);
+  } else {
+    size_t len = (size_t)sb.st_size;
+    st = c3_alloc(len + 1, "dataset.json", (void **)&buf);
+    if (st == CSAL3D_OK && fread(buf, 1, len, f) != len)
+      st = c3_error(CSAL3D_ERR_IO, "%s: read failed", json_path);
+    if (st == CSAL3D_OK) st = c3_dataset_names_parse(buf, len, json_path, labels, channels);
+    if (st == CSAL3D_OK) *found = 1;
+  }
+  fclose(f);
+  c3_free(buf);
+  c3_free(json_path);
+  return st;
+}
+
+/* ---- the export ---- */
+
+/* mkdir -p of path's parent folder. */
+static csal3d_status c3_make_parents(const char *path) {
+  size_t n = strlen(path);
+  char *p;
+  C3_TRY(c3_alloc(n + 1, "path", (void **)&p));
+  memcpy(p, path, n + 1);
+  char *slash = strrchr(p, '/');
+  csal3d_status st = CSAL3D_OK;
+  if (slash && slash != p) {
+    *slash = '\0';
+    for (char *q = p + 1; st == CSAL3D_OK; q++) {
+      if (*q == '/' || *q == '\0') {
+        char c = *q;
+        *q = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+          st = c3_error(CSAL3D_ERR_IO, "%s: cannot create the folder: %s", p, strerror(errno));
+        *q = c;
+        if (c == '\0') break;
+      }
+    }
+  }
+  c3_free(p);
+  return st;
+}
+
+static int c3_dir_empty(const char *path) {
+  int empty = 1;
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      empty = 0;
+      break;
+    }
+  closedir(d);
+  return empty;
+}
+
+/* Copies one 3-D image or label file to dst (.nii.gz): byte copy, gzip or re-save. */
+static csal3d_status c3_export_file(const char *src, const char *dst, const csal3d_volume *v) {
+  if (c3_ends_with(src, ".nii.gz")) return c3_file_copy(src, dst);
+  if (c3_ends_with(src, ".nii")) return c3_file_gzip(src, dst, 6);
+  csal3d_volume_save_options so;
+  csal3d_volume_save_options_init(&so);
+  so.compression_level = 6;
+  return csal3d_volume_save(v, dst, &so);
+}
+
+typedef struct c3_export {
+  const csal3d_scores *s;
+  const char *tmp;      /* the folder being built */
+  int channels;         /* image channels per case (from the first case) */
+  int copy_labels;
+  int max_label;        /* largest label value seen */
+  int label_limit;      /* largest value allowed (from the names), or -1 */
+} c3_export;
+
+static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
+  const csal3d_scores *s = x->s;
+  const char *id = c3_scores_id(s, idx);
+  size_t plen = strlen(x->tmp) + strlen(id) + 64;
+  char *dst;
+  C3_TRY(c3_alloc(plen, "path", (void **)&dst));
+  csal3d_volume_load_options lo;
+  csal3d_volume_load_options_init(&lo);
+  lo.channel = CSAL3D_CHANNEL_ALL;
+  lo.allow_nonfinite = 1;
+  csal3d_volume *first = NULL;
+  csal3d_status st = CSAL3D_OK;
+  int ch = 0;
+  for (int k = 0; st == CSAL3D_OK && k < c3_scores_image_count(s, idx); k++) {
+    const char *src = c3_scores_image(s, idx, k);
+    csal3d_volume *v = NULL;
+    st = csal3d_volume_load(src, &lo, &v);
+    if (st != CSAL3D_OK) {
+      st = c3_error_prefix(st, "case '%s'", id);
+      break;
+    }
+    int64_t shape[4];
+    csal3d_volume_shape(v, shape);
+    if (shape[0] == 1) {
+      snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, id, ch++);
+      st = c3_export_file(src, dst, v);
+    } else {
+      /* A 4-D file: one file per channel, on the file's grid. */
+      const float *data;
+      csal3d_volume_data(v, &data);
+      size_t vox = (size_t)shape[1] * (size_t)shape[2] * (size_t)shape[3];
+      csal3d_volume_save_options so;
+      csal3d_volume_save_options_init(&so);
+      so.compression_level = 6;
+      for (int64_t c = 0; st == CSAL3D_OK && c < shape[0]; c++) {
+        csal3d_volume *one = NULL;
+        st = csal3d_volume_create_like(v, 1, data + (size_t)c * vox, &one);
+        snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, id, ch++);
+        if (st == CSAL3D_OK) st = csal3d_volume_save(one, dst, &so);
+        csal3d_volume_free(one);
+      }
+    }
+    if (!first) first = v;
+    else csal3d_volume_free(v);
+  }
+  if (st == CSAL3D_OK) {
+    if (x->channels == 0) x->channels = ch;
+    else if (ch != x->channels)
+      st = c3_error(CSAL3D_ERR_FORMAT, "case '%s' has %d image channels, the first chosen case "
+                    "%d (nnU-Net needs the same channels for every case)", id, ch, x->channels);
+  }
+  if (st == CSAL3D_OK && x->copy_labels) {
+    const char *lab = c3_scores_label(s, idx);
+    csal3d_volume *lv = NULL;
+    st = csal3d_volume_load_label(lab, first, NULL, &lv);
+    if (st != CSAL3D_OK) st = c3_error_prefix(st, "case '%s'", id);
+    if (st == CSAL3D_OK) {
+      const float *d;
+      int64_t shape[4];
+      csal3d_volume_data(lv, &d);
+      csal3d_volume_shape(lv, shape);
+      size_t nv = (size_t)shape[0] * (size_t)shape[1] * (size_t)shape[2] * (size_t)shape[3];
+      float mx = 0;
+      for (size_t i = 0; i < nv; i++) mx = d[i] > mx ? d[i] : mx;
+      if ((int)mx > x->max_label) x->max_label = (int)mx;
+      if (x->label_limit >= 0 && mx > (float)x->label_limit)
+        st = c3_error(CSAL3D_ERR_FORMAT, "case '%s': %s holds label value %d but only %d labels "
+                      "(0..%d) are named; give label names for every value", id, lab, (int)mx,
+                      x->label_limit + 1, x->label_limit);
+    }
+    if (st == CSAL3D_OK) {
+      /* The label loaded onto `first`'s grid equals the file's own grid (nothing was
+       * resampled), so the file itself is what nnU-Net gets. */
+      snprintf(dst, plen, "%s/labelsTr/%s.nii.gz", x->tmp, id);
+      if (c3_ends_with(lab, ".nii.gz") || c3_ends_with(lab, ".nii")) {
+        st = c3_export_file(lab, dst, NULL);
+      } else {
+        csal3d_volume_save_options so;
+        csal3d_volume_save_options_init(&so);
+        so.compression_level = 6;
+        st = csal3d_volume_save(lv, dst, &so);
+      }
+    }
+    csal3d_volume_free(lv);
+  }
+  csal3d_volume_free(first);
+  c3_free(dst);
+  return st;
+}
+
+static int c3_jset(json_t *o, const char *k, json_t *v) {
+  return v == NULL || json_object_set_new(o, k, v) != 0;
+}
+
+static csal3d_status c3_write_dataset_json(const c3_export *x, const int64_t *indices,
+                                           int64_t count, const char *name,
+                                           const c3_names *chan, const c3_names *labs,
+                                           const char *source) {
+  json_t *root = json_object(), *cn = json_object(), *ln = json_object(), *prov = json_object(),
+         *ids = json_array();
+  int bad = !root || !cn || !ln || !prov || !ids;
+  for (int c = 0; !bad && c < x->channels; c++) {
+    char key[16], def[32];
+    snprintf(key, sizeof key, "%d", c);
+    snprintf(def, sizeof def, c ? "image_%d" : "image", c);
+    const char *v = c < chan->count && chan->name[c] ? chan->name[c] : def;
+    bad |= c3_jset(cn, key, json_string(v));
+  }
+  for (int l = 0; !bad && l < labs->count; l++) bad |= c3_jset(ln, labs->name[l], json_integer(l));
+  for (int64_t i = 0; !bad && i < count; i++)
+    bad |= json_array_append_new(ids, json_string(c3_scores_id(x->s, indices[i]))) != 0;
+  if (!bad) {
+    bad |= c3_jset(root, "name", json_string(name));
+    bad |= c3_jset(root, "description",
+                   json_string("Cases chosen for annotation by libcsal3d (cold-start active "
+                               "learning, CSAL-3D)"));
+    bad |= c3_jset(root, "channel_names", cn);
+    cn = NULL;
+    bad |= c3_jset(root, "labels", ln);
+    ln = NULL;
+    bad |= c3_jset(root, "numTraining", json_integer(count));
+    bad |= c3_jset(root, "file_ending", json_string(".nii.gz"));
+    bad |= c3_jset(prov, "library_version", json_string(csal3d_version()));
+    if (source) bad |= c3_jset(prov, "source_dataset", json_string(source));
+    const char *ck = c3_scores_meta(x->s, "checkpoint");
+    if (ck) bad |= c3_jset(prov, "checkpoint", json_string(ck));
+    bad |= c3_jset(prov, "labels_copied", json_boolean(x->copy_labels));
+    bad |= c3_jset(prov, "cases", ids);
+    ids = NULL;
+    bad |= c3_jset(root, "csal3d", prov);
+    prov = NULL;
+  }
+  json_decref(cn);
+  json_decref(ln);
+  json_decref(ids);
+  json_decref(prov);
+  if (bad) {
+    json_decref(root);
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "dataset.json: cannot build it (out of memory, "
+                    "or a name that is not UTF-8)");
+  }
+  char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  if (!text) return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
+  size_t n = strlen(x->tmp) + 32;
+  char *path;
+  csal3d_status st = c3_alloc(n, "path", (void **)&path);
+  if (st == CSAL3D_OK) {
+    snprintf(path, n, "%s/dataset.json", x->tmp);
+    c3_outfile o;
+    st = c3_outfile_open(&o, path);
+    if (st == CSAL3D_OK) {
+      c3_outfile_write(&o, text, strlen(text));
+      c3_outfile_write(&o, "\n", 1);
+      st = c3_outfile_commit(&o);
+      c3_outfile_abort(&o);
+    }
+    c3_free(path);
+  }
+  free(text);
+  return st;
+}
+
+/* The last path component without trailing slashes, into buf. */
+static void c3_basename(const char *path, char *buf, size_t cap) {
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/') n--;
+  size_t b = n;
+  while (b > 0 && path[b - 1] != '/') b--;
+  snprintf(buf, cap, "%.*s", (int)(n - b), path + b);
+}
+
+CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int64_t *indices,
+                                              int64_t count, const char *folder,
+                                              const csal3d_nnunet_options *options,
+                                              const csal3d_context *ctx) {
+  C3_CHECK_ARG(s && indices && folder && *folder, "csal3d_nnunet_export: NULL argument");
+  csal3d_nnunet_options o;
+  c3_nnunet_defaults(&o);
+  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_nnunet_options"));
+  C3_CHECK_ARG(o.labels >= CSAL3D_NNUNET_LABELS_AUTO && o.labels <= CSAL3D_NNUNET_LABELS_REQUIRE,
+               "csal3d_nnunet_options.labels = %d is not a csal3d_nnunet_labels value",
+               (int)o.labels);
+  C3_TRY(c3_scores_check_complete(s));
+  int64_t n = c3_scores_n(s);
+  C3_CHECK_ARG(count >= 1 && count <= n, "csal3d_nnunet_export: %" PRId64 " cases (1 to %" PRId64
+               ")", count, n);
+  unsigned char *seen;
+  C3_TRY(c3_calloc_array((size_t)n, 1, "export", (void **)&seen));
+  int with_label = 0;
+  int64_t without = -1;
+  for (int64_t i = 0; i < count; i++) {
+    int64_t idx = indices[i];
+    if (idx < 0 || idx >= n || seen[idx]) {
+      c3_free(seen);
+      return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "csal3d_nnunet_export: index %" PRId64
+                      " (position %" PRId64 ") is %s", idx, i,
+                      idx < 0 || idx >= n ? "out of range" : "given twice");
+    }
+    seen[idx] = 1;
+    if (c3_scores_label(s, idx)) with_label++;
+    else if (without < 0) without = idx;
+  }
+  c3_free(seen);
+  int copy_labels = 0;
+  if (o.labels == CSAL3D_NNUNET_LABELS_REQUIRE || (o.labels == CSAL3D_NNUNET_LABELS_AUTO &&
+                                                   with_label > 0)) {
+    if (without >= 0)
+      return c3_error(CSAL3D_ERR_STATE, "case '%s' has no label but %d of the %" PRId64
+                      " chosen cases have one; export without labels (labels = none) or give "
+                      "every chosen case its label", c3_scores_id(s, without), with_label, count);
+    copy_labels = 1;
+  }
+  /* The target must not exist (or be empty) unless overwriting. */
+  struct stat sb;
+  int exists = lstat(folder, &sb) == 0;
+  if (exists && !S_ISDIR(sb.st_mode))
+    return c3_error(CSAL3D_ERR_IO, "%s exists and is not a folder", folder);
+  if (exists && !o.overwrite && !c3_dir_empty(folder))
+    return c3_error(CSAL3D_ERR_IO, "%s exists and is not empty; choose another folder or "
+                    "allow overwriting", folder);
+  /* Names. */
+  c3_names chan, labs, src_labs, src_chan;
+  memset(&chan, 0, sizeof chan);
+  memset(&labs, 0, sizeof labs);
+  memset(&src_labs, 0, sizeof src_labs);
+  memset(&src_chan, 0, sizeof src_chan);
+  const char *source = o.source_dataset ? o.source_dataset : c3_scores_meta(s, "dataset");
+  int found = 0;
+  csal3d_status st = CSAL3D_OK;
+  if (source) {
+    st = c3_read_source_names(source, &src_labs, &src_chan, &found);
+    if (st == CSAL3D_OK && !found && o.source_dataset)
+      st = c3_error(CSAL3D_ERR_IO, "%s: no dataset.json there to read label and channel names "
+                    "from", o.source_dataset);
+    if (st != CSAL3D_OK) return st;
+  }
+  if (o.channel_names) st = c3_names_parse_list(o.channel_names, &chan, "channel_names");
+  else if (src_chan.count) {
+    chan = src_chan;
+    memset(&src_chan, 0, sizeof src_chan);
+  } else {
+    const char *m = c3_scores_meta(s, "modality");
+    if (m && (strcasecmp(m, "ct") == 0 || strcasecmp(m, "mri") == 0))
+      st = c3_names_parse_list(strcasecmp(m, "ct") == 0 ? "CT" : "MRI", &chan, "modality");
+  }
+  if (st == CSAL3D_OK && o.label_names) st = c3_names_parse_list(o.label_names, &labs, "label_names");
+  else if (st == CSAL3D_OK && src_labs.count) {
+    labs = src_labs;
+    memset(&src_labs, 0, sizeof src_labs);
+  }
+  c3_names_free(&src_labs);
+  c3_names_free(&src_chan);
+  char *tmp = NULL, *old = NULL;
+  size_t flen = strlen(folder);
+  while (flen > 1 && folder[flen - 1] == '/') flen--;
+  if (st == CSAL3D_OK) st = c3_alloc(flen + 32, "path", (void **)&tmp);
+  if (st == CSAL3D_OK) st = c3_alloc(flen + 32, "path", (void **)&old);
+  if (st == CSAL3D_OK) {
+    snprintf(tmp, flen + 32, "%.*s.tmp.XXXXXX", (int)flen, folder);
+    old[0] = '\0';
+    st = c3_make_parents(tmp);
+  }
+  int made = 0;
+  if (st == CSAL3D_OK) {
+    if (!mkdtemp(tmp))
+      st = c3_error(CSAL3D_ERR_IO, "%s: cannot create a folder beside it: %s", folder,
+                    strerror(errno));
+    else made = 1;
+  }
+  if (st == CSAL3D_OK) (void)chmod(tmp, 0755);
+  c3_export x = {s, tmp, 0, copy_labels, 0, labs.count ? labs.count - 1 : -1};
+  if (st == CSAL3D_OK) {
+    size_t m = strlen(tmp) + 16;
+    char *sub;
+    st = c3_alloc(m, "path", (void **)&sub);
+    if (st == CSAL3D_OK) {
+      snprintf(sub, m, "%s/imagesTr", tmp);
+      if (mkdir(sub, 0755) != 0)
+        st = c3_error(CSAL3D_ERR_IO, "%s: %s", sub, strerror(errno));
+      snprintf(sub, m, "%s/labelsTr", tmp);
+      if (st == CSAL3D_OK && copy_labels && mkdir(sub, 0755) != 0)
+        st = c3_error(CSAL3D_ERR_IO, "%s: %s", sub, strerror(errno));
+      c3_free(sub);
+    }
+  }
+  for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
+    st = c3_export_case(&x, indices[i]);
+    if (st == CSAL3D_OK) st = c3_progress(ctx, "export", (uint64_t)i + 1, (uint64_t)count);
+  }
+  if (st == CSAL3D_OK && !labs.count) {
+    /* Default names for 0..K. */
+    int k = copy_labels ? x.max_label : 0;
+    st = c3_names_set(&labs, 0, "background", "labels");
+    for (int l = 1; st == CSAL3D_OK && l <= k; l++) {
+      char nm[32];
+      snprintf(nm, sizeof nm, "label_%d", l);
+      st = c3_names_set(&labs, l, nm, "labels");
+    }
+  }
+  if (st == CSAL3D_OK) {
+    char name[256];
+    if (o.dataset_name) snprintf(name, sizeof name, "%s", o.dataset_name);
+    else {
+      char *f;
+      st = c3_alloc(flen + 1, "path", (void **)&f);
+      if (st == CSAL3D_OK) {
+        snprintf(f, flen + 1, "%.*s", (int)flen, folder);
+        c3_basename(f, name, sizeof name);
+        c3_free(f);
+      }
+    }
+    if (st == CSAL3D_OK)
+      st = c3_write_dataset_json(&x, indices, count, name, &chan, &labs, source);
+  }
+  /* Move into place. */
+  if (st == CSAL3D_OK) {
+    char *target;
+    st = c3_alloc(flen + 1, "path", (void **)&target);
+    if (st == CSAL3D_OK) {
+      snprintf(target, flen + 1, "%.*s", (int)flen, folder);
+      if (exists) {
+        snprintf(old, flen + 32, "%.*s.old.XXXXXX", (int)flen, folder);
+        if (!mkdtemp(old)) {
+          st = c3_error(CSAL3D_ERR_IO, "%s: cannot create a folder beside it: %s", folder,
+                        strerror(errno));
+          old[0] = '\0';
+        } else if (rename(target, old) != 0) {
+          st = c3_error(CSAL3D_ERR_IO, "%s: cannot move the existing folder aside: %s", folder,
+                        strerror(errno));
+          rmdir(old);
+          old[0] = '\0';
+        }
+      }
+      if (st == CSAL3D_OK && rename(tmp, target) != 0) {
+        st = c3_error(CSAL3D_ERR_IO, "%s: cannot move the finished folder into place: %s",
+                      folder, strerror(errno));
+        if (old[0] && rename(old, target) == 0) old[0] = '\0'; /* put it back */
+      }
+      if (st == CSAL3D_OK) {
+        made = 0;
+        c3_sync_dir(target);
+      }
+      c3_free(target);
+    }
+  }
+  if (made) (void)c3_remove_tree(tmp);
+  if (old && old[0]) (void)c3_remove_tree(old);
+  c3_free(tmp);
+  c3_free(old);
+  c3_names_free(&chan);
+  c3_names_free(&labs);
+  return st;
+}

@@ -1,0 +1,34 @@
+/* Internal side of the scores file (include/csal3d/manifest.h describes the format). */
+#ifndef C3_IO_SCORES_H
+#define C3_IO_SCORES_H
+
+#include <stddef.h>
+
+#include "csal3d/manifest.h"
+
+#define C3_SCORES_FORMAT "csal3d-scores"
+#define C3_SCORES_VERSION 1
+/* Most image files (channels) per case accepted in a scores file. */
+#define C3_SCORES_MAX_IMAGES 64
+
+/* Parses a scores file held in memory (the fuzz target's entry point). `source`
+ * names the input in messages. */
+csal3d_status c3_scores_parse(const void *buf, size_t len, const char *source,
+                              csal3d_scores **out);
+
+/* Direct (read-only) access for the library's writers; index must be valid and set. */
+const char *c3_scores_id(const csal3d_scores *s, int64_t i);
+int c3_scores_image_count(const csal3d_scores *s, int64_t i);
+const char *c3_scores_image(const csal3d_scores *s, int64_t i, int k);
+const char *c3_scores_label(const csal3d_scores *s, int64_t i); /* NULL: none */
+const char *c3_scores_map(const csal3d_scores *s, int64_t i);   /* NULL: none */
+float c3_scores_score(const csal3d_scores *s, int64_t i);
+int64_t c3_scores_n(const csal3d_scores *s);
+/* Metadata value or NULL; and the count / i-th pair in the order set. */
+const char *c3_scores_meta(const csal3d_scores *s, const char *key);
+size_t c3_scores_meta_count(const csal3d_scores *s);
+void c3_scores_meta_at(const csal3d_scores *s, size_t i, const char **key, const char **value);
+/* CSAL3D_ERR_STATE naming the first case not set, else OK. */
+csal3d_status c3_scores_check_complete(const csal3d_scores *s);
+
+#endif
