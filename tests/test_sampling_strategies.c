@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/alloc.h"
 #include "csal3d/csal3d.h"
 #include "sampling_data.h"
 
@@ -730,6 +731,49 @@ START_TEST(hundred_thousand_cases_in_bounded_memory) {
 }
 END_TEST
 
+START_TEST(allocation_failures_are_reported_cleanly) {
+  /* every allocation of every strategy made to fail in turn: an error status with a
+   * message, never a crash or a leak (make asan checks the leaks) */
+  int sizes[] = {12, 9, 11};
+  int64_t n, truth[32];
+  float *X = t_blobs(3, sizes, 4, 2.0, 0.4, 0, 113, truth, &n);
+  float S[32];
+  for (int64_t i = 0; i < n; i++) S[i] = (float)(i % 5);
+  csal3d_context *ctx = t_ctx(2, 0);
+  for (int q = 0; q < N_STRATEGIES; q++) {
+    csal3d_sampler_options o = t_opts((csal3d_strategy)q);
+    o.exact_max_n = q == CSAL3D_STRATEGY_DIV_ONLY ? 0 : 8192; /* Nystrom too */
+    o.nystrom_landmarks = 16;
+    int ok = 0;
+    for (long fail = 1; fail < 400 && !ok; fail++) {
+      csal3d_sampler *s;
+      ck_assert_int_eq(csal3d_sampler_create(ctx, &o, &s), CSAL3D_OK);
+      ck_assert_int_eq(csal3d_sampler_set_features(s, X, n, 4), CSAL3D_OK);
+      ck_assert_int_eq(csal3d_sampler_set_scores(s, S, n), CSAL3D_OK);
+      c3_alloc_fail_after(fail);
+      csal3d_status st = csal3d_sampler_select(s, 3);
+      c3_alloc_fail_after(0);
+      ck_assert_msg(st == CSAL3D_OK || st == CSAL3D_ERR_OUT_OF_MEMORY, "%s, failure %ld: %d",
+                    csal3d_strategy_name(q), fail, (int)st);
+      if (st == CSAL3D_OK) {
+        ok = 1;
+        csal3d_selection sel[3];
+        int64_t count;
+        ck_assert_int_eq(csal3d_sampler_get_selection(s, sel, sizeof sel[0], 3, &count),
+                         CSAL3D_OK);
+        t_check_valid(sel, 3, n, NULL, csal3d_strategy_name(q));
+      } else {
+        ck_assert_int_gt(strlen(csal3d_last_error()), 0);
+      }
+      csal3d_sampler_free(s);
+    }
+    ck_assert_msg(ok, "%s never succeeded", csal3d_strategy_name(q));
+  }
+  free(X);
+  csal3d_context_free(ctx);
+}
+END_TEST
+
 static Suite *strategies_suite(void) {
   Suite *s = suite_create("sampling strategies");
   TCase *t = tcase_create("urds");
@@ -756,6 +800,7 @@ static Suite *strategies_suite(void) {
   tcase_add_test(t, identical_rows_refill_empty_clusters);
   tcase_add_test(t, bad_inputs_are_named);
   tcase_add_test(t, progress_can_cancel);
+  tcase_add_test(t, allocation_failures_are_reported_cleanly);
   tcase_add_test(t, results_do_not_depend_on_threads);
   suite_add_tcase(s, t);
   t = tcase_create("scale");
