@@ -220,18 +220,34 @@ typedef struct c3_nys {
 } c3_nys;
 
 /* F rows for X rows [r0, r1): fb (rows x R, row-major). db: rows x L floats,
- * cb: rows x L doubles. */
+ * cb: rows x L doubles. One parallel region: each chunk of C3_GEMM_ROWS rows goes
+ * through its distances, kernels and maps on one thread (single-threaded BLAS). */
 static void c3_nys_rows(const c3_nys *y, const float *Xc, const float *xn,
                         int64_t r0, int64_t r1, float *db, double *cb, double *fb) {
-  const int64_t rows = r1 - r0, L = y->L, R = y->R;
-  c3_sqdist(Xc + r0 * y->d, xn + r0, rows, y->land, y->ln, L, y->d, db);
-  for (int q = 0; q < y->P; q++) {
-    double g = y->g[q];
-#pragma omp parallel for schedule(static) if ((rows * L) > C3_PAR_MIN)
-    for (int64_t i = 0; i < rows * L; i++) cb[i] = exp(-0.5 * g * (double)db[i]);
-    int64_t r = y->off[q + 1] - y->off[q];
-    if (r == 0) continue;
-    c3_dgemm_rows(rows, r, L, cb, L, y->T + L * y->off[q], r, fb + y->off[q], R);
+  const int64_t rows = r1 - r0, L = y->L, R = y->R, d = y->d;
+  const int64_t chunks = (rows + C3_GEMM_ROWS - 1) / C3_GEMM_ROWS;
+#pragma omp parallel for schedule(dynamic, 1) if (rows * L * (d + R) > C3_PAR_MIN)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t a0 = ch * C3_GEMM_ROWS;
+    int64_t a1 = a0 + C3_GEMM_ROWS < rows ? a0 + C3_GEMM_ROWS : rows, cr = a1 - a0;
+    float *dc = db + a0 * L;
+    double *cc = cb + a0 * L;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)cr, (int)L, (int)d, -2.0f,
+                Xc + (r0 + a0) * d, (int)d, y->land, (int)d, 0.0f, dc, (int)L);
+    for (int64_t i = 0; i < cr; i++)
+      for (int64_t j = 0; j < L; j++) {
+        float v = dc[i * L + j] + xn[r0 + a0 + i] + y->ln[j];
+        dc[i * L + j] = v > 0.0f ? v : 0.0f;
+      }
+    for (int q = 0; q < y->P; q++) {
+      int64_t r = y->off[q + 1] - y->off[q];
+      if (r == 0) continue;
+      double g = y->g[q];
+      for (int64_t i = 0; i < cr * L; i++) cc[i] = exp(-0.5 * g * (double)dc[i]);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cr, (int)r, (int)L, 1.0,
+                  cc, (int)L, y->T + L * y->off[q], (int)r, 0.0, fb + a0 * R + y->off[q],
+                  (int)R);
+    }
   }
 }
 
