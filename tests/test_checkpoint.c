@@ -432,6 +432,86 @@ START_TEST(import_maps_public_keys) {
 }
 END_TEST
 
+/* Exact resume through real training steps (forward, loss, backward, AdamW): two
+ * uninterrupted steps equal one step, a checkpoint, a fresh model and one step. */
+static void train_step(c3_model *m, c3_optim *o, const float *x, const float *t, float *dr,
+                       float *dl, const int32_t *lab, const int64_t dhw[3], size_t vin) {
+  c3_engine *e = m->e;
+  double l1, l2;
+  ck_assert_int_eq(c3_model_zero_grad(m), CSAL3D_OK);
+  ck_assert_int_eq(c3_model_forward(m, x, 1, dhw, 1), CSAL3D_OK);
+  ck_assert_int_eq(e->mse_loss(e, (int64_t)vin, c3_model_reconstruction(m), t, NULL, 1.0f, dr,
+                               NULL, 0, &l1), CSAL3D_OK);
+  ck_assert_int_eq(e->cross_entropy(e, 1, 4, c3_model_logits(m), lab, 1.0f, dl, 0, &l2),
+                   CSAL3D_OK);
+  ck_assert_int_eq(c3_model_backward(m, x, dr, dl, NULL), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_step(o), CSAL3D_OK);
+}
+
+START_TEST(exact_resume_with_training_steps) {
+  c3_engine *e = engine();
+  if (!have_adamw(e) || !e->attn_bwd) {
+    printf("SKIP: the CPU engine lacks ops yet\n");
+    c3_engine_close(e);
+    return;
+  }
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  char path[512];
+  snprintf(path, sizeof path, "%s/step.safetensors", tmpdir);
+  int64_t dhw[3] = {32, 32, 32};
+  size_t vin = 32 * 32 * 32;
+  float *h = malloc(vin * 4), *x, *t, *dr, *dl;
+  int32_t *lab, one = 2;
+  for (size_t i = 0; i < vin; i++) h[i] = (float)((i * 7919) % 101) / 101.0f;
+  ck_assert_int_eq(e->alloc(e, vin * 4, "x", (void **)&x), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, vin * 4, "t", (void **)&t), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, vin * 4, "dr", (void **)&dr), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, 16, "dl", (void **)&dl), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, 4, "lab", (void **)&lab), CSAL3D_OK);
+  e->upload(e, x, h, vin * 4);
+  for (size_t i = 0; i < vin; i++) h[i] = 1.0f - h[i];
+  e->upload(e, t, h, vin * 4);
+  e->upload(e, lab, &one, 4);
+  c3_optim_config c;
+  c3_optim_config_default(&c, 10);
+  c.warmup_steps = 1;
+  c3_model *a = small_model(e, 3), *b = small_model(e, 3);
+  c3_optim *oa, *ob;
+  ck_assert_int_eq(c3_optim_create(a, &c, &oa), CSAL3D_OK);
+  ck_assert_int_eq(c3_optim_create(b, &c, &ob), CSAL3D_OK);
+  for (int s = 0; s < 3; s++) train_step(a, oa, x, t, dr, dl, lab, dhw, vin);
+  for (int s = 0; s < 2; s++) train_step(b, ob, x, t, dr, dl, lab, dhw, vin);
+  ck_assert_int_eq(c3_checkpoint_save(path, b, ob, 5, NULL), CSAL3D_OK);
+  c3_optim_free(ob);
+  c3_model_free(b);
+  c3_safetensors *st;
+  ck_assert_int_eq(c3_checkpoint_open(path, &st, NULL), CSAL3D_OK);
+  c3_model *r = small_model(e, 99);
+  c3_optim *orr;
+  ck_assert_int_eq(c3_optim_create(r, &c, &orr), CSAL3D_OK);
+  ck_assert_int_eq(c3_checkpoint_restore(st, r, orr, NULL), CSAL3D_OK);
+  c3_st_free(st);
+  train_step(r, orr, x, t, dr, dl, lab, dhw, vin);
+  float *pa = malloc(a->total * 4), *pr = malloc(a->total * 4);
+  c3_model_get_params(a, pa);
+  c3_model_get_params(r, pr);
+  ck_assert_msg(memcmp(pa, pr, a->total * 4) == 0, "resumed step differs");
+  ck_assert_int_eq(orr->step, 3);
+  free(pa);
+  free(pr);
+  free(h);
+  e->free(e, x), e->free(e, t), e->free(e, dr), e->free(e, dl), e->free(e, lab);
+  c3_optim_free(oa);
+  c3_optim_free(orr);
+  c3_model_free(a);
+  c3_model_free(r);
+  unlink(path);
+  ck_assert_int_eq(rmdir(tmpdir), 0);
+  c3_engine_close(e);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("checkpoint");
   TCase *t = tcase_create("optim+checkpoint");
@@ -441,6 +521,7 @@ int main(void) {
   tcase_add_test(t, exact_resume_and_checksum);
   tcase_add_test(t, weights_only_checkpoint);
   tcase_add_test(t, import_maps_public_keys);
+  tcase_add_test(t, exact_resume_with_training_steps);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
