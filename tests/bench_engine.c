@@ -12,11 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "csal3d/common.h"
 #include "engine/engine.h"
 
 static const char *filter;
+
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 typedef struct bench {
   const char *name;
@@ -50,26 +57,29 @@ static void run(c3_engine *e, bench *b, bench_fn fn, void *arg) {
   e->memory_stats(e, &use0, NULL);
   e->reset_peak(e);
   if (fn(e, arg) != CSAL3D_OK) {
-    printf("%-22s %-40s FAILED: %s\n", b->name, b->desc, csal3d_last_error());
+    printf("%-20s %-38s FAILED: %s\n", b->name, b->desc, csal3d_last_error());
     return;
   }
   e->synchronize(e);
-  double best = 1e30;
+  double best = 1e30, best_cpu = 1e30;
   for (int r = 0; r < b->reps; r++) {
-    double t0 = omp_get_wtime();
+    double t0 = omp_get_wtime(), c0 = cpu_seconds();
     fn(e, arg);
     e->synchronize(e);
-    double t = omp_get_wtime() - t0;
+    double t = omp_get_wtime() - t0, c = cpu_seconds() - c0;
     if (t < best) best = t;
+    if (c < best_cpu) best_cpu = c;
   }
   e->memory_stats(e, NULL, &peak);
   double scratch = (double)(peak - use0);
   if (b->flops > 0)
-    printf("%-22s %-40s %9.2f ms %8.1f GFLOP/s %9.1f MB %8.1f MB\n", b->name, b->desc,
-           best * 1e3, b->flops / best * 1e-9, b->bytes / 1048576.0, scratch / 1048576.0);
+    printf("%-20s %-38s %9.2f ms %9.2f ms %8.1f GFLOP/s %9.1f MB %8.1f MB\n", b->name, b->desc,
+           best * 1e3, best_cpu * 1e3, b->flops / best * 1e-9, b->bytes / 1048576.0,
+           scratch / 1048576.0);
   else
-    printf("%-22s %-40s %9.2f ms %8.1f GB/s    %9.1f MB %8.1f MB\n", b->name, b->desc,
-           best * 1e3, b->bytes / best * 1e-9, b->bytes / 1048576.0, scratch / 1048576.0);
+    printf("%-20s %-38s %9.2f ms %9.2f ms %8.1f GB/s    %9.1f MB %8.1f MB\n", b->name, b->desc,
+           best * 1e3, best_cpu * 1e3, b->bytes / best * 1e-9, b->bytes / 1048576.0,
+           scratch / 1048576.0);
   fflush(stdout);
 }
 
@@ -305,8 +315,8 @@ static void bench_mb(c3_engine *e, const char *name, const char *desc, mb_arg *a
 
 static void bench_engine(c3_engine *e) {
   printf("\nengine %s, %d threads\n", e->name, omp_get_max_threads());
-  printf("%-22s %-40s %12s %16s %12s %11s\n", "op", "shape (embed 48, 128^3 crop)", "time",
-         "rate", "tensors", "+scratch");
+  printf("%-20s %-38s %12s %12s %16s %12s %11s\n", "op", "shape (embed 48, 128^3 crop)",
+         "wall", "cpu", "rate (wall)", "tensors", "+scratch");
   const c3_layout A = C3_LAYOUT_NCDHW, B = C3_LAYOUT_NDHWC;
   /* convolutions: the design's anchor, the patch embed, the decoder at 128^3 */
   bench_conv(e, "anchor", 48, 48, 48, 3, 1, 1, B, B, 5);
@@ -399,7 +409,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "CPU engine: %s\n", csal3d_last_error());
     return 1;
   }
-  printf("rate: GFLOP/s for compute-bound ops, GB/s of tensor traffic for memory-bound ones;\n"
+  printf("wall: best wall time; cpu: best process CPU time of a call (all threads; on a\n"
+         "loaded machine run with OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive and read cpu);\n"
+         "rate: GFLOP/s for compute-bound ops, GB/s of tensor traffic for memory-bound ones;\n"
          "tensors: the op's inputs and outputs; +scratch: engine memory the op added\n");
   bench_engine(e);
   c3_engine_close(e);
