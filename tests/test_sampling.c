@@ -55,7 +55,7 @@ START_TEST(median_of_squared_distances_is_exact) {
 END_TEST
 
 START_TEST(median_is_sampled_for_many_pairs) {
-  /* 4000 points uniform on a line: 8M pairs, so 2^20 sampled; the median squared
+  /* 4000 points uniform on a line: 8M pairs, so 2^18 sampled; the median squared
    * distance of U(0,1) pairs is (1 - 1/sqrt 2)^2 = 0.0858 */
   int64_t n = 4000;
   float *x = malloc(sizeof(float) * n);

@@ -151,7 +151,7 @@ double c3_select_kth(double *v, int64_t n, int64_t k) {
   return v[k];
 }
 
-#define C3_MEDIAN_SAMPLE_PAIRS (1 << 20)
+#define C3_MEDIAN_SAMPLE_PAIRS (1 << 18)
 
 csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
                                     uint64_t seed, double *out) {
@@ -161,22 +161,27 @@ csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
   int exact = pairs <= C3_MEDIAN_EXACT_PAIRS;
   int64_t count = exact ? pairs : C3_MEDIAN_SAMPLE_PAIRS;
   double *v = NULL;
-  C3_TRY(c3_alloc_array((size_t)count, sizeof(double), "pairwise distances",
-                        (void **)&v));
+  float *xn = NULL, *buf = NULL;
+  const int64_t bq = 256;
+  csal3d_status s = c3_alloc_array((size_t)count, sizeof(double), "pairwise distances",
+                                   (void **)&v);
+  if (s == CSAL3D_OK && exact) {
+    s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&xn);
+    if (s == CSAL3D_OK)
+      s = c3_alloc_array((size_t)bq, (size_t)n * sizeof(float), "distance block",
+                         (void **)&buf);
+  }
+  if (s != CSAL3D_OK) goto done;
   if (exact) {
-    /* row i against rows j > i, computed directly in double */
-#pragma omp parallel for schedule(dynamic, 16) if ((n * n * d) > C3_PAR_MIN)
-    for (int64_t i = 0; i < n - 1; i++) {
-      int64_t base = i * (n - 1) - i * (i - 1) / 2; /* pairs before row i */
-      const float *a = X + i * d;
-      for (int64_t j = i + 1; j < n; j++) {
-        const float *b = X + j * d;
-        double s = 0;
-        for (int64_t t = 0; t < d; t++) {
-          double e = (double)a[t] - b[t];
-          s += e * e;
-        }
-        v[base + (j - i - 1)] = s;
+    /* rows i against rows j > i through sgemm blocks */
+    c3_row_sqnorms(X, n, d, xn);
+    for (int64_t q0 = 0; q0 < n - 1; q0 += bq) {
+      int64_t q1 = q0 + bq < n - 1 ? q0 + bq : n - 1;
+      c3_sqdist(X + q0 * d, xn + q0, q1 - q0, X, xn, n, d, buf);
+      for (int64_t i = q0; i < q1; i++) {
+        int64_t base = i * (n - 1) - i * (i - 1) / 2; /* pairs before row i */
+        const float *row = buf + (i - q0) * n;
+        for (int64_t j = i + 1; j < n; j++) v[base + (j - i - 1)] = row[j];
       }
     }
   } else {
@@ -190,27 +195,30 @@ csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
         int64_t j = (int64_t)c3_rng_below(&r, (uint64_t)(n - 1));
         if (j >= i) j++;
         const float *a = X + i * d, *c = X + j * d;
-        double s = 0;
+        double sum = 0;
         for (int64_t t = 0; t < d; t++) {
           double e = (double)a[t] - c[t];
-          s += e * e;
+          sum += e * e;
         }
-        v[b * 1024 + q] = s;
+        v[b * 1024 + q] = sum;
       }
     }
   }
-  int64_t h = count / 2;
-  double upper = c3_select_kth(v, count, h);
-  double med = upper;
-  if (count % 2 == 0) {
-    double lower = v[0];
-    for (int64_t i = 1; i < h; i++)
-      if (v[i] > lower) lower = v[i];
-    med = 0.5 * (lower + upper);
+  {
+    int64_t h = count / 2;
+    double upper = c3_select_kth(v, count, h);
+    double med = upper;
+    if (count % 2 == 0) {
+      double lower = v[0];
+      for (int64_t i = 1; i < h; i++)
+        if (v[i] > lower) lower = v[i];
+      med = 0.5 * (lower + upper);
+    }
+    *out = med;
   }
-  c3_free(v);
-  *out = med;
-  return CSAL3D_OK;
+done:
+  c3_free(v), c3_free(xn), c3_free(buf);
+  return s;
 }
 
 csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,

@@ -34,6 +34,9 @@
 #define C3_MK_BLOCK 256
 /* Eigenvalues below this fraction of the largest count as zero. */
 #define C3_EIG_REL 1e-10
+/* Landmark-kernel eigenvalues below this fraction of the largest are dropped: they
+ * would add noise (W^{-1/2}) for a relative change of the kernel below it. */
+#define C3_NYS_REL 1e-10
 
 /* Top-m eigenpairs of the symmetric a (n x n, column-major, destroyed), with one BLAS
  * thread (deterministic). vals: m, descending; vecs: n x m column-major, column c the
@@ -334,7 +337,7 @@ static csal3d_status c3_mkkm_nystrom(const csal3d_context *ctx, const float *Xc,
       double top = ev[L - 1];
       int64_t r = 0;
       for (int64_t c = L - 1; c >= 0; c--)
-        if (ev[c] > 1e-10 * top && ev[c] > 0) r++;
+        if (ev[c] > C3_NYS_REL * top && ev[c] > 0) r++;
       y.off[q] = R;
       /* the r leading eigenvectors, scaled, at the kernel's place in T */
       double *T = y.T + L * R;

@@ -66,8 +66,8 @@ void c3_dgram_acc(int64_t rows, int64_t R, const double *F, double *G);
 csal3d_status c3_center_copy(const float *X, int64_t n, int64_t d, float **out);
 
 /* The median of the squared Euclidean distances over pairs i < j: exact when there
- * are at most C3_MEDIAN_EXACT_PAIRS pairs, else over that many pairs drawn uniformly
- * (seeded). 0 for n < 2. */
+ * are at most C3_MEDIAN_EXACT_PAIRS pairs (through sgemm), else over 2^18 pairs drawn
+ * uniformly (seeded). 0 for n < 2. */
 #define C3_MEDIAN_EXACT_PAIRS (1 << 22)
 csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
                                     uint64_t seed, double *out);
