@@ -4,13 +4,15 @@
  * the parameters; compares loss_inp, loss_rot, loss_cons and loss (relative error
  * <= 1e-4) and grad.NAME of every parameter (||g - ref|| / ||ref|| <= 1e-3; where the
  * reference is exactly zero, max |g| <= 1e-6). SKIP (exit 77) without the file.
- * CSAL3D_PARITY_VERBOSE=1 prints every tensor's error. */
+ * CSAL3D_PARITY_VERBOSE=1 prints every tensor's error; CSAL3D_PARITY_DEVICE=cuda runs on
+ * the CUDA engine (SKIP where it is unavailable). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "test_omp_env.h"
 #include "engine/engine.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -69,7 +71,9 @@ static void check_grad(const c3_safetensors *st, const char *name, const float *
   if (!ok) failures++;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  (void)argc;
+  c3_test_passive_openmp(argv);
   setvbuf(stdout, NULL, _IOLBF, 0);
   verbose = getenv("CSAL3D_PARITY_VERBOSE") != NULL;
   const char *dir = getenv("CSAL3D_REFERENCE_DIR");
@@ -84,11 +88,19 @@ int main(void) {
   fclose(f);
   c3_safetensors *st;
   c3_engine *e;
-  if (c3_st_open(path, &st) != CSAL3D_OK ||
-      c3_engine_open(CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
+  const char *dev = getenv("CSAL3D_PARITY_DEVICE");
+  int cuda = dev && strcmp(dev, "cuda") == 0;
+  if (cuda && !getenv("CSAL3D_CUDA_PLUGIN") && getenv("CSAL3D_TEST_CUDA_PLUGIN"))
+    setenv("CSAL3D_CUDA_PLUGIN", getenv("CSAL3D_TEST_CUDA_PLUGIN"), 1);
+  if (c3_engine_open(cuda ? CSAL3D_DEVICE_CUDA : CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
+    printf("%s: engine: %s\n", cuda ? "SKIP" : "FAIL", csal3d_last_error());
+    return cuda ? 77 : 1;
+  }
+  if (c3_st_open(path, &st) != CSAL3D_OK) {
     printf("FAIL: %s\n", csal3d_last_error());
     return 1;
   }
+  printf("engine: %s\n", e->name);
   c3_model_config cfg;
   c3_model *m;
   if (c3_model_config_from_metadata(st, &cfg) != CSAL3D_OK ||

@@ -287,10 +287,11 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *model,
  * dataset every epoch), loads and preprocesses each with @p load, and takes a
  * random crop of crop_size (a volume smaller than the crop is centre-padded
  * with zeros). Reports ("pretrain", step, iterations) to the context's
- * progress callback and each step's losses to options.on_step; either may
- * cancel (::CSAL3D_ERR_CANCELLED: the steps done are kept; no checkpoint is
- * written for the cancelled step). Writes checkpoints every checkpoint_every
- * steps and after the last step when checkpoint_path is set.
+ * progress callback and each step's losses to options.on_step (both are called
+ * after the step's checkpoint, if one is due); either may cancel
+ * (::CSAL3D_ERR_CANCELLED: the steps done are kept in the model, and
+ * csal3d_ssl_model_save() can write them). Writes checkpoints every
+ * checkpoint_every steps and after the last step when checkpoint_path is set.
  * @param load how to load the cases (modality, channel, spacing), or NULL.
  * @return errors name the case that failed.
  */

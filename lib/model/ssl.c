@@ -232,6 +232,11 @@ csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
   terms->cons = cons;
   terms->total = c->w_inp * inp + c->w_rot * rot + c->w_cons * cons;
   if (!backward) return CSAL3D_OK;
+  if (!isfinite(terms->total)) /* no backward through NaN: the step is refused anyway */
+    return c3_error(CSAL3D_ERR_NUMERICAL,
+                    "SSL loss is %g (inpainting %g, rotation %g, consistency %g): the crop "
+                    "or the model holds NaN or Inf",
+                    terms->total, inp, rot, cons);
 
   /* d_recon += R_o(d_aligned) (the adjoint of the inverse permutation). */
   for (int o = 0; o < NOBS; o++) {
@@ -239,6 +244,7 @@ csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
     c3_permute3d_desc pd = c3_ssl_permute_desc(fw, ch, d->shape);
     C3_TRY(e->permute3d(e, &pd, w->dal + (size_t)o * cap, w->drec + (size_t)o * cap, 1));
   }
+  if (backward == 2) return CSAL3D_OK; /* tests: the loss's derivatives only */
   /* Backward: the last observation's training workspace is live. */
   for (int i = 0; i < NOBS; i++) {
     int o = i == 0 ? NOBS - 1 : i - 1;

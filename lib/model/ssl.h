@@ -56,9 +56,11 @@ void c3_ssl_work_init(c3_ssl_work *w, c3_model *m);
 void c3_ssl_work_free(c3_ssl_work *w);
 
 /* The SSL loss of one crop (host, contiguous [in_ch, D, H, W] with d->shape, sides
- * multiples of 32) for the draws d. With backward != 0 the parameter gradients of
+ * multiples of 32) for the draws d. With backward = 1 the parameter gradients of
  * grad_scale x L ACCUMULATE into the model's gradient buffer (allocate/zero them
- * first with c3_model_zero_grad). */
+ * first with c3_model_zero_grad); a non-finite loss then fails (CSAL3D_ERR_NUMERICAL)
+ * before any backward. backward = 2 (tests) stops after the loss's derivatives:
+ * w->drec (observation frames) and w->dlogits hold d(grad_scale x L)/d(outputs). */
 csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
                                const float *crop, const c3_ssl_draws *d, double grad_scale,
                                int backward, c3_ssl_terms *terms);

@@ -165,9 +165,14 @@ csal3d_status c3_uncertainty_run(c3_model *m, const csal3d_context *ctx,
       }
       c3_ssl_draws_free(&d);
       if (s != CSAL3D_OK) goto done;
-      /* population variance over the 9, per voxel and channel; mean over channels */
-      C3_GO(e->axpby(e, (int64_t)nw, 1.0f / NOBS, b.al, 0.0f, b.mean));
-      for (int o = 1; o < NOBS; o++)
+      /* population variance over the 9, per voxel and channel (two passes on values
+       * shifted by the first observation's, so that identical reconstructions give
+       * exactly 0); then the mean over channels */
+      for (int o = NOBS - 1; o >= 1; o--)
+        C3_GO(e->axpby(e, (int64_t)nw, -1.0f, b.al, 1.0f, b.al + (size_t)o * nw));
+      C3_GO(e->zero(e, b.al, bytes));
+      C3_GO(e->axpby(e, (int64_t)nw, 1.0f / NOBS, b.al + nw, 0.0f, b.mean));
+      for (int o = 2; o < NOBS; o++)
         C3_GO(e->axpby(e, (int64_t)nw, 1.0f / NOBS, b.al + (size_t)o * nw, 1.0f, b.mean));
       for (int o = 0; o < NOBS; o++) {
         C3_GO(e->axpby(e, (int64_t)nw, 1.0f, b.al + (size_t)o * nw, 0.0f, b.tmp));
