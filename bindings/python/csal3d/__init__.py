@@ -33,3 +33,10 @@ __all__ += ["Case", "Dataset", "Volume", "generate_phantom"]
 
 from .sampling import Sampler, Selection, select  # noqa: E402
 __all__ += ["Sampler", "Selection", "select"]
+
+from .ssl import Losses, SSLModel  # noqa: E402
+from .uncertainty import Uncertainty  # noqa: E402
+from .pipeline import (Scores, export_nnunet, score_dataset,  # noqa: E402
+                       write_manifest)
+__all__ += ["Losses", "SSLModel", "Uncertainty", "Scores", "export_nnunet", "score_dataset",
+            "write_manifest"]

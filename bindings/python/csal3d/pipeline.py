@@ -1,0 +1,349 @@
+"""The pipeline's files: csal3d.Scores (the scores file), write_manifest, export_nnunet,
+and score_dataset (a dataset scored with a model, as `csal3d score` does).
+
+    scores = csal3d.score_dataset(model, dataset, modality="mri", window=(32, 64, 32))
+    scores.save("scores.safetensors")                # what `csal3d select` reads
+    scores = csal3d.Scores.load("scores.safetensors")
+    picks = csal3d.select(scores.features, scores.scores, budget=10)
+    csal3d.write_manifest(scores, picks, csv="selection.csv", json="selection.json")
+    csal3d.export_nnunet(scores, picks, "nnUNet_raw/Dataset501_Hippocampus")
+
+The scores file format is described in include/csal3d/manifest.h and docs/guide.md.
+"""
+
+import ctypes
+import json as _json
+import os
+
+import numpy as np
+
+from ._native import check, declare, lib
+from .sampling import RULES, STRATEGIES, Selection, _Record
+from .uncertainty import Uncertainty
+
+_P = ctypes.POINTER
+_vp = ctypes.c_void_p
+_c_float_p = _P(ctypes.c_float)
+_sz = ctypes.c_size_t
+
+
+class _ManifestOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("strategy", ctypes.c_int),
+                ("n_cand", ctypes.c_int),
+                ("seed", ctypes.c_uint64),
+                ("scores_path", ctypes.c_char_p),
+                ("assignment", _P(ctypes.c_int64))]
+
+
+class _NnunetOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("dataset_name", ctypes.c_char_p),
+                ("channel_names", ctypes.c_char_p),
+                ("label_names", ctypes.c_char_p),
+                ("source_dataset", ctypes.c_char_p),
+                ("labels", ctypes.c_int),
+                ("overwrite", ctypes.c_int)]
+
+
+NNUNET_LABELS = {"auto": 0, "none": 1, "require": 2}
+
+_create = declare("csal3d_scores_create", [ctypes.c_int64, ctypes.c_int64, _P(_vp)])
+_size = declare("csal3d_scores_size", [_vp, _P(ctypes.c_int64), _P(ctypes.c_int64)])
+_set_case = declare("csal3d_scores_set_case",
+                    [_vp, ctypes.c_int64, ctypes.c_char_p, _P(ctypes.c_char_p), ctypes.c_int,
+                     ctypes.c_char_p, ctypes.c_float, _c_float_p])
+_set_case_ds = declare("csal3d_scores_set_case_from_dataset",
+                       [_vp, ctypes.c_int64, _vp, _sz, ctypes.c_float, _c_float_p])
+_set_case_map = declare("csal3d_scores_set_case_map", [_vp, ctypes.c_int64, ctypes.c_char_p])
+_case_string = declare("csal3d_scores_case_string",
+                       [_vp, ctypes.c_int64, ctypes.c_char_p, ctypes.c_char_p, _sz, _P(_sz)])
+_case_info = declare("csal3d_scores_case_info",
+                     [_vp, ctypes.c_int64, _P(ctypes.c_int), _P(ctypes.c_int)])
+_copy_scores = declare("csal3d_scores_copy_scores", [_vp, _c_float_p, _sz, _P(_sz)])
+_copy_features = declare("csal3d_scores_copy_features", [_vp, _c_float_p, _sz, _P(_sz)])
+_set_meta = declare("csal3d_scores_set_metadata", [_vp, ctypes.c_char_p, ctypes.c_char_p])
+_meta_json = declare("csal3d_scores_metadata_json", [_vp, ctypes.c_char_p, _sz, _P(_sz)])
+_save = declare("csal3d_scores_save", [_vp, ctypes.c_char_p])
+_load = declare("csal3d_scores_load", [ctypes.c_char_p, _P(_vp)])
+_manifest_init = declare("csal3d_manifest_options_init", [_P(_ManifestOptions)])
+_manifest_write = declare("csal3d_manifest_write",
+                          [_vp, _P(_Record), _sz, ctypes.c_int64, _P(_ManifestOptions),
+                           ctypes.c_char_p, ctypes.c_char_p])
+_nnunet_init = declare("csal3d_nnunet_options_init", [_P(_NnunetOptions)])
+_nnunet_export = declare("csal3d_nnunet_export",
+                         [_vp, _P(ctypes.c_int64), ctypes.c_int64, ctypes.c_char_p,
+                          _P(_NnunetOptions), _vp])
+lib.csal3d_scores_free.restype = None
+lib.csal3d_scores_free.argtypes = [_vp]
+
+
+def _b(p):
+    return os.fsencode(os.fspath(p)) if p is not None else None
+
+
+class Scores:
+    """Features, uncertainty scores and file paths of N scored cases.
+
+    Scores(n, d) makes an empty table (fill every case with set_case); Scores.load(path)
+    reads a scores file (every field validated, checksum verified: raises
+    csal3d.FormatError, ChecksumError, NumericalError, IOError_). After loading:
+    `ids`, `image_paths`, `label_paths`, `map_paths` (lists), `scores` (float32 [N]),
+    `features` (float32 [N, d]), `metadata` (dict of str).
+    """
+
+    def __init__(self, n, d, _handle=None):
+        if _handle is None:
+            _handle = _vp()
+            check(_create(int(n), int(d), ctypes.byref(_handle)))
+        self._handle = _handle
+
+    @classmethod
+    def load(cls, path):
+        h = _vp()
+        check(_load(_b(path), ctypes.byref(h)))
+        return cls(0, 0, _handle=h)
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise ValueError("the scores table is closed")
+        return self._handle
+
+    @property
+    def shape(self):
+        """(N, d)."""
+        n, d = ctypes.c_int64(), ctypes.c_int64()
+        check(_size(self.handle, ctypes.byref(n), ctypes.byref(d)))
+        return n.value, d.value
+
+    def __len__(self):
+        return self.shape[0]
+
+    def set_case(self, index, id, images, score, feature, label=None):
+        """Sets case `index`: its id, image path(s) (a path or a list, one per channel
+        file), score, feature (d floats) and optional label path. Relative paths are made
+        absolute."""
+        if isinstance(images, (str, bytes, os.PathLike)):
+            images = [images]
+        enc = [_b(p) for p in images]
+        arr = (ctypes.c_char_p * len(enc))(*enc)
+        f = np.ascontiguousarray(feature, dtype=np.float32).reshape(-1)
+        if f.size != self.shape[1]:
+            raise ValueError(f"the feature has {f.size} values, the table {self.shape[1]}")
+        check(_set_case(self.handle, int(index), id.encode(), arr, len(enc), _b(label),
+                        float(score), f.ctypes.data_as(_c_float_p)))
+
+    def set_case_from_dataset(self, index, dataset, case_index, score, feature):
+        """Sets case `index` from case `case_index` of a csal3d.Dataset (id and paths)."""
+        f = np.ascontiguousarray(feature, dtype=np.float32).reshape(-1)
+        if f.size != self.shape[1]:
+            raise ValueError(f"the feature has {f.size} values, the table {self.shape[1]}")
+        check(_set_case_ds(self.handle, int(index), dataset.handle, int(case_index),
+                           float(score), f.ctypes.data_as(_c_float_p)))
+
+    def set_case_map(self, index, path):
+        """Records case `index`'s uncertainty map path (None clears it)."""
+        check(_set_case_map(self.handle, int(index), _b(path)))
+
+    def case_string(self, index, what):
+        """"id", "image", "image:N", "label" or "map" of case `index` ("" when none)."""
+        need = _sz()
+        check(_case_string(self.handle, int(index), what.encode(), None, 0, ctypes.byref(need)))
+        buf = ctypes.create_string_buffer(need.value)
+        check(_case_string(self.handle, int(index), what.encode(), buf, need.value, None))
+        return os.fsdecode(buf.value)
+
+    def case_images(self, index):
+        """The image paths of case `index` (one per channel file)."""
+        files = ctypes.c_int()
+        check(_case_info(self.handle, int(index), ctypes.byref(files), None))
+        return [self.case_string(index, f"image:{k}") for k in range(files.value)]
+
+    @property
+    def ids(self):
+        return [self.case_string(i, "id") for i in range(len(self))]
+
+    @property
+    def image_paths(self):
+        """The first image file of each case."""
+        return [self.case_string(i, "image") for i in range(len(self))]
+
+    @property
+    def label_paths(self):
+        return [self.case_string(i, "label") or None for i in range(len(self))]
+
+    @property
+    def map_paths(self):
+        return [self.case_string(i, "map") or None for i in range(len(self))]
+
+    @property
+    def scores(self):
+        """float32 array [N] (larger = more uncertain)."""
+        out = np.empty(len(self), dtype=np.float32)
+        check(_copy_scores(self.handle, out.ctypes.data_as(_c_float_p), out.size, None))
+        return out
+
+    @property
+    def features(self):
+        """float32 array [N, d]."""
+        out = np.empty(self.shape, dtype=np.float32)
+        check(_copy_features(self.handle, out.ctypes.data_as(_c_float_p), out.size, None))
+        return out
+
+    @property
+    def metadata(self):
+        """The metadata strings as a dict (in the order they were set)."""
+        need = _sz()
+        check(_meta_json(self.handle, None, 0, ctypes.byref(need)))
+        buf = ctypes.create_string_buffer(need.value)
+        check(_meta_json(self.handle, buf, need.value, None))
+        return _json.loads(buf.value.decode("utf-8"))
+
+    def set_metadata(self, key, value):
+        """Sets (value a str) or removes (value None) a metadata string."""
+        check(_set_meta(self.handle, key.encode(), value.encode() if value is not None else None))
+
+    def save(self, path):
+        """Writes the scores file (safetensors), atomically."""
+        check(_save(self.handle, _b(path)))
+
+    def __repr__(self):
+        if not getattr(self, "_handle", None):
+            return "<csal3d.Scores closed>"
+        n, d = self.shape
+        return f"<csal3d.Scores {n} cases, features of {d}>"
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            lib.csal3d_scores_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def _records(selection):
+    recs = (_Record * len(selection))()
+    for r, s in zip(recs, selection):
+        if isinstance(s, Selection):
+            rule = RULES.index(s.rule) if s.rule in RULES else 0
+            r.index, r.cluster, r.cluster_size = s.index, s.cluster, s.cluster_size
+            r.typicality, r.score, r.rule = s.typicality, s.score, rule
+        else:  # a bare index
+            r.index, r.cluster, r.cluster_size = int(s), -1, 0
+            r.typicality, r.score, r.rule = float("nan"), float("nan"), 0
+    return recs
+
+
+def write_manifest(scores, selection, csv=None, json=None, strategy="urds", n_cand=3, seed=0,
+                   scores_path=None, assignment=None):
+    """Writes the manifest of a selection (a list of csal3d.Selection, or of case indices)
+    as CSV and/or JSON, atomically; see docs/guide.md for the columns. assignment: the
+    cluster of every case (e.g. Sampler.assignment), written to the JSON's "clusters"."""
+    if csv is None and json is None:
+        raise ValueError("give csv= and/or json=")
+    o = _ManifestOptions()
+    check(_manifest_init(ctypes.byref(o)))
+    name = str(strategy).lower().replace("_", "-")
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    o.strategy = STRATEGIES.index(name)
+    o.n_cand = int(n_cand)
+    o.seed = int(seed)
+    sp = _b(scores_path)
+    o.scores_path = sp
+    keep = None
+    if assignment is not None:
+        keep = np.ascontiguousarray(assignment, dtype=np.int64)
+        if keep.shape != (len(scores),):
+            raise ValueError(f"assignment needs {len(scores)} entries")
+        o.assignment = keep.ctypes.data_as(_P(ctypes.c_int64))
+    recs = _records(selection)
+    check(_manifest_write(scores.handle, recs, ctypes.sizeof(_Record), len(recs), ctypes.byref(o),
+                          _b(csv), _b(json)))
+
+
+def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=None,
+                  label_names=None, source_dataset=None, labels="auto", overwrite=False,
+                  context=None):
+    """Writes an nnU-Net v2 raw dataset folder of the chosen cases (Selection records or
+    indices): imagesTr/CASE_0000.nii.gz, labelsTr/ (labels="auto": when every chosen case
+    has one; "none"; "require") and dataset.json. Names are lists or comma-separated
+    strings; by default they come from the source dataset.json. The folder appears whole
+    or not at all; an existing one needs overwrite=True."""
+    idx = np.ascontiguousarray([s.index if isinstance(s, Selection) else int(s)
+                                for s in selection], dtype=np.int64)
+    o = _NnunetOptions()
+    check(_nnunet_init(ctypes.byref(o)))
+
+    def names(v):
+        if v is None:
+            return None
+        return (v if isinstance(v, str) else ",".join(v)).encode()
+
+    keep = [dataset_name.encode() if dataset_name else None, names(channel_names),
+            names(label_names), _b(source_dataset)]
+    o.dataset_name, o.channel_names, o.label_names, o.source_dataset = keep
+    if labels not in NNUNET_LABELS:
+        raise ValueError(f"labels must be one of {sorted(NNUNET_LABELS)}, not {labels!r}")
+    o.labels = NNUNET_LABELS[labels]
+    o.overwrite = int(bool(overwrite))
+    check(_nnunet_export(scores.handle, idx.ctypes.data_as(_P(ctypes.c_int64)), idx.size,
+                         _b(folder), ctypes.byref(o),
+                         context.handle if context is not None else None))
+
+
+def score_dataset(model, dataset, modality=None, channel=None, spacing=None, window=None,
+                  stride=None, foreground=None, feature="default", seed=None, maps_dir=None,
+                  progress=None, dataset_path=None):
+    """Scores every case of a csal3d.Dataset with a csal3d.SSLModel, as `csal3d score`
+    does, and returns a Scores table (call .save(path) to write the scores file).
+
+    modality/channel/spacing: how cases are loaded (default modality: the dataset's).
+    window (default: the model's crop size), stride (default: half the window),
+    foreground, feature, seed: as csal3d.Uncertainty. maps_dir: also save each case's
+    uncertainty map there as CASE_uncertainty.nii.gz. progress(i, n, case_id, score) is
+    called after each case. dataset_path (the path the Dataset was opened from) is
+    recorded as the "dataset" metadata, where export_nnunet finds label names."""
+    if modality is None:
+        modality = dataset.modality
+    crop = model.options["crop_size"]
+    win = window if window is not None else crop
+    u = Uncertainty(model, window=win, stride=stride, foreground=foreground, feature=feature,
+                    keep_map=maps_dir is not None, seed=seed)
+    n = len(dataset)
+    table = Scores(n, max(1, u.feature_dim))
+    if maps_dir is not None:
+        os.makedirs(maps_dir, exist_ok=True)
+    for i, case in enumerate(dataset):
+        vol = case.load_image(channel=channel, modality=modality, spacing=spacing)
+        s, f = u.score(vol, volume_id=i)
+        if f is None:
+            f = np.zeros(1, dtype=np.float32)
+        table.set_case_from_dataset(i, dataset, i, s, f)
+        if maps_dir is not None:
+            p = os.path.join(maps_dir, f"{case.id}_uncertainty.nii.gz")
+            u.save_map(p)
+            table.set_case_map(i, p)
+        vol.close()
+        if progress is not None:
+            progress(i + 1, n, case.id, s)
+    if dataset_path is not None:
+        table.set_metadata("dataset", os.path.abspath(os.fspath(dataset_path)))
+    table.set_metadata("modality", modality or "none")
+    table.set_metadata("window", ",".join(str(x) for x in u.window))
+    table.set_metadata("stride", ",".join(str(x) for x in u.stride))
+    table.set_metadata("embed_dim", str(model.options["embed_dim"]))
+    table.set_metadata("checkpoint_step", str(model.step))
+    if spacing is not None:
+        sp = spacing if np.ndim(spacing) else [spacing] * 3
+        table.set_metadata("spacing", ",".join(f"{float(x):g}" for x in sp))
+    u.close()
+    return table

@@ -1,0 +1,363 @@
+"""csal3d.SSLModel: the self-supervised Swin-UNETR model (pretraining, features).
+
+    ctx = csal3d.Context(device="cpu", seed=0)
+    model = csal3d.SSLModel(ctx, embed_dim=12, crop_size=(64, 64, 32), batch_size=2,
+                            iterations=200)
+    model.train(csal3d.Dataset("Task04_Hippocampus"), modality="mri",
+                on_step=lambda losses, total: print(losses.step, losses.loss))
+    model.save("ssl.safetensors")
+    model = csal3d.SSLModel.load(ctx, "ssl.safetensors")       # exact resume
+    z = model.encode_volume(volume)                               # the volume's feature
+
+Options are the members of the C struct csal3d_ssl_options as keyword arguments
+(embed_dim, in_channels, crop_size, batch_size, iterations, lr, weight_decay,
+warmup_steps, clip_norm, mask_ratio, mask_mode ("hide"/"keep"), weight_inpainting,
+weight_rotation, weight_consistency, inpainting_masked_only, inpainting_zscore_target,
+rotation_input ("mean"/"first_token"), feature ("reduced"/"full"), checkpoint_every,
+checkpoint_path, seed, cache_bytes); see include/csal3d/ssl_model.h for their meaning and
+defaults. Arrays are float32 numpy arrays [N, C, D, H, W] (sides multiples of 32).
+"""
+
+import ctypes
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from ._native import check, declare, lib
+from .volume import _load_options
+
+_P = ctypes.POINTER
+_vp = ctypes.c_void_p
+_c_float_p = _P(ctypes.c_float)
+
+MASK_MODES = {"hide": 0, "keep": 1}
+ROTATION_INPUTS = {"mean": 0, "first_token": 1}
+FEATURES = {"default": 0, "reduced": 1, "full": 2, "none": 3}
+
+
+class _Losses(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("step", ctypes.c_int64),
+                ("loss", ctypes.c_double),
+                ("inpainting", ctypes.c_double),
+                ("rotation", ctypes.c_double),
+                ("consistency", ctypes.c_double),
+                ("lr", ctypes.c_double),
+                ("grad_norm", ctypes.c_double)]
+
+
+_STEP_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, _P(_Losses), ctypes.c_int64)
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("embed_dim", ctypes.c_int),
+                ("in_channels", ctypes.c_int),
+                ("crop_size", ctypes.c_int64 * 3),
+                ("batch_size", ctypes.c_int),
+                ("iterations", ctypes.c_int64),
+                ("lr", ctypes.c_double),
+                ("weight_decay", ctypes.c_double),
+                ("warmup_steps", ctypes.c_int64),
+                ("clip_norm", ctypes.c_double),
+                ("mask_ratio", ctypes.c_double),
+                ("mask_mode", ctypes.c_int),
+                ("weight_inpainting", ctypes.c_double),
+                ("weight_rotation", ctypes.c_double),
+                ("weight_consistency", ctypes.c_double),
+                ("inpainting_masked_only", ctypes.c_int),
+                ("inpainting_zscore_target", ctypes.c_int),
+                ("rotation_input", ctypes.c_int),
+                ("feature", ctypes.c_int),
+                ("checkpoint_every", ctypes.c_int64),
+                ("checkpoint_path", ctypes.c_char_p),
+                ("use_seed", ctypes.c_int),
+                ("seed", ctypes.c_uint64),
+                ("on_step", _STEP_FN),
+                ("on_step_user_data", ctypes.c_void_p),
+                ("cache_bytes", ctypes.c_int64)]
+
+
+_options_init = declare("csal3d_ssl_options_init", [_P(_Options)])
+_create = declare("csal3d_ssl_model_create", [_vp, _P(_Options), _P(_vp)])
+_load = declare("csal3d_ssl_model_load", [_vp, ctypes.c_char_p, _P(_vp)])
+_save = declare("csal3d_ssl_model_save", [_vp, ctypes.c_char_p])
+_get_options = declare("csal3d_ssl_model_get_options", [_vp, _P(_Options)])
+_set_options = declare("csal3d_ssl_model_set_options", [_vp, _P(_Options)])
+_step = declare("csal3d_ssl_model_step", [_vp, _P(ctypes.c_int64)])
+_param_count = declare("csal3d_ssl_model_parameter_count", [_vp, _P(ctypes.c_int64)])
+_last_losses = declare("csal3d_ssl_model_last_losses", [_vp, _P(_Losses)])
+_train_step = declare("csal3d_ssl_model_train_step",
+                      [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _P(_Losses)])
+_train = declare("csal3d_ssl_model_train", [_vp, _vp, _vp])
+_feature_dim = declare("csal3d_ssl_model_feature_dim", [_vp, _P(ctypes.c_int64)])
+_encode = declare("csal3d_ssl_model_encode",
+                  [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _c_float_p,
+                   ctypes.c_size_t])
+_encode_volume = declare("csal3d_ssl_model_encode_volume",
+                         [_vp, _vp, _P(ctypes.c_int64), _P(ctypes.c_int64), _c_float_p,
+                          ctypes.c_size_t])
+_reconstruct = declare("csal3d_ssl_model_reconstruct",
+                       [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _c_float_p,
+                        ctypes.c_size_t, _c_float_p])
+lib.csal3d_ssl_model_free.restype = None
+lib.csal3d_ssl_model_free.argtypes = [_vp]
+
+Losses = namedtuple("Losses", "step loss inpainting rotation consistency lr grad_norm")
+Losses.__doc__ = """The losses of one training step: the 0-based step, the weighted total,
+the three unweighted terms (batch means), the learning rate and the gradient norm before
+clipping."""
+
+_ENUMS = {"mask_mode": MASK_MODES, "rotation_input": ROTATION_INPUTS, "feature": FEATURES}
+_NAMES = {k: {v: n for n, v in m.items()} for k, m in _ENUMS.items()}
+_OPTION_NAMES = [n for n, _ in _Options._fields_
+                 if n not in ("struct_size", "on_step", "on_step_user_data", "use_seed")]
+
+
+def _losses(l):
+    return Losses(l.step, l.loss, l.inpainting, l.rotation, l.consistency, l.lr, l.grad_norm)
+
+
+def _i64x3(v):
+    v = [int(x) for x in (v if np.ndim(v) else [v] * 3)]
+    if len(v) != 3:
+        raise ValueError("expected one size or three (D, H, W)")
+    return (ctypes.c_int64 * 3)(*v)
+
+
+def _as_batch(x, in_channels):
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim == 3:
+        a = a[None, None]
+    elif a.ndim == 4:
+        a = a[None] if in_channels == a.shape[0] else a[:, None]
+    if a.ndim != 5:
+        raise ValueError(f"expected an array [N, C, D, H, W], got shape {a.shape}")
+    return a
+
+
+def _apply(o, options, keep_path):
+    """Sets options (a dict) on the ctypes struct; returns objects to keep alive."""
+    keep = list(keep_path)
+    for key, value in options.items():
+        if key == "seed":
+            if value is None:
+                o.use_seed = 0
+            else:
+                o.use_seed, o.seed = 1, int(value)
+        elif key == "crop_size":
+            o.crop_size[:] = list(_i64x3(value))
+        elif key == "checkpoint_path":
+            b = os.fsencode(os.fspath(value)) if value is not None else None
+            keep.append(b)
+            o.checkpoint_path = b
+        elif key in _ENUMS:
+            table = _ENUMS[key]
+            if isinstance(value, str):
+                if value not in table:
+                    raise ValueError(f"{key} must be one of {sorted(table)}, not {value!r}")
+                value = table[value]
+            setattr(o, key, int(value))
+        elif key in _OPTION_NAMES:
+            setattr(o, key, type(getattr(o, key))(value))
+        else:
+            raise TypeError(f"unknown SSL option {key!r}; known: {', '.join(_OPTION_NAMES)}")
+    return keep
+
+
+class SSLModel:
+    """The CSAL-3D self-supervised model: Swin encoder, inpainting decoder, rotation head.
+
+    SSLModel(context, **options) makes a freshly initialised model (step 0);
+    SSLModel.load(context, path) restores a checkpoint (parameters, optimiser, step,
+    options) so that train() continues exactly. The context must outlive the model.
+    """
+
+    def __init__(self, context, _handle=None, **options):
+        self._context = context
+        self._keep = []
+        self._on_step = None
+        if _handle is not None:
+            self._handle = _handle
+            return
+        o = _Options()
+        check(_options_init(ctypes.byref(o)))
+        self._keep = _apply(o, options, [])
+        h = _vp()
+        check(_create(context.handle, ctypes.byref(o), ctypes.byref(h)))
+        self._handle = h
+
+    @classmethod
+    def load(cls, context, path):
+        """Loads a checkpoint written by save() (checksum verified) or a converted MONAI /
+        SwinMM weights file. Raises csal3d.IOError_, FormatError, ChecksumError."""
+        h = _vp()
+        check(_load(context.handle, os.fsencode(os.fspath(path)), ctypes.byref(h)))
+        return cls(context, _handle=h)
+
+    @property
+    def handle(self):
+        """The C handle (csal3d_ssl_model *), for other wrappers."""
+        if not self._handle:
+            raise ValueError("the model is closed")
+        return self._handle
+
+    def save(self, path):
+        """Writes a checkpoint (safetensors, MONAI names, optimiser state), atomically."""
+        check(_save(self.handle, os.fsencode(os.fspath(path))))
+
+    def _raw_options(self):
+        o = _Options()
+        o.struct_size = ctypes.sizeof(_Options)
+        check(_get_options(self.handle, ctypes.byref(o)))
+        return o
+
+    @property
+    def options(self):
+        """The model's options as a dict (enums as names, seed the one in use)."""
+        o = self._raw_options()
+        out = {}
+        for name in _OPTION_NAMES:
+            v = getattr(o, name)
+            if name == "crop_size":
+                v = tuple(v)
+            elif name == "checkpoint_path":
+                v = os.fsdecode(v) if v else None
+            elif name in _NAMES:
+                v = _NAMES[name].get(v, v)
+            out[name] = v
+        return out
+
+    def set_options(self, **options):
+        """Changes training options (iterations, lr, loss weights, checkpointing, ...);
+        the architecture (embed_dim, in_channels, rotation_input, feature) cannot change."""
+        o = self._raw_options()
+        o.on_step = _STEP_FN()
+        o.on_step_user_data = None
+        keep = _apply(o, options, [])
+        check(_set_options(self.handle, ctypes.byref(o)))
+        self._keep = keep
+
+    @property
+    def step(self):
+        """Training steps done so far."""
+        v = ctypes.c_int64()
+        check(_step(self.handle, ctypes.byref(v)))
+        return v.value
+
+    @property
+    def parameter_count(self):
+        v = ctypes.c_int64()
+        check(_param_count(self.handle, ctypes.byref(v)))
+        return v.value
+
+    @property
+    def feature_dim(self):
+        """The width of a feature (16C/3 reduced, or 16C)."""
+        v = ctypes.c_int64()
+        check(_feature_dim(self.handle, ctypes.byref(v)))
+        return v.value
+
+    @property
+    def last_losses(self):
+        """Losses of the last training step (raises csal3d.StateError before any)."""
+        l = _Losses()
+        l.struct_size = ctypes.sizeof(_Losses)
+        check(_last_losses(self.handle, ctypes.byref(l)))
+        return _losses(l)
+
+    def train_step(self, crops):
+        """One training step on crops [B, C, D, H, W] (float32, sides multiples of 32);
+        returns its Losses."""
+        x = _as_batch(crops, self.options["in_channels"])
+        l = _Losses()
+        l.struct_size = ctypes.sizeof(_Losses)
+        check(_train_step(self.handle, x.ctypes.data_as(_c_float_p), x.shape[0],
+                          _i64x3(x.shape[2:]), ctypes.byref(l)))
+        return _losses(l)
+
+    def train(self, dataset, modality=None, channel=None, spacing=None, on_step=None,
+              **options):
+        """Trains from the current step to `iterations` over a csal3d.Dataset.
+
+        modality/channel/spacing say how cases are loaded (as Volume.load). on_step(losses,
+        iterations) is called after each step and may return True to stop (then
+        csal3d.CancelledError is raised; the steps done are kept). Extra keyword arguments
+        change options first (as set_options)."""
+        if options:
+            self.set_options(**options)
+        o = self._raw_options()
+        errors = []
+
+        def cb(_user, losses, iterations):
+            try:
+                return int(bool(on_step(_losses(losses.contents), iterations)))
+            except BaseException as e:  # noqa: BLE001 - re-raised after the C call
+                errors.append(e)
+                return 1
+
+        fn = _STEP_FN(cb) if on_step else _STEP_FN()
+        o.on_step = fn
+        o.on_step_user_data = None
+        check(_set_options(self.handle, ctypes.byref(o)))
+        lo = _load_options(channel, modality, spacing)
+        try:
+            status = _train(self.handle, dataset.handle, ctypes.byref(lo))
+        finally:
+            o.on_step = _STEP_FN()
+            _set_options(self.handle, ctypes.byref(o))
+        if errors:
+            raise errors[0]
+        check(status)
+
+    def encode(self, x):
+        """Features of crops [N, C, D, H, W]: an array [N, feature_dim]."""
+        a = _as_batch(x, self.options["in_channels"])
+        out = np.empty((a.shape[0], self.feature_dim), dtype=np.float32)
+        check(_encode(self.handle, a.ctypes.data_as(_c_float_p), a.shape[0],
+                      _i64x3(a.shape[2:]), out.ctypes.data_as(_c_float_p), out.size))
+        return out
+
+    def encode_volume(self, volume, window=None, stride=None):
+        """The feature of a whole csal3d.Volume (mean over sliding windows; window
+        default the crop size, stride default half the window)."""
+        out = np.empty(self.feature_dim, dtype=np.float32)
+        check(_encode_volume(self.handle, volume.handle,
+                             _i64x3(window) if window is not None else None,
+                             _i64x3(stride) if stride is not None else None,
+                             out.ctypes.data_as(_c_float_p), out.size))
+        return out
+
+    def reconstruct(self, x, logits=False):
+        """Reconstructions of inputs [N, C, D, H, W] (no masking); with logits=True also
+        the rotation logits [N, 4]."""
+        a = _as_batch(x, self.options["in_channels"])
+        out = np.empty_like(a)
+        lg = np.empty((a.shape[0], 4), dtype=np.float32) if logits else None
+        check(_reconstruct(self.handle, a.ctypes.data_as(_c_float_p), a.shape[0],
+                           _i64x3(a.shape[2:]), out.ctypes.data_as(_c_float_p), out.size,
+                           lg.ctypes.data_as(_c_float_p) if logits else None))
+        return (out, lg) if logits else out
+
+    def __repr__(self):
+        if not getattr(self, "_handle", None):
+            return "<csal3d.SSLModel closed>"
+        o = self.options
+        return (f"<csal3d.SSLModel embed_dim {o['embed_dim']}, {self.parameter_count} "
+                f"parameters, step {self.step}/{o['iterations']}>")
+
+    def close(self):
+        """Releases the model (also done when it is garbage collected)."""
+        if getattr(self, "_handle", None):
+            lib.csal3d_ssl_model_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()

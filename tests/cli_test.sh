@@ -1,0 +1,132 @@
+#!/bin/sh
+# The csal3d command-line tool end to end on a tiny phantom dataset: help for every
+# command, exit codes for bad usage / bad input, pretrain -> score (with maps) -> select
+# (manifest CSV + JSON, nnU-Net folder), --json outputs, determinism of select and score,
+# resume, and no partial output on failure. Runs the build's own binary (bin/, or
+# build/asan/bin under make asan). About 40 s on 2 cores.
+set -u
+OUT_LIB=${OUT_LIB:-lib}
+BIN="${OUT_LIB%lib}bin/csal3d"
+PY=${PYTHON:-/usr/bin/python3}
+# Tiny models run many short parallel regions: OpenMP's default spin-waiting crawls when
+# the machine is oversubscribed; sleeping waits cost little otherwise (as tests/test_omp_env.h).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+[ -x "$BIN" ] || { echo "cli_test: $BIN not built"; exit 1; }
+tmp=$(mktemp -d /tmp/csal3d_cli_XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect_rc() { # want, description, command...
+  [ -n "${CLI_TEST_TIMES:-}" ] && echo "$(date +%s.%N | cut -c1-14) $2" >&2
+  want=$1; what=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  got=$?
+  [ "$got" -eq "$want" ] || { fail "$what: exit $got, want $want"; sed 's/^/  | /' "$tmp/err" | head -5; }
+}
+
+# --- help and usage errors (exit 0 / 2) ---
+for c in pretrain score select demo info; do
+  expect_rc 0 "$c --help" "$BIN" "$c" --help
+  grep -q "usage: csal3d $c" "$tmp/out" || fail "$c --help prints no usage"
+done
+expect_rc 0 "--help" "$BIN" --help
+expect_rc 0 "--version" "$BIN" --version
+expect_rc 2 "no command" "$BIN"
+expect_rc 2 "unknown command" "$BIN" frobnicate
+expect_rc 2 "unknown option" "$BIN" select x --budget 2 --frob
+expect_rc 2 "pretrain without -o" "$BIN" pretrain "$tmp"
+expect_rc 2 "bad crop" "$BIN" pretrain "$tmp" -o "$tmp/x" --crop 48
+expect_rc 2 "bad budget" "$BIN" select "$tmp/none" --budget 0
+expect_rc 2 "bad strategy" "$BIN" select "$tmp/none" --budget 2 --strategy best
+grep -q "urds, unc-only" "$tmp/err" || fail "an unknown strategy's message lists the strategies"
+expect_rc 3 "missing scores file" "$BIN" select "$tmp/none.safetensors" --budget 2
+expect_rc 3 "missing dataset" "$BIN" pretrain "$tmp/nowhere" -o "$tmp/x.safetensors"
+expect_rc 0 "info --json" "$BIN" info --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["engines"]["cpu"] is True' \
+  "$tmp/out" || fail "info --json is not the expected JSON"
+
+# --- a tiny pipeline ---
+ph="$tmp/ph"
+"${OUT_LIB%lib}bin/csal3d-phantom" "$ph" --cases 8 --size 40 --slices 24 --quiet ||
+  fail "phantom generation"
+# One thread mostly (robust on a loaded machine); the first score runs with two, the
+# second with one, and must give the same bytes.
+common="--embed-dim 12 --spacing 12 --threads 1 --quiet"
+# shellcheck disable=SC2086
+expect_rc 0 "pretrain" "$BIN" pretrain "$ph" -o "$tmp/ssl.safetensors" --crop 64,32,32 \
+  --batch 1 --iterations 2 --seed 3 $common --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["step"] == 2, d' "$tmp/out" ||
+  fail "pretrain --json"
+[ -f "$tmp/ssl.safetensors" ] || fail "no checkpoint"
+# Resume one more step into another file; the first is untouched.
+cp "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors"
+expect_rc 0 "resume" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" -o "$tmp/ssl3.safetensors" \
+  --iterations 3 --spacing 12 --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["start_step"] == 2 and d["step"] == 3, d' \
+  "$tmp/out" || fail "resume --json"
+cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "resume changed its input"
+
+expect_rc 0 "score" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores.safetensors" \
+  --spacing 12 --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 2 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["cases"] == 8 and d["score_max"] > 0, d' \
+  "$tmp/out" || fail "score --json (all scores 0?)"
+[ "$(ls "$tmp/maps" | wc -l)" -eq 8 ] || fail "8 uncertainty maps expected"
+ls -a "$tmp" | grep -q "tmp\." && fail "a temporary folder was left behind"
+# Same checkpoint, same seed: the same bytes.
+expect_rc 0 "score again" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores2.safetensors" \
+  --spacing 12 --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet
+cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" ||
+  fail "scoring twice (2 threads, then 1) gave different files"
+# A failing score (a case that cannot load) writes nothing.
+mkdir "$tmp/bad" && cp "$ph"/imagesTr/phantom_000.nii.gz "$tmp/bad/a.nii.gz" &&
+  printf 'not a nifti' > "$tmp/bad/b.nii.gz"
+expect_rc 2 "a dataset without modality" "$BIN" pretrain "$tmp/bad" -o "$tmp/x.safetensors"
+expect_rc 3 "score a bad file" "$BIN" score "$tmp/ssl.safetensors" "$tmp/bad" -o "$tmp/bad.safetensors" \
+  --modality ct --spacing 12 --window 64,32,32 --maps "$tmp/badmaps" --quiet --threads 1
+grep -q "b.nii.gz" "$tmp/err" || fail "the error names the bad file"
+[ -e "$tmp/bad.safetensors" ] && fail "a failed score left a scores file"
+[ -e "$tmp/badmaps" ] && fail "a failed score left maps"
+
+expect_rc 0 "select" "$BIN" select "$tmp/scores.safetensors" --budget 3 -o "$tmp/sel" \
+  --nnunet "$tmp/raw/Dataset900_Phantom"
+grep -q "rank  case" "$tmp/out" || fail "select prints a table"
+[ "$(wc -l < "$tmp/sel/selection.csv")" -eq 4 ] || fail "selection.csv has a header and 3 rows"
+"$PY" - "$tmp/sel/selection.json" "$tmp/raw/Dataset900_Phantom" <<'EOF' || fail "manifest / nnU-Net folder"
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+cases = [e["case"] for e in m["selection"]]
+assert m["strategy"] == "urds" and m["budget"] == 3 and len(set(cases)) == 3, m
+assert all(os.path.exists(e["path"]) for e in m["selection"])
+assert set(m["clusters"]) == {"phantom_%03d" % i for i in range(8)}
+d = sys.argv[2]
+assert sorted(os.listdir(d + "/imagesTr")) == sorted(c + "_0000.nii.gz" for c in cases)
+assert sorted(os.listdir(d + "/labelsTr")) == sorted(c + ".nii.gz" for c in cases)
+j = json.load(open(d + "/dataset.json"))
+assert j["numTraining"] == 3 and j["labels"]["lesion"] == 4 and j["channel_names"] == {"0": "CT"}
+EOF
+cp "$tmp/sel/selection.csv" "$tmp/first.csv"
+for s in urds unc-only div-only random typiclust probcover alps calr coreset usl; do
+  expect_rc 0 "select $s" "$BIN" select "$tmp/scores.safetensors" --budget 3 --strategy "$s" \
+    --seed 5 -o "$tmp/s1" --json
+  cp "$tmp/out" "$tmp/s1.json"
+  expect_rc 0 "select $s again" "$BIN" select "$tmp/scores.safetensors" --budget 3 --strategy "$s" \
+    --seed 5 -o "$tmp/s2" --quiet
+  cmp -s "$tmp/s1/selection.csv" "$tmp/s2/selection.csv" || fail "select $s twice differs"
+  "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); c=[e["case"] for e in d["selection"]]; assert len(set(c)) == 3, d' \
+    "$tmp/s1.json" || fail "select $s --json"
+done
+# The nnU-Net folder exists: refused without --overwrite, the manifest still written.
+expect_rc 3 "nnunet folder exists" "$BIN" select "$tmp/scores.safetensors" --budget 2 -o "$tmp/sel2" \
+  --nnunet "$tmp/raw/Dataset900_Phantom"
+[ "$(ls "$tmp/raw/Dataset900_Phantom/imagesTr" | wc -l)" -eq 3 ] || fail "the existing folder changed"
+# A damaged scores file: exit 3, no manifest.
+cp "$tmp/scores.safetensors" "$tmp/damaged.safetensors"
+printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/damaged.safetensors") - 3)) \
+  conv=notrunc 2>/dev/null
+expect_rc 3 "damaged scores" "$BIN" select "$tmp/damaged.safetensors" --budget 2 -o "$tmp/sel3"
+grep -q "checksum" "$tmp/err" || fail "a damaged scores file is reported as a checksum failure"
+[ -e "$tmp/sel3/selection.csv" ] && fail "a failed select left a manifest"
+
+[ "$fails" -eq 0 ] || { echo "cli_test: $fails failure(s)"; exit 1; }
+echo "cli_test: all passed"
