@@ -4,6 +4,7 @@
  * parameters), cancellation, exact resume from a checkpoint, options and misuse.
  * Small shapes (embed_dim 12, crops of 32 x 32 x 64) keep it short. */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "core/rng.h"
 #include "csal3d/csal3d.h"
 #include "engine/engine.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "model/ssl.h"
 #include "model/ssl_internal.h"
@@ -677,6 +679,7 @@ START_TEST(options_are_checked) {
   float x[8];
   int64_t dhw[3] = {32, 32, 32};
   ck_assert_int_eq(csal3d_ssl_model_train_step(h, x, 0, dhw, NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  csal3d_ssl_model_free(h);
   ck_assert_int_eq(csal3d_ssl_model_load(ctx, "/nonexistent/x.safetensors", &h), CSAL3D_ERR_IO);
   ck_assert_ptr_null(h);
   csal3d_ssl_model_free(NULL);
@@ -695,6 +698,9 @@ START_TEST(non_finite_input_fails_without_update) {
   int64_t dhw[3] = {32, 32, 32};
   float *p0 = params_of(h);
   ck_assert_int_eq(csal3d_ssl_model_train_step(h, x, 1, dhw, NULL), CSAL3D_ERR_NUMERICAL);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "value 100 of"));
+  float feat[64];
+  ck_assert_int_eq(csal3d_ssl_model_encode(h, x, 1, dhw, feat, 64), CSAL3D_ERR_NUMERICAL);
   float *p1 = params_of(h);
   ck_assert_int_eq(memcmp(p0, p1, h->m->total * 4), 0);
   int64_t step;
@@ -705,6 +711,56 @@ START_TEST(non_finite_input_fails_without_update) {
   free(x);
   csal3d_ssl_model_free(h);
   csal3d_context_free(ctx);
+}
+END_TEST
+
+
+/* The checkpoint-metadata reader on its corpus (tests/data/ssl_metadata, also the
+ * fuzzer's seeds): valid_* accepted with the options they spell, invalid_<status>_*
+ * refused with that status and a message naming the file. */
+START_TEST(checkpoint_metadata_corpus) {
+  const char *dir = "tests/data/ssl_metadata";
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d))) {
+    const char *nm = de->d_name;
+    size_t len = strlen(nm);
+    if (len < 12 || strcmp(nm + len - 12, ".safetensors") != 0) continue;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, nm);
+    c3_safetensors *st;
+    ck_assert_msg(c3_st_open(path, &st) == CSAL3D_OK, "%s: %s", nm, csal3d_last_error());
+    c3_model_config mc;
+    csal3d_ssl_options o;
+    csal3d_ssl_options_init(&o);
+    csal3d_status s = c3_model_config_from_metadata(st, &mc);
+    if (s == CSAL3D_OK) s = c3_ssl_options_from_metadata(st, &mc, &o);
+    if (strncmp(nm, "valid_", 6) == 0) {
+      ck_assert_msg(s == CSAL3D_OK, "%s: %s", nm, csal3d_last_error());
+      if (strcmp(nm, "valid_full.safetensors") == 0) {
+        ck_assert_int_eq(o.crop_size[1], 64);
+        ck_assert_int_eq(o.batch_size, 2);
+        ck_assert_int_eq(o.iterations, 4);
+        ck_assert_int_eq(o.mask_mode, CSAL3D_MASK_KEEP);
+        ck_assert_double_eq(o.weight_rotation, 0.5);
+        ck_assert_int_eq(o.inpainting_masked_only, 1);
+        ck_assert_int_eq(o.checkpoint_every, 2);
+      }
+    } else {
+      csal3d_status want = strncmp(nm, "invalid_format_", 15) == 0 ? CSAL3D_ERR_FORMAT
+                                                                   : CSAL3D_ERR_INVALID_ARGUMENT;
+      ck_assert_msg(s == want, "%s: status %d (%s), expected %d", nm, (int)s,
+                    csal3d_last_error(), (int)want);
+      ck_assert_msg(strstr(csal3d_last_error(), nm) != NULL, "%s: message '%s'", nm,
+                    csal3d_last_error());
+    }
+    c3_st_free(st);
+    n++;
+  }
+  closedir(d);
+  ck_assert_int_ge(n, 20);
 }
 END_TEST
 
@@ -734,6 +790,7 @@ int main(int argc, char **argv) {
   tcase_add_test(a, encode_reconstruct_and_feature_of_a_volume);
   tcase_add_test(a, options_are_checked);
   tcase_add_test(a, non_finite_input_fails_without_update);
+  tcase_add_test(a, checkpoint_metadata_corpus);
   suite_add_tcase(s, a);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

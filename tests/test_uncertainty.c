@@ -539,6 +539,16 @@ START_TEST(cancellation_and_options) {
   ck_assert_int_eq(csal3d_uncertainty_score(u, two, NULL, 0, &score, NULL, 0),
                    CSAL3D_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "channels"));
+  /* NaN voxels are refused before any model work */
+  int64_t nd[3] = {8, 8, 8};
+  float nanv[512] = {0};
+  nanv[77] = NAN;
+  csal3d_volume *bad;
+  ck_assert_int_eq(csal3d_volume_create(1, nd, nanv, NULL, &bad), CSAL3D_OK);
+  ck_assert_int_eq(csal3d_uncertainty_score(u, bad, NULL, 0, &score, NULL, 0),
+                   CSAL3D_ERR_NUMERICAL);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "value 77"));
+  csal3d_volume_free(bad);
   csal3d_uncertainty_free(u);
   csal3d_uncertainty_free(NULL);
   csal3d_volume_free(two);

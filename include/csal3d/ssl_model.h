@@ -274,7 +274,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_last_losses(const csal3d_ssl_model *mo
  * @param batch >= 1 (any number; the learning rate is the options' regardless).
  * @param dhw the crop sides, each a multiple of 32 (and at least 32).
  * @param losses receives the step's losses (set its struct_size), or NULL.
- * @return ::CSAL3D_ERR_NUMERICAL (and no update) if the gradient is not finite.
+ * @return ::CSAL3D_ERR_NUMERICAL (and no update) if a crop holds NaN or Inf or
+ *         the loss or gradient is not finite.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *model,
                                                      const float *crops, int64_t batch,

@@ -1,4 +1,5 @@
 /* csal3d_ssl_model: the public face of the SSL model and its pretraining. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -289,8 +290,9 @@ static csal3d_status c3_meta_ll(const c3_safetensors *st, const char *k, long lo
   const char *s = c3_st_metadata(st, k);
   if (!s) return CSAL3D_OK;
   char *end;
+  errno = 0;
   long long x = strtoll(s, &end, 10);
-  if (end == s || *end)
+  if (end == s || *end || errno)
     return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is not an integer",
                     c3_st_source(st), k, s);
   *v = x;
@@ -298,7 +300,7 @@ static csal3d_status c3_meta_ll(const c3_safetensors *st, const char *k, long lo
 }
 
 /* Training options from a checkpoint's metadata over the defaults. */
-static csal3d_status c3_ssl_options_from_meta(const c3_safetensors *st,
+csal3d_status c3_ssl_options_from_metadata(const c3_safetensors *st,
                                               const c3_model_config *mc,
                                               csal3d_ssl_options *o) {
   o->embed_dim = mc->embed_dim;
@@ -308,16 +310,25 @@ static csal3d_status c3_ssl_options_from_meta(const c3_safetensors *st,
   o->feature = mc->feature_full ? CSAL3D_FEATURE_FULL : CSAL3D_FEATURE_REDUCED;
   const char *cs = c3_st_metadata(st, "ssl.crop_size");
   if (cs) {
-    long long a, b, c;
-    char tail;
-    if (sscanf(cs, "%lld,%lld,%lld%c", &a, &b, &c, &tail) != 3)
-      return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata ssl.crop_size = '%.40s' is not D,H,W",
-                      c3_st_source(st), cs);
-    o->crop_size[0] = a, o->crop_size[1] = b, o->crop_size[2] = c;
+    const char *p = cs;
+    for (int a = 0; a < 3; a++) {
+      char *end;
+      errno = 0;
+      long long x = strtoll(p, &end, 10);
+      if (end == p || errno || (a < 2 ? *end != ',' : *end != '\0'))
+        return c3_error(CSAL3D_ERR_FORMAT,
+                        "%s: metadata ssl.crop_size = '%.40s' is not D,H,W",
+                        c3_st_source(st), cs);
+      o->crop_size[a] = x;
+      p = end + 1;
+    }
   }
   long long v;
   v = o->batch_size;
   C3_TRY(c3_meta_ll(st, "ssl.batch_size", &v));
+  if (v < 1 || v > INT32_MAX)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata ssl.batch_size = %lld is out of range",
+                    c3_st_source(st), v);
   o->batch_size = (int)v;
   v = o->iterations;
   C3_TRY(c3_meta_ll(st, "optim.total_steps", &v));
@@ -344,10 +355,10 @@ static csal3d_status c3_ssl_options_from_meta(const c3_safetensors *st,
   C3_TRY(c3_meta_double(st, "ssl.weight_consistency", &o->weight_consistency));
   v = o->inpainting_masked_only;
   C3_TRY(c3_meta_ll(st, "ssl.inpainting_masked_only", &v));
-  o->inpainting_masked_only = (int)v;
+  o->inpainting_masked_only = v != 0;
   v = o->inpainting_zscore_target;
   C3_TRY(c3_meta_ll(st, "ssl.inpainting_zscore_target", &v));
-  o->inpainting_zscore_target = (int)v;
+  o->inpainting_zscore_target = v != 0;
   v = o->checkpoint_every;
   C3_TRY(c3_meta_ll(st, "ssl.checkpoint_every", &v));
   o->checkpoint_every = v;
@@ -374,7 +385,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
   csal3d_ssl_options o;
   csal3d_ssl_options_init(&o);
   if (s == CSAL3D_OK) s = c3_model_config_from_metadata(st, &mc);
-  if (s == CSAL3D_OK) s = c3_ssl_options_from_meta(st, &mc, &o);
+  if (s == CSAL3D_OK) s = c3_ssl_options_from_metadata(st, &mc, &o);
   const char *step = st ? c3_st_metadata(st, "step") : NULL;
   const char *seed = st ? c3_st_metadata(st, "seed") : NULL;
   if (s == CSAL3D_OK && seed) {
@@ -507,6 +518,16 @@ CSAL3D_API csal3d_status csal3d_ssl_model_feature_dim(const csal3d_ssl_model *h,
 
 /* ---- training ---- */
 
+csal3d_status c3_check_finite(const float *x, size_t n, const char *what) {
+  size_t bad = n;
+#pragma omp parallel for reduction(min : bad) schedule(static)
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i]) && i < bad) bad = i;
+  if (bad == n) return CSAL3D_OK;
+  return c3_error(CSAL3D_ERR_NUMERICAL, "%s: value %zu of %zu is %g (NaN or Inf)", what, bad,
+                  n, (double)x[bad]);
+}
+
 static csal3d_status c3_check_dhw(const int64_t dhw[3], const char *what) {
   C3_CHECK_ARG(dhw, "%s: dhw is NULL", what);
   for (int a = 0; a < 3; a++)
@@ -544,7 +565,9 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *h,
   C3_CHECK_ARG(!losses || losses->struct_size >= sizeof(size_t),
                "csal3d_ssl_model_train_step: set losses->struct_size");
   int prev = c3_threads_enter(h->ctx->options.threads);
-  csal3d_status s = c3_ssl_step_impl(h, crops, batch, dhw);
+  size_t n = (size_t)(batch * h->o.in_channels * dhw[0] * dhw[1] * dhw[2]);
+  csal3d_status s = c3_check_finite(crops, n, "csal3d_ssl_model_train_step: the crops");
+  if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, crops, batch, dhw);
   c3_threads_leave(prev);
   if (s == CSAL3D_OK && losses) c3_copy_losses(&h->last, losses);
   return s;
@@ -672,7 +695,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *h,
       }
     }
     if (s != CSAL3D_OK) break;
-    s = c3_ssl_step_impl(h, h->crops, B, cs);
+    s = c3_check_finite(h->crops, per * (size_t)B, "pretraining crops");
+    if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, h->crops, B, cs);
     if (s != CSAL3D_OK) break;
     c3_log(h->ctx, CSAL3D_LOG_DEBUG,
            "step %lld: loss %.6f (inpainting %.6f, rotation %.6f, consistency %.6f), "
@@ -749,7 +773,10 @@ CSAL3D_API csal3d_status csal3d_ssl_model_encode(csal3d_ssl_model *h, const floa
                     "the buffer holds %zu",
                     (long long)n, (long long)fd, (long long)(n * fd), capacity);
   int prev = c3_threads_enter(h->ctx->options.threads);
-  csal3d_status s = c3_ssl_infer(h, x, n, dhw, features, CSAL3D_FEATURE_DEFAULT, NULL, NULL);
+  csal3d_status s = c3_check_finite(
+      x, (size_t)(n * h->o.in_channels * dhw[0] * dhw[1] * dhw[2]), "csal3d_ssl_model_encode: x");
+  if (s == CSAL3D_OK)
+    s = c3_ssl_infer(h, x, n, dhw, features, CSAL3D_FEATURE_DEFAULT, NULL, NULL);
   c3_threads_leave(prev);
   return s;
 }
@@ -768,7 +795,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_reconstruct(csal3d_ssl_model *h, const
                     "holds %zu",
                     need, capacity);
   int prev = c3_threads_enter(h->ctx->options.threads);
-  csal3d_status s = c3_ssl_infer(h, x, n, dhw, NULL, CSAL3D_FEATURE_DEFAULT, out, logits);
+  csal3d_status s = c3_check_finite(x, need, "csal3d_ssl_model_reconstruct: x");
+  if (s == CSAL3D_OK) s = c3_ssl_infer(h, x, n, dhw, NULL, CSAL3D_FEATURE_DEFAULT, out, logits);
   c3_threads_leave(prev);
   return s;
 }
@@ -801,8 +829,11 @@ CSAL3D_API csal3d_status csal3d_ssl_model_encode_volume(csal3d_ssl_model *h,
   C3_TRY(csal3d_volume_data(volume, &data));
   c3_unc_result r;
   int prev = c3_threads_enter(h->ctx->options.threads);
-  csal3d_status s = c3_uncertainty_run(h->m, h->ctx, &c, data, sh[0], sh + 1, 0, NULL, NULL,
-                                       NULL, NULL, features, &r);
+  csal3d_status s = c3_check_finite(data, (size_t)(sh[0] * sh[1] * sh[2] * sh[3]),
+                                    "csal3d_ssl_model_encode_volume: the volume");
+  if (s == CSAL3D_OK)
+    s = c3_uncertainty_run(h->m, h->ctx, &c, data, sh[0], sh + 1, 0, NULL, NULL, NULL, NULL,
+                           features, &r);
   c3_threads_leave(prev);
   return s;
 }

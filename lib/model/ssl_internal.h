@@ -23,6 +23,18 @@ struct csal3d_ssl_model {
   size_t crops_cap;
 };
 
+struct c3_safetensors;
+
+/* Training options from a checkpoint's metadata ("ssl.*", "optim.*" and the model
+ * configuration mc) over the defaults in o; every value is validated (FORMAT for
+ * unparsable text, INVALID_ARGUMENT for out-of-range options, naming the file). */
+csal3d_status c3_ssl_options_from_metadata(const struct c3_safetensors *st,
+                                           const c3_model_config *mc,
+                                           csal3d_ssl_options *o);
+
+/* CSAL3D_ERR_NUMERICAL naming `what` and the first NaN or Inf of x[0..n). */
+csal3d_status c3_check_finite(const float *x, size_t n, const char *what);
+
 /* The fraction of cubes hidden for the model's mask options. */
 double c3_ssl_hide_fraction(const csal3d_ssl_options *o);
 

@@ -106,7 +106,9 @@ CSAL3D_API csal3d_status csal3d_uncertainty_score(csal3d_uncertainty *u,
                     (long long)sh[0], m->cfg.in_channels);
   uint8_t *fg = NULL;
   float *map = NULL;
-  csal3d_status s = CSAL3D_OK;
+  csal3d_status s =
+      c3_check_finite(data, (size_t)(sh[0] * vox), "csal3d_uncertainty_score: the volume");
+  if (s != CSAL3D_OK) return s;
   if (u->o.foreground == CSAL3D_FOREGROUND_THRESHOLD ||
       u->o.foreground == CSAL3D_FOREGROUND_MASK) {
     const float *src = data;
