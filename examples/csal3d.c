@@ -9,6 +9,8 @@
  * Every command has --help. Progress bars go to stderr when it is a terminal (never with
  * --quiet); results go to stdout, as text or with --json as one JSON object.
  *
+ * Environment: OMP_WAIT_POLICY (default passive here, see passive_openmp), OMP_* as usual.
+ *
  * Exit codes:
  *   0    success
  *   1    failure inside the library not covered below (a bug, a call in the wrong state)
@@ -728,10 +730,20 @@ static int cmd_pretrain(int argc, char **argv) {
   if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
     if (step > start) {
       csal3d_status s2 = csal3d_ssl_model_save(m, output);
-      if (s2 == CSAL3D_OK)
-        fprintf(stderr, "csal3d pretrain: interrupted after step %" PRId64 "; saved %s; "
-                "continue with: csal3d pretrain %s --resume %s\n", step, output, dataset,
-                output);
+      if (s2 == CSAL3D_OK) {
+        char opts[256] = "", sp_opt[96] = "";
+        if (d.spacing[0] || d.spacing[1] || d.spacing[2])
+          snprintf(sp_opt, sizeof sp_opt, " --spacing %g,%g,%g", d.spacing[0], d.spacing[1],
+                   d.spacing[2]);
+        char ch_opt[32] = "";
+        if (d.channel == CSAL3D_CHANNEL_ALL) snprintf(ch_opt, sizeof ch_opt, " --channel all");
+        else if (d.channel >= 0) snprintf(ch_opt, sizeof ch_opt, " --channel %d", d.channel);
+        snprintf(opts, sizeof opts, " --modality %s%s%s", modality_name(d.modality), ch_opt,
+                 sp_opt);
+        fprintf(stderr, "csal3d pretrain: interrupted after %" PRId64 " steps; saved %s; "
+                "continue with: csal3d pretrain %s --resume %s%s\n", step, output, dataset,
+                output, opts);
+      }
       else
         fprintf(stderr, "csal3d pretrain: interrupted; saving %s failed: %s\n", output,
                 csal3d_last_error());
@@ -1749,7 +1761,20 @@ static void usage(FILE *f) {
           "unavailable, 5 out of memory, 130 interrupted, 1 other library failure.\n");
 }
 
+/* OpenMP threads that wait for work spin by default; on a machine that is busy with other
+ * work (a shared server, a CI box building in parallel) a spinning thread holds a core
+ * that the thread it waits for needs, and the many short parallel regions of small models
+ * then run several times slower. libgomp reads OMP_WAIT_POLICY when it loads, so the tool
+ * re-executes itself once with OMP_WAIT_POLICY=passive unless the caller chose a policy
+ * (OMP_WAIT_POLICY=active restores spinning). Results do not depend on the policy. */
+static void passive_openmp(char **argv) {
+  if (getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv); /* on failure: go on with the default policy */
+}
+
 int main(int argc, char **argv) {
+  passive_openmp(argv);
   char *help_argv[3] = {NULL, "--help", NULL};
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {

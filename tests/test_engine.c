@@ -1283,6 +1283,47 @@ START_TEST(bad_arguments_fail_with_messages) {
 }
 END_TEST
 
+/* ---- non-finite values propagate (and are not undefined behaviour) ----------------------------- */
+
+/* A NaN in one window's queries makes that window's outputs NaN and leaves the other
+ * window's outputs finite (the softmax's exp takes NaN without the float-to-int
+ * conversion that UBSan reported). */
+START_TEST(attention_nan_propagates) {
+  open_engines();
+  for (int k = 0; k < n_engines; k++) {
+    c3_engine *e = engines[k];
+    const int64_t W = 2, n = 27, H = 1, hd = 4, C = H * hd;
+    c3_attn_desc d = {W, n, H, hd, {3, 3, 3}, 0.5f, 0, -100.0f};
+    float *qkv, *table, *out;
+    const int64_t nq = W * n * 3 * C, nt = 5 * 5 * 5 * H, no = W * n * C;
+    ck_assert_int_eq(e->alloc(e, nq * 4, "qkv", (void **)&qkv), CSAL3D_OK);
+    ck_assert_int_eq(e->alloc(e, nt * 4, "table", (void **)&table), CSAL3D_OK);
+    ck_assert_int_eq(e->alloc(e, no * 4, "out", (void **)&out), CSAL3D_OK);
+    float *h = malloc((size_t)nq * 4), *ho = malloc((size_t)no * 4), *ht = malloc((size_t)nt * 4);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(ho);
+    ck_assert_ptr_nonnull(ht);
+    rng_seed(9);
+    for (int64_t i = 0; i < nq; i++) h[i] = (float)rng_unif(-1, 1);
+    for (int64_t i = 0; i < nt; i++) ht[i] = (float)rng_unif(-1, 1);
+    h[5 * 3 * C] = NAN; /* query of token 5 in window 0 */
+    ck_assert_int_eq(e->upload(e, qkv, h, nq * 4), CSAL3D_OK);
+    ck_assert_int_eq(e->upload(e, table, ht, nt * 4), CSAL3D_OK);
+    ck_assert_int_eq(e->attn_fwd(e, &d, qkv, table, NULL, out, NULL), CSAL3D_OK);
+    ck_assert_int_eq(e->download(e, ho, out, no * 4), CSAL3D_OK);
+    for (int64_t c = 0; c < C; c++) ck_assert_msg(isnan(ho[5 * C + c]), "%s: NaN lost", e->name);
+    for (int64_t i = n * C; i < no; i++)
+      ck_assert_msg(isfinite(ho[i]), "%s: window 1 not finite at %lld", e->name, (long long)i);
+    free(h);
+    free(ho);
+    free(ht);
+    e->free(e, qkv);
+    e->free(e, table);
+    e->free(e, out);
+  }
+}
+END_TEST
+
 /* ---- determinism across thread counts (reported; asserted for the C ops) ------------------------ */
 
 START_TEST(thread_count_independence) {
@@ -1330,6 +1371,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 300);
   tcase_add_test(t, memory_functions);
   tcase_add_test(t, bad_arguments_fail_with_messages);
+  tcase_add_test(t, attention_nan_propagates);
   tcase_add_loop_test(t, op_conv3d, C3_CPU_CONV_AUTO, C3_CPU_CONV_GEMM + 1);
   tcase_add_test(t, op_matmul);
   tcase_add_test(t, op_norm_softmax_gelu);

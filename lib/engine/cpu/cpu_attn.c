@@ -91,9 +91,10 @@ static inline __attribute__((always_inline)) float vhsum(vf v) {
 }
 
 /* exp(x) for x <= 0 (Cephes expf: range reduction by ln 2, degree-6 polynomial), about
- * 1 ulp; inputs below -87 give ~1e-38 instead of a denormal. Scalar and vector forms
+ * 1 ulp; inputs below -87 give ~1e-38 instead of a denormal; NaN gives NaN. Scalar and vector forms
  * compute the same operations. */
 static inline __attribute__((always_inline)) float exp_nonpos(float x) {
+  if (x != x) return x; /* NaN stays NaN (and never reaches the int conversion) */
   x = x < -87.0f ? -87.0f : x;
   int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);
   float kf = (float)k;
@@ -111,7 +112,8 @@ static inline __attribute__((always_inline)) float exp_nonpos(float x) {
   return p * scale;
 }
 static inline __attribute__((always_inline)) vf vexp_nonpos(vf x) {
-  x = vsel(x < vsplat(-87.0f), vsplat(-87.0f), x);
+  const vf x0 = x;
+  x = vsel(x >= vsplat(-87.0f), x, vsplat(-87.0f)); /* NaN lanes: -87 here, NaN at the end */
   vi k = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, vi);
   vf kf = __builtin_convertvector(k, vf);
   vf r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
@@ -123,7 +125,7 @@ static inline __attribute__((always_inline)) vf vexp_nonpos(vf x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   vi bits = (k + 127) << 23;
-  return p * (vf)bits;
+  return vsel(x0 == x0, p * (vf)bits, x0);
 }
 
 /* In-place softmax of `rows` rows of length n (row stride n). Cloned per ISA. */
