@@ -781,6 +781,10 @@ START_TEST(op_attention) {
   at_case(2, 10, 2, 3, 3, 3, 3, 0, 1);  /* clipped: first 10 of a 27-token window */
   at_case(6, 20, 1, 5, 3, 3, 3, 3, 0);  /* clipped + mask */
   at_case(2, 343, 1, 4, 7, 7, 7, 1, 0); /* full 7^3 window (FD on samples) */
+  /* head sizes above C3_ATTN_DOT_MAX (8): q k^T by GEMM on the CPU, then the row pass */
+  at_case(4, 18, 2, 16, 3, 2, 3, 2, 1);
+  at_case(4, 27, 2, 12, 3, 3, 3, 2, 0);
+  at_case(2, 20, 1, 32, 3, 3, 3, 0, 0);
   ck_assert_int_eq(failures, 0);
 }
 END_TEST

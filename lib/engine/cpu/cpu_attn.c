@@ -1,9 +1,10 @@
 /* The CPU engine's window attention, fused per (window, head).
  *
- * Each task computes, for one window and one head, S = bias + mask + scale q k^T in an
- * n x n buffer of its thread (470 KB at n = 343: it stays in L2), the softmax in place,
- * and P v into the output; the backward recomputes P the same way (or reads the saved
- * one) and runs the four products of the gradient. The products are oneDNN's
+ * Each task computes, for one window and one head, P = softmax(bias + mask + scale q k^T)
+ * row by row (probs_rows: the scores of a row stay in L1; only the bias is read and P
+ * written, into the saved probabilities or an n x n buffer of the thread, 470 KB at
+ * n = 343), then P v into the output; the backward recomputes P the same way (or reads
+ * the saved one) and runs the four products of the gradient. The products are oneDNN's
  * dnnl_sgemm (JIT, AVX-512 where present), called inside the OpenMP loop, where oneDNN
  * runs them on the calling thread; the softmax is vectorised C. q, k, v are read in
  * place from the qkv tensor (row stride 3C), the output written in place (stride C).
@@ -20,6 +21,9 @@
 #include "engine/cpu/cpu.h"
 
 #define C3_ATTN_BWD_BLOCKS 16 /* window blocks per head for the bias gradient */
+#ifndef C3_ATTN_DOT_MAX
+#define C3_ATTN_DOT_MAX 8 /* head sizes up to this: q k^T inside the softmax's row pass */
+#endif
 
 static csal3d_status attn_check(const c3_attn_desc *d, const char *op) {
   C3_CHECK_ARG(d && d->windows >= 1 && d->tokens >= 1 && d->heads >= 1 && d->head_dim >= 1,
@@ -128,40 +132,6 @@ static inline __attribute__((always_inline)) vf vexp_nonpos(vf x) {
   return vsel(x0 == x0, p * (vf)bits, x0);
 }
 
-/* In-place softmax of `rows` rows of length n (row stride n). Cloned per ISA. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-softmax_rows(float *x, int64_t rows, int64_t n) {
-  const int64_t nv = n / VL * VL;
-  for (int64_t r = 0; r < rows; r++) {
-    float *v = x + r * n;
-    float mx = v[0];
-    if (nv) {
-      vf m = vload(v);
-      for (int64_t j = VL; j < nv; j += VL) {
-        vf t = vload(v + j);
-        m = vsel(t > m, t, m);
-      }
-      for (int i = 0; i < VL; i++) mx = m[i] > mx ? m[i] : mx;
-    }
-    for (int64_t j = nv; j < n; j++) mx = v[j] > mx ? v[j] : mx;
-    vf acc = vsplat(0.0f);
-    for (int64_t j = 0; j < nv; j += VL) {
-      vf t = vexp_nonpos(vload(v + j) - mx);
-      vstore(v + j, t);
-      acc += t;
-    }
-    float sum = vhsum(acc);
-    for (int64_t j = nv; j < n; j++) {
-      float t = exp_nonpos(v[j] - mx);
-      v[j] = t;
-      sum += t;
-    }
-    float inv = 1.0f / sum;
-    for (int64_t j = 0; j < nv; j += VL) vstore(v + j, vload(v + j) * inv);
-    for (int64_t j = nv; j < n; j++) v[j] *= inv;
-  }
-}
-
 /* dS = P (dP - rowsum(dP P)), in place in g; adds dS into acc (the bias gradient). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 softmax_grad_rows(const float *p, float *g, float *acc, int64_t rows, int64_t n) {
@@ -186,20 +156,71 @@ softmax_grad_rows(const float *p, float *g, float *acc, int64_t rows, int64_t n)
   }
 }
 
-/* s[i, j] += mv where r[i] != r[j] (the shift mask), n x n */
+/* P = softmax(bias + mask + scale q k^T), row by row, into s (n x n). q: the window's
+ * queries (row stride qs); kt: its keys transposed, [hd][n], or NULL when s already
+ * holds scale q k^T (from a GEMM); reg: the mask window's region ids when the window
+ * mixes regions (else NULL). Each row is completed, its max taken, exponentiated and
+ * normalised while it sits in L1. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
-add_mask(float *s, const int32_t *r, int64_t n, float mv) {
+probs_rows(const float *q, int64_t qs, const float *kt, int64_t hd, float scale,
+           const float *bias, const int32_t *reg, float mv, float *s, int64_t n) {
   const int64_t nv = n / VL * VL;
   for (int64_t i = 0; i < n; i++) {
+    const float *qi = q + i * qs, *br = bias + i * n;
     float *sr = s + i * n;
-    const int32_t ri = r[i];
+    const int32_t ri = reg ? reg[i] : 0;
+    vf vmx = vsplat(-INFINITY);
     for (int64_t j = 0; j < nv; j += VL) {
-      vi rj;
-      memcpy(&rj, r + j, sizeof rj);
-      vf add = vsel(rj != ri, vsplat(mv), vsplat(0.0f));
-      vstore(sr + j, vload(sr + j) + add);
+      vf acc;
+      if (kt) {
+        acc = vsplat(0.0f);
+        for (int64_t dd = 0; dd < hd; dd++) acc += vsplat(qi[dd]) * vload(kt + dd * n + j);
+        acc *= scale;
+      } else {
+        acc = vload(sr + j);
+      }
+      vf add = vload(br + j);
+      if (reg) {
+        vi rj;
+        memcpy(&rj, reg + j, sizeof rj);
+        add += vsel(rj != ri, vsplat(mv), vsplat(0.0f));
+      }
+      vf t = acc + add;
+      vstore(sr + j, t);
+      vmx = vsel(t > vmx, t, vmx);
     }
-    for (int64_t j = nv; j < n; j++) sr[j] += r[j] != ri ? mv : 0.0f;
+    float mx = -INFINITY;
+    for (int l = 0; l < VL && nv; l++) mx = vmx[l] > mx ? vmx[l] : mx;
+    for (int64_t j = nv; j < n; j++) {
+      float acc;
+      if (kt) {
+        acc = 0.0f;
+        for (int64_t dd = 0; dd < hd; dd++) acc += qi[dd] * kt[dd * n + j];
+        acc *= scale;
+      } else {
+        acc = sr[j];
+      }
+      float add = br[j];
+      if (reg) add += reg[j] != ri ? mv : 0.0f;
+      float t = acc + add;
+      sr[j] = t;
+      mx = t > mx ? t : mx;
+    }
+    vf vacc = vsplat(0.0f);
+    for (int64_t j = 0; j < nv; j += VL) {
+      vf t = vexp_nonpos(vload(sr + j) - mx);
+      vstore(sr + j, t);
+      vacc += t;
+    }
+    float sum = vhsum(vacc);
+    for (int64_t j = nv; j < n; j++) {
+      float t = exp_nonpos(sr[j] - mx);
+      sr[j] = t;
+      sum += t;
+    }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < nv; j += VL) vstore(sr + j, vload(sr + j) * inv);
+    for (int64_t j = nv; j < n; j++) sr[j] *= inv;
   }
 }
 
@@ -208,21 +229,30 @@ typedef struct attn_ctx {
   const float *qkv, *bias;
   const int32_t *region;
   const unsigned char *mixed;
+  char *kt;         /* per thread: the keys of the current (window, head), transposed */
+  size_t kt_bytes;  /* per thread */
 } attn_ctx;
 
 /* P of window w, head h into s (n x n): bias + mask + scale q k^T, softmax. */
 static int task_probs(const attn_ctx *c, int64_t w, int64_t h, float *s) {
   const c3_attn_desc *d = c->d;
   const int64_t n = d->tokens, hd = d->head_dim, C = d->heads * hd, row = 3 * C;
-  memcpy(s, c->bias + h * n * n, (size_t)(n * n) * sizeof(float));
+  const float *q = c->qkv + w * n * row + h * hd, *k = q + C;
+  float *kt = NULL;
+  if (hd <= C3_ATTN_DOT_MAX) { /* small heads: the dot products in the row pass */
+    kt = (float *)(c->kt + (size_t)omp_get_thread_num() * c->kt_bytes);
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t dd = 0; dd < hd; dd++) kt[dd * n + j] = k[j * row + dd];
+  } else if (dnnl_sgemm('N', 'T', n, n, hd, d->scale, q, row, k, row, 0.0f, s, n) !=
+             dnnl_success) {
+    return -1;
+  }
+  const int32_t *reg = NULL;
   if (c->region) {
     int64_t m = w % d->mask_windows;
-    if (c->mixed[m]) add_mask(s, c->region + m * n, n, d->mask_value);
+    if (c->mixed[m]) reg = c->region + m * n;
   }
-  const float *q = c->qkv + w * n * row + h * hd, *k = q + C;
-  if (dnnl_sgemm('N', 'T', n, n, hd, d->scale, q, row, k, row, 1.0f, s, n) != dnnl_success)
-    return -1;
-  softmax_rows(s, n, n);
+  probs_rows(q, row, kt, hd, d->scale, c->bias + h * n * n, reg, d->mask_value, s, n);
   return 0;
 }
 
@@ -257,12 +287,14 @@ static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const flo
   const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd, row = 3 * C;
   const size_t tile = align64((size_t)(n * n) * sizeof(float));
   const int nthr = omp_get_max_threads();
+  const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
+  const size_t pbytes = probs ? 0 : (size_t)nthr * tile;
   char *buf;
-  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)H * tile + (probs ? 0 : (size_t)nthr * tile),
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)H * tile + pbytes + (size_t)nthr * ktb,
                         (void **)&buf));
   float *bias = (float *)buf;
   gather_bias(d, table, bias);
-  attn_ctx c = {d, qkv, bias, region, NULL};
+  attn_ctx c = {d, qkv, bias, region, NULL, buf + (size_t)H * tile + pbytes, ktb};
   unsigned char *mixed;
   C3_TRY(attn_mixed(e, d, region, &mixed));
   c.mixed = mixed;
@@ -305,11 +337,13 @@ static csal3d_status cpu_attn_bwd(c3_engine *e, const c3_attn_desc *d, const flo
   size_t bytes = (size_t)H * tile                 /* gathered bias */
                  + (size_t)(H * nb) * tile        /* bias-gradient partials */
                  + (size_t)nthr * 2 * tile;       /* per thread: P, dP */
+  const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
+  bytes += probs ? 0 : (size_t)nthr * ktb;         /* per thread: k transposed */
   C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, bytes, (void **)&buf));
   float *bias = (float *)buf;
   char *partials = buf + (size_t)H * tile, *thr = partials + (size_t)(H * nb) * tile;
   gather_bias(d, table, bias);
-  attn_ctx c = {d, qkv, bias, region, NULL};
+  attn_ctx c = {d, qkv, bias, region, NULL, thr + (size_t)nthr * 2 * tile, ktb};
   unsigned char *mixed;
   C3_TRY(attn_mixed(e, d, region, &mixed));
   c.mixed = mixed;
