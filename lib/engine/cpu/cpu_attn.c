@@ -38,37 +38,44 @@ static csal3d_status attn_check(const c3_attn_desc *d, const char *op) {
   return CSAL3D_OK;
 }
 
-/* bias[h, i, j] = table[index(i, j), h] (MONAI: index of the full window, first n). */
-static void gather_bias(const c3_attn_desc *d, const float *table, float *bias) {
-  const int w1 = d->window_full[1], w2 = d->window_full[2];
-  const int64_t r1 = 2 * w1 - 1, r2 = 2 * w2 - 1, n = d->tokens, H = d->heads;
-  const int w0 = d->window_full[0];
+/* The relative-position index of tokens (i, j) of a window is base(i) - off(j):
+ * index = (di - dj + w0 - 1) r1 r2 + (hi - hj + w1 - 1) r2 + (wi - wj + w2 - 1) with
+ * (d, h, w) a token's position in the full window (MONAI: the first n tokens). */
+static int64_t rel_base(const c3_attn_desc *d, int64_t i) {
+  const int64_t w0 = d->window_full[0], w1 = d->window_full[1], w2 = d->window_full[2];
+  const int64_t r1 = 2 * w1 - 1, r2 = 2 * w2 - 1;
+  return (i / (w1 * w2) + w0 - 1) * r1 * r2 + ((i / w2) % w1 + w1 - 1) * r2 + (i % w2 + w2 - 1);
+}
+static int64_t rel_off(const c3_attn_desc *d, int64_t j) {
+  const int64_t w1 = d->window_full[1], w2 = d->window_full[2];
+  const int64_t r1 = 2 * w1 - 1, r2 = 2 * w2 - 1;
+  return (j / (w1 * w2)) * r1 * r2 + ((j / w2) % w1) * r2 + j % w2;
+}
+
+/* bias[h, i, j] = table[index(i, j), h]; off: n scratch values. */
+static void gather_bias(const c3_attn_desc *d, const float *table, float *bias, int64_t *off) {
+  const int64_t n = d->tokens, H = d->heads;
+  for (int64_t j = 0; j < n; j++) off[j] = rel_off(d, j);
 #pragma omp parallel for schedule(static) if (n * n * H > 65536)
   for (int64_t i = 0; i < n; i++) {
-    int64_t di = i / (w1 * w2), hi = (i / w2) % w1, wi = i % w2;
-    for (int64_t j = 0; j < n; j++) {
-      int64_t dj = j / (w1 * w2), hj = (j / w2) % w1, wj = j % w2;
-      int64_t idx = (di - dj + w0 - 1) * r1 * r2 + (hi - hj + w1 - 1) * r2 + (wi - wj + w2 - 1);
-      for (int64_t h = 0; h < H; h++) bias[(h * n + i) * n + j] = table[idx * H + h];
+    const int64_t base = rel_base(d, i);
+    for (int64_t h = 0; h < H; h++) {
+      float *br = bias + (h * n + i) * n;
+      for (int64_t j = 0; j < n; j++) br[j] = table[(base - off[j]) * H + h];
     }
   }
 }
 
-/* dtable[index(i, j), h] += db[h, i, j]; one writer per (row, h) column. */
-static void scatter_bias(const c3_attn_desc *d, const float *db, float *dtable) {
-  const int w1 = d->window_full[1], w2 = d->window_full[2];
-  const int64_t r1 = 2 * w1 - 1, r2 = 2 * w2 - 1, n = d->tokens, H = d->heads;
-  const int w0 = d->window_full[0];
+/* dtable[index(i, j), h] += db[h, i, j]; one writer per head, rows in order. */
+static void scatter_bias(const c3_attn_desc *d, const float *db, float *dtable, int64_t *off) {
+  const int64_t n = d->tokens, H = d->heads;
+  for (int64_t j = 0; j < n; j++) off[j] = rel_off(d, j);
 #pragma omp parallel for schedule(static)
   for (int64_t h = 0; h < H; h++)
     for (int64_t i = 0; i < n; i++) {
-      int64_t di = i / (w1 * w2), hi = (i / w2) % w1, wi = i % w2;
-      for (int64_t j = 0; j < n; j++) {
-        int64_t dj = j / (w1 * w2), hj = (j / w2) % w1, wj = j % w2;
-        int64_t idx =
-            (di - dj + w0 - 1) * r1 * r2 + (hi - hj + w1 - 1) * r2 + (wi - wj + w2 - 1);
-        dtable[idx * H + h] += db[(h * n + i) * n + j];
-      }
+      const int64_t base = rel_base(d, i);
+      const float *dr = db + (h * n + i) * n;
+      for (int64_t j = 0; j < n; j++) dtable[(base - off[j]) * H + h] += dr[j];
     }
 }
 
@@ -289,11 +296,12 @@ static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const flo
   const int nthr = omp_get_max_threads();
   const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
   const size_t pbytes = probs ? 0 : (size_t)nthr * tile;
+  const size_t offb = align64((size_t)n * sizeof(int64_t));
   char *buf;
-  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)H * tile + pbytes + (size_t)nthr * ktb,
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, (size_t)H * tile + pbytes + (size_t)nthr * ktb + offb,
                         (void **)&buf));
   float *bias = (float *)buf;
-  gather_bias(d, table, bias);
+  gather_bias(d, table, bias, (int64_t *)(buf + (size_t)H * tile + pbytes + (size_t)nthr * ktb));
   attn_ctx c = {d, qkv, bias, region, NULL, buf + (size_t)H * tile + pbytes, ktb};
   unsigned char *mixed;
   C3_TRY(attn_mixed(e, d, region, &mixed));
@@ -339,10 +347,13 @@ static csal3d_status cpu_attn_bwd(c3_engine *e, const c3_attn_desc *d, const flo
                  + (size_t)nthr * 2 * tile;       /* per thread: P, dP */
   const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
   bytes += probs ? 0 : (size_t)nthr * ktb;         /* per thread: k transposed */
+  const size_t offb = align64((size_t)n * sizeof(int64_t));
+  bytes += offb;                                   /* relative-position offsets */
   C3_TRY(c3_cpu_scratch(e, C3_SLOT_A3, bytes, (void **)&buf));
   float *bias = (float *)buf;
+  int64_t *off = (int64_t *)(buf + bytes - offb);
   char *partials = buf + (size_t)H * tile, *thr = partials + (size_t)(H * nb) * tile;
-  gather_bias(d, table, bias);
+  gather_bias(d, table, bias, off);
   attn_ctx c = {d, qkv, bias, region, NULL, thr + (size_t)nthr * 2 * tile, ktb};
   unsigned char *mixed;
   C3_TRY(attn_mixed(e, d, region, &mixed));
@@ -390,7 +401,7 @@ static csal3d_status cpu_attn_bwd(c3_engine *e, const c3_attn_desc *d, const flo
   }
   for (int64_t h = 0; h < H; h++)
     memcpy(bias + h * nn, partials + (size_t)(h * nb) * tile, (size_t)nn * sizeof(float));
-  scatter_bias(d, bias, dtable);
+  scatter_bias(d, bias, dtable, off);
   return CSAL3D_OK;
 }
 
