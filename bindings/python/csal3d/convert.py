@@ -141,6 +141,7 @@ def convert(src, dst, metadata=None, keep_dtype=False):
 
 
 def main(argv=None):
+    """Command line: python3 -m csal3d.convert IN.pt OUT.safetensors (see --help)."""
     p = argparse.ArgumentParser(
         prog="python3 -m csal3d.convert",
         description="Convert a PyTorch state_dict (.pt/.pth) to safetensors for libcsal3d.")

@@ -100,12 +100,14 @@ class Scores:
 
     @classmethod
     def load(cls, path):
+        """Reads and validates a scores file (checksum included); raises on any defect."""
         h = _vp()
         check(_load(_b(path), ctypes.byref(h)))
         return cls(0, 0, _handle=h)
 
     @property
     def handle(self):
+        """The underlying csal3d_scores pointer (ValueError once closed)."""
         if not self._handle:
             raise ValueError("the scores table is closed")
         return self._handle
@@ -162,6 +164,7 @@ class Scores:
 
     @property
     def ids(self):
+        """The case identifiers, in the table's order."""
         return [self.case_string(i, "id") for i in range(len(self))]
 
     @property
@@ -171,10 +174,12 @@ class Scores:
 
     @property
     def label_paths(self):
+        """The label file of each case, or None where the case has none."""
         return [self.case_string(i, "label") or None for i in range(len(self))]
 
     @property
     def map_paths(self):
+        """The uncertainty map written for each case, or None where none was written."""
         return [self.case_string(i, "map") or None for i in range(len(self))]
 
     @property
@@ -215,6 +220,7 @@ class Scores:
         return f"<csal3d.Scores {n} cases, features of {d}>"
 
     def close(self):
+        """Frees the table now (also done when it is garbage-collected)."""
         if getattr(self, "_handle", None):
             lib.csal3d_scores_free(self._handle)
             self._handle = None

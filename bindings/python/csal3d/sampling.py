@@ -199,6 +199,7 @@ class Sampler:
 
     @property
     def handle(self):
+        """The underlying csal3d_sampler pointer (ValueError once closed)."""
         if not self._handle:
             raise ValueError("the sampler is closed")
         return self._handle

@@ -248,6 +248,7 @@ class SSLModel:
 
     @property
     def parameter_count(self):
+        """Number of model parameters (18,703,463 at embed_dim 48 with one channel)."""
         v = ctypes.c_int64()
         check(_param_count(self.handle, ctypes.byref(v)))
         return v.value

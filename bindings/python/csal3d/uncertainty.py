@@ -100,6 +100,7 @@ class Uncertainty:
 
     @property
     def handle(self):
+        """The underlying csal3d_uncertainty pointer (ValueError once closed)."""
         if not self._handle:
             raise ValueError("the estimator is closed")
         return self._handle

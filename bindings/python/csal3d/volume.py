@@ -258,6 +258,7 @@ class Volume:
 
     @property
     def is_label(self):
+        """True when the volume holds labels (Volume.load_label, Case.load_label)."""
         out = ctypes.c_int()
         check(_is_label(self.handle, ctypes.byref(out)))
         return bool(out.value)
@@ -408,6 +409,7 @@ class Dataset:
 
     @property
     def handle(self):
+        """The underlying csal3d_dataset pointer (ValueError once closed)."""
         if not self._handle:
             raise ValueError("the dataset is closed")
         return self._handle
@@ -444,6 +446,7 @@ class Dataset:
             yield Case(self, i)
 
     def close(self):
+        """Frees the dataset now (also done when it is garbage-collected)."""
         if getattr(self, "_handle", None):
             lib.csal3d_dataset_free(self._handle)
             self._handle = None
