@@ -67,9 +67,13 @@ CSAL3D_API csal3d_status csal3d_scores_size(const csal3d_scores *scores, int64_t
 
 /**
  * Sets case @p index (0-based; every case must be set before saving).
+ * @param scores the table.
+ * @param index the case, 0 <= @p index < n. Setting a case again replaces it (a map
+ *        set with csal3d_scores_set_case_map() is kept).
  * @param id the case id: non-empty, no '/', unique in the table (checked at save).
  * @param images @p image_count >= 1 image paths (one per channel file). Relative paths
  *        are made absolute against the current working directory.
+ * @param image_count the number of paths in @p images, 1 to 64.
  * @param label the label path, or NULL (or "") for none; made absolute likewise.
  * @param score the uncertainty score; must be finite (::CSAL3D_ERR_NUMERICAL).
  * @param feature @p d floats, copied; must be finite (::CSAL3D_ERR_NUMERICAL naming the
@@ -118,6 +122,9 @@ CSAL3D_API csal3d_status csal3d_scores_case_info(const csal3d_scores *scores, in
 
 /**
  * Copies the N scores into @p buffer (@p capacity floats).
+ * @param scores the table; every case must be set.
+ * @param buffer receives the N scores, case i at [i]; may be NULL when @p capacity is 0.
+ * @param capacity the size of @p buffer in floats (not bytes).
  * @param needed receives N (may be NULL); buffer NULL with capacity 0 asks for it.
  * @return ::CSAL3D_ERR_BUFFER_TOO_SMALL when capacity < N; ::CSAL3D_ERR_STATE when some
  *         case is not set (the message names the first).
@@ -222,6 +229,12 @@ CSAL3D_API csal3d_status csal3d_manifest_options_init(csal3d_manifest_options *o
  * @param scores the table the records index.
  * @param records @p count records of @p record_size bytes (sizeof(csal3d_selection)),
  *        as csal3d_sampler_get_selection() gives them; indices must be distinct and < N.
+ *        May be NULL when @p count is 0.
+ * @param record_size sizeof(csal3d_selection) as the caller compiled it: the stride
+ *        between records, a multiple of 8 that covers at least the members through
+ *        `score`; members a shorter record lacks read as 0.
+ * @param count the number of records, >= 0; they are written in this order (rank 1
+ *        first).
  * @param csv_path, json_path the files (either may be NULL, not both).
  * @param options NULL for the defaults.
  */
@@ -293,6 +306,7 @@ CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *optio
  *
  * @param scores the table (for ids and paths).
  * @param indices @p count distinct case indices (e.g. the records' index members).
+ * @param count the number of cases to export, 1 to N.
  * @param folder the output folder, e.g. "nnUNet_raw/Dataset501_Hippocampus".
  * @param options NULL for the defaults.
  * @param ctx optional (NULL allowed): progress ("export", case, count) and cancellation.

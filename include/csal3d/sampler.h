@@ -262,6 +262,7 @@ csal3d_sampler_options_init(csal3d_sampler_options *options);
 /**
  * Creates a sampler. It keeps a pointer to @p ctx (threads, seed, progress
  * and log), which must outlive it.
+ * @param ctx the context; not NULL.
  * @param options the options, or NULL for the defaults (read as
  *        csal3d_context_create() reads its options).
  * @param out receives the sampler; NULL on failure.
@@ -332,6 +333,7 @@ CSAL3D_API csal3d_status csal3d_sampler_get_assignment(
 
 /**
  * Details of the last selection (weights, delta, thresholds...).
+ * @param sampler the sampler, after csal3d_sampler_select().
  * @param info with struct_size set by the caller (sizeof); members beyond it
  *        are not written.
  * @return ::CSAL3D_ERR_STATE before a selection.

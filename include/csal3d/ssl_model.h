@@ -270,6 +270,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_last_losses(const csal3d_ssl_model *mo
  * One training step on caller-provided crops: the 9 observations of each crop
  * (drawn from (seed, step, crop index)), forward, the three losses averaged
  * over the batch, backward, clipping, AdamW. The step counter advances.
+ * @param model the model to train; updated in place.
  * @param crops @p batch crops, float32 [batch, in_channels, D, H, W], row-major.
  * @param batch >= 1 (any number; the learning rate is the options' regardless).
  * @param dhw the crop sides, each a multiple of 32 (and at least 32).
@@ -293,6 +294,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *model,
  * (::CSAL3D_ERR_CANCELLED: the steps done are kept in the model, and
  * csal3d_ssl_model_save() can write them). Writes checkpoints every
  * checkpoint_every steps and after the last step when checkpoint_path is set.
+ * @param model the model to train; its options give the steps, batch and crops.
+ * @param dataset the cases to train on (at least one); read, not changed.
  * @param load how to load the cases (modality, channel, spacing), or NULL.
  * @return errors name the case that failed.
  */
@@ -307,8 +310,12 @@ CSAL3D_API csal3d_status csal3d_ssl_model_feature_dim(const csal3d_ssl_model *mo
 /**
  * Features of crops: the encoder in evaluation mode, the spatial mean of its
  * normalised deepest map, reduced as configured.
+ * @param model the model (its weights are not changed).
  * @param x float32 [n, in_channels, D, H, W], sides multiples of 32.
- * @param features receives [n, feature_dim]; @p capacity is its size in floats
+ * @param n the number of crops in @p x, >= 1.
+ * @param dhw the crop sides D, H, W, each a multiple of 32 (and at least 32).
+ * @param features receives [n, feature_dim], row-major.
+ * @param capacity the size of @p features in floats, at least n x feature_dim
  *        (::CSAL3D_ERR_BUFFER_TOO_SMALL otherwise).
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_encode(csal3d_ssl_model *model, const float *x,
@@ -320,9 +327,13 @@ CSAL3D_API csal3d_status csal3d_ssl_model_encode(csal3d_ssl_model *model, const 
  * windows (the uncertainty estimator's grid: the volume zero-padded to at
  * least one window per axis, starts 0, s, 2s, ... plus the last aligned to the
  * end). This is the same feature csal3d_uncertainty_score() returns.
+ * @param model the model (its weights are not changed).
+ * @param volume the volume, with the model's in_channels channels.
  * @param window window sides (multiples of 32), or NULL for the crop size.
  * @param stride strides (1..window), or NULL for half the window.
- * @param features receives feature_dim floats; @p capacity its size in floats.
+ * @param features receives feature_dim floats.
+ * @param capacity the size of @p features in floats, at least feature_dim
+ *        (::CSAL3D_ERR_BUFFER_TOO_SMALL otherwise).
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_encode_volume(csal3d_ssl_model *model,
                                                         const csal3d_volume *volume,
@@ -332,8 +343,13 @@ CSAL3D_API csal3d_status csal3d_ssl_model_encode_volume(csal3d_ssl_model *model,
 
 /**
  * Reconstructions of inputs as given (no masking), evaluation mode.
+ * @param model the model (its weights are not changed).
  * @param x float32 [n, in_channels, D, H, W], sides multiples of 32.
- * @param out receives [n, in_channels, D, H, W]; @p capacity its size in floats.
+ * @param n the number of crops in @p x, >= 1.
+ * @param dhw the crop sides D, H, W, each a multiple of 32 (and at least 32).
+ * @param out receives [n, in_channels, D, H, W], the shape of @p x.
+ * @param capacity the size of @p out in floats, at least the number of floats in
+ *        @p x (::CSAL3D_ERR_BUFFER_TOO_SMALL otherwise).
  * @param logits receives the rotation logits [n, 4], or NULL.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_reconstruct(csal3d_ssl_model *model,

@@ -121,6 +121,7 @@ CSAL3D_API csal3d_status csal3d_uncertainty_feature_dim(const csal3d_uncertainty
  * Scores one preprocessed volume (its channels must match the model's).
  * Reports ("uncertainty", window, windows) to the context's progress callback,
  * which may cancel.
+ * @param u the estimator.
  * @param volume the volume (any size; smaller than a window is fine).
  * @param mask for ::CSAL3D_FOREGROUND_MASK: a volume of the same D, H, W whose
  *        non-zero voxels (any channel) are the foreground; else ignored (NULL ok).
@@ -128,8 +129,10 @@ CSAL3D_API csal3d_status csal3d_uncertainty_feature_dim(const csal3d_uncertainty
  * @param volume_id keys the random draws (use the case's index in its
  *        dataset), so that a case gets the same score whatever the order.
  * @param score receives S (may be NULL).
- * @param feature receives the feature (may be NULL); @p capacity its size in
- *        floats (::CSAL3D_ERR_BUFFER_TOO_SMALL if less than the feature width).
+ * @param feature receives the feature (may be NULL).
+ * @param capacity the size of @p feature in floats
+ *        (::CSAL3D_ERR_BUFFER_TOO_SMALL if less than the feature width);
+ *        ignored when @p feature is NULL.
  */
 CSAL3D_API csal3d_status csal3d_uncertainty_score(csal3d_uncertainty *u,
                                                   const csal3d_volume *volume,

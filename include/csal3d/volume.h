@@ -193,6 +193,8 @@ CSAL3D_API csal3d_status csal3d_volume_is_label(const csal3d_volume *volume, int
 
 /**
  * Copies the voxels into a caller buffer, [C, D, H, W] row-major.
+ * @param volume the volume.
+ * @param buffer receives the C*D*H*W voxels; may be NULL with capacity 0 (see @p needed).
  * @param capacity the buffer's size in floats; ::CSAL3D_ERR_BUFFER_TOO_SMALL (with the
  *        size needed in the message and in @p needed) if it is less than C*D*H*W.
  * @param needed receives C*D*H*W; may be NULL. @p buffer may be NULL with capacity 0 to
@@ -295,7 +297,14 @@ CSAL3D_API csal3d_status csal3d_volume_foreground_bbox(const csal3d_volume *volu
  * [0, n - s], drawn from the counter-based generator keyed by (seed, crop purpose,
  * @p step, @p item), so the same key gives the same crop on any machine and thread count.
  * A volume smaller than the crop along an axis is centre-padded with zeros there.
+ * @param volume the volume to crop (not changed).
+ * @param size the crop sides D, H, W in voxels, each >= 1.
+ * @param seed the seed of the key (e.g. the training seed).
+ * @param step the step of the key (e.g. the training step).
+ * @param item the item of the key (e.g. the crop's index in its batch).
  * @param lo receives the start (before padding, it may be negative); may be NULL.
+ * @param out receives the crop, a new volume of the same channels with the affine
+ *        moved as csal3d_volume_crop() moves it; NULL on failure.
  */
 CSAL3D_API csal3d_status csal3d_volume_random_crop(const csal3d_volume *volume,
                                                    const int64_t size[3], uint64_t seed,
@@ -425,6 +434,8 @@ CSAL3D_API csal3d_status csal3d_phantom_options_init(csal3d_phantom_options *opt
  * position, noise, intensity bias, spacing and field of view; some are hard (low contrast,
  * small organs). docs/phantom.md describes it. @p folder is created if needed; existing
  * files of the same names are replaced. Deterministic by seed.
+ * @param folder the dataset folder to write; not NULL or empty.
+ * @param options NULL for the defaults (40 cases, seed 0).
  * @param ctx optional (NULL allowed): progress ("phantom", case, cases) and cancellation.
  */
 CSAL3D_API csal3d_status csal3d_phantom_generate(const char *folder,
