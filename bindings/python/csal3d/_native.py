@@ -64,3 +64,35 @@ def check(status):
         name = lib.csal3d_status_string(status).decode()
         raise error_for_status(status, name, message)
     return status
+
+
+class Owned:
+    """Base of the wrappers that own a library object: `handle` (ValueError once
+    closed), close() (also run on garbage collection) and `with` support. A subclass
+    names the library's free function in _FREE and itself in _WHAT ("the model")."""
+
+    _FREE = None
+    _WHAT = "object"
+    _handle = None
+
+    @property
+    def handle(self):
+        """The C handle, for other wrappers (ValueError once closed)."""
+        if not self._handle:
+            raise ValueError(f"{self._WHAT} is closed")
+        return self._handle
+
+    def close(self):
+        """Releases the library object now (also done when it is garbage collected)."""
+        if self._handle:
+            getattr(lib, self._FREE)(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()

@@ -2,7 +2,7 @@
 
 import ctypes
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
 _DEVICE_NAMES = {v: k for k, v in DEVICES.items()}
@@ -44,7 +44,7 @@ def device_available(device):
     return bool(out.value)
 
 
-class Context:
+class Context(Owned):
     """Owns the compute engine, the thread count and the seed.
 
     Context(device="auto", threads=0, seed=0, log=None, log_level="info", progress=None)
@@ -54,6 +54,9 @@ class Context:
     return True to cancel (the running call then raises csal3d.CancelledError).
     Raises csal3d.DeviceUnavailableError when device="cuda" cannot be used.
     """
+
+    _FREE = "csal3d_context_free"
+    _WHAT = "the context"
 
     def __init__(self, device="auto", threads=0, seed=0, log=None, log_level="info",
                  progress=None, device_index=0):
@@ -80,13 +83,6 @@ class Context:
         self._handle = handle
 
     @property
-    def handle(self):
-        """The C handle (csal3d_context *), for other wrappers."""
-        if not self._handle:
-            raise ValueError("the context is closed")
-        return self._handle
-
-    @property
     def device(self):
         """The device in use: "cpu" or "cuda"."""
         out = ctypes.c_int()
@@ -106,18 +102,3 @@ class Context:
         out = ctypes.c_uint64()
         check(_seed(self.handle, ctypes.byref(out)))
         return out.value
-
-    def close(self):
-        """Releases the context (also done when it is garbage collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_context_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()

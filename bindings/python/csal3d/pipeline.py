@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 from .sampling import RULES, STRATEGIES, Selection, _Record
 from .uncertainty import Uncertainty
 
@@ -82,7 +82,7 @@ def _b(p):
     return os.fsencode(os.fspath(p)) if p is not None else None
 
 
-class Scores:
+class Scores(Owned):
     """Features, uncertainty scores and file paths of N scored cases.
 
     Scores(n, d) makes an empty table (fill every case with set_case); Scores.load(path)
@@ -91,6 +91,9 @@ class Scores:
     `ids`, `image_paths`, `label_paths`, `map_paths` (lists), `scores` (float32 [N]),
     `features` (float32 [N, d]), `metadata` (dict of str).
     """
+
+    _FREE = "csal3d_scores_free"
+    _WHAT = "the scores table"
 
     def __init__(self, n, d, _handle=None):
         if _handle is None:
@@ -104,13 +107,6 @@ class Scores:
         h = _vp()
         check(_load(_b(path), ctypes.byref(h)))
         return cls(0, 0, _handle=h)
-
-    @property
-    def handle(self):
-        """The underlying csal3d_scores pointer (ValueError once closed)."""
-        if not self._handle:
-            raise ValueError("the scores table is closed")
-        return self._handle
 
     @property
     def shape(self):
@@ -218,21 +214,6 @@ class Scores:
             return "<csal3d.Scores closed>"
         n, d = self.shape
         return f"<csal3d.Scores {n} cases, features of {d}>"
-
-    def close(self):
-        """Frees the table now (also done when it is garbage-collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_scores_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def _records(selection):

@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 from .context import Context
 
 STRATEGIES = ("urds", "unc-only", "div-only", "random", "typiclust", "probcover",
@@ -152,7 +152,7 @@ def _as_scores(scores):
     return s
 
 
-class Sampler:
+class Sampler(Owned):
     """A reusable sampler: a strategy and its options, features and scores.
 
     Sampler(strategy="urds", n_cand=3, seed=None, context=None, threads=0, **options)
@@ -162,6 +162,9 @@ class Sampler:
     `assignment` is then the cluster of every case (numpy int64, -1 for none) and
     `info` a dict of what the selection did (kernel weights, delta, ...).
     """
+
+    _FREE = "csal3d_sampler_free"
+    _WHAT = "the sampler"
 
     def __init__(self, strategy="urds", n_cand=3, seed=None, context=None, threads=0,
                  **options):
@@ -196,13 +199,6 @@ class Sampler:
         self._handle = handle
         self.strategy = STRATEGIES[o.strategy]
         self._n = None
-
-    @property
-    def handle(self):
-        """The underlying csal3d_sampler pointer (ValueError once closed)."""
-        if not self._handle:
-            raise ValueError("the sampler is closed")
-        return self._handle
 
     def set_features(self, features):
         """Gives the N x d features (copied)."""
@@ -258,21 +254,6 @@ class Sampler:
         out["strategy"] = STRATEGIES[i.strategy]
         out["nystrom"] = bool(i.nystrom)
         return out
-
-    def close(self):
-        """Releases the sampler (also done when it is garbage collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_sampler_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def select(features, scores, budget, strategy="urds", n_cand=3, seed=0, threads=0,

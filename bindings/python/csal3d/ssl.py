@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 from .volume import _load_options
 
 _P = ctypes.POINTER
@@ -166,13 +166,16 @@ def _apply(o, options, keep_path):
     return keep
 
 
-class SSLModel:
+class SSLModel(Owned):
     """The CSAL-3D self-supervised model: Swin encoder, inpainting decoder, rotation head.
 
     SSLModel(context, **options) makes a freshly initialised model (step 0);
     SSLModel.load(context, path) restores a checkpoint (parameters, optimiser, step,
     options) so that train() continues exactly. The context must outlive the model.
     """
+
+    _FREE = "csal3d_ssl_model_free"
+    _WHAT = "the model"
 
     def __init__(self, context, _handle=None, **options):
         self._context = context
@@ -195,13 +198,6 @@ class SSLModel:
         h = _vp()
         check(_load(context.handle, os.fsencode(os.fspath(path)), ctypes.byref(h)))
         return cls(context, _handle=h)
-
-    @property
-    def handle(self):
-        """The C handle (csal3d_ssl_model *), for other wrappers."""
-        if not self._handle:
-            raise ValueError("the model is closed")
-        return self._handle
 
     def save(self, path):
         """Writes a checkpoint (safetensors, MONAI names, optimiser state), atomically."""
@@ -347,18 +343,3 @@ class SSLModel:
         o = self.options
         return (f"<csal3d.SSLModel embed_dim {o['embed_dim']}, {self.parameter_count} "
                 f"parameters, step {self.step}/{o['iterations']}>")
-
-    def close(self):
-        """Releases the model (also done when it is garbage collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_ssl_model_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 from .ssl import FEATURES
 from .volume import Volume
 
@@ -57,7 +57,7 @@ def _three(v):
     return v
 
 
-class Uncertainty:
+class Uncertainty(Owned):
     """An uncertainty estimator bound to a csal3d.SSLModel (which must outlive it).
 
     Uncertainty(model, window=128, stride=None, foreground=None, feature="default",
@@ -68,6 +68,9 @@ class Uncertainty:
     it) or "mask" (pass mask= to score()). feature: "default" (the model's), "reduced",
     "full" or "none". seed: None uses the model's seed.
     """
+
+    _FREE = "csal3d_uncertainty_free"
+    _WHAT = "the estimator"
 
     def __init__(self, model, window=128, stride=None, foreground=None, feature="default",
                  keep_map=True, seed=None):
@@ -99,13 +102,6 @@ class Uncertainty:
         self.stride = tuple(o.stride)
 
     @property
-    def handle(self):
-        """The underlying csal3d_uncertainty pointer (ValueError once closed)."""
-        if not self._handle:
-            raise ValueError("the estimator is closed")
-        return self._handle
-
-    @property
     def feature_dim(self):
         """The width of the features score() returns (0 with feature="none")."""
         v = ctypes.c_int64()
@@ -133,18 +129,3 @@ class Uncertainty:
     def save_map(self, path):
         """Saves the last map as NIfTI on the grid of the file the volume came from."""
         check(_save_map(self.handle, os.fsencode(os.fspath(path))))
-
-    def close(self):
-        """Releases the estimator (also done when it is garbage collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_uncertainty_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ._native import check, declare, lib
+from ._native import Owned, check, declare, lib
 
 _c_float_p = ctypes.POINTER(ctypes.c_float)
 
@@ -148,12 +148,15 @@ def _i64(values, n=3):
     return (ctypes.c_int64 * n)(*values)
 
 
-class Volume:
+class Volume(Owned):
     """A float32 image [C, D, H, W] in RAS+ order with its spacing and affine.
 
     Make one with Volume.load(), Volume.load_label(), Volume.from_numpy() or
     vol.like(array). Geometry methods (resample, crop, ...) return new volumes.
     """
+
+    _FREE = "csal3d_volume_free"
+    _WHAT = "the volume"
 
     def __init__(self, handle):
         self._handle = handle
@@ -227,13 +230,6 @@ class Volume:
         return Volume(h)
 
     # ---- properties ----
-
-    @property
-    def handle(self):
-        """The C handle (csal3d_volume *), for other wrappers."""
-        if not self._handle:
-            raise ValueError("the volume is closed")
-        return self._handle
 
     @property
     def shape(self):
@@ -339,21 +335,6 @@ class Volume:
 
     # ---- lifetime ----
 
-    def close(self):
-        """Releases the volume (also done when it is garbage collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_volume_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
 
 class Case:
     """One case of a Dataset: its id, image file(s) and optional label file."""
@@ -389,13 +370,16 @@ class Case:
                f"{', labelled' if self.label_path else ''}>"
 
 
-class Dataset:
+class Dataset(Owned):
     """A lazy list of cases: Dataset(path, split="training", check_files=False).
 
     path: a dataset.json (decathlon or nnU-Net v2), a folder (with a dataset.json, an
     imagesTr/ subfolder or NIfTI files), or a text file of "image[,label]" lines.
     Iterating gives Case objects; nothing is loaded until asked.
     """
+
+    _FREE = "csal3d_dataset_free"
+    _WHAT = "the dataset"
 
     def __init__(self, path, split="training", check_files=False):
         o = _DatasetOptions()
@@ -406,13 +390,6 @@ class Dataset:
         h = _vp()
         check(_ds_open(_path(path), ctypes.byref(o), ctypes.byref(h)))
         self._handle = h
-
-    @property
-    def handle(self):
-        """The underlying csal3d_dataset pointer (ValueError once closed)."""
-        if not self._handle:
-            raise ValueError("the dataset is closed")
-        return self._handle
 
     @property
     def modality(self):
@@ -444,21 +421,6 @@ class Dataset:
     def __iter__(self):
         for i in range(len(self)):
             yield Case(self, i)
-
-    def close(self):
-        """Frees the dataset now (also done when it is garbage-collected)."""
-        if getattr(self, "_handle", None):
-            lib.csal3d_dataset_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def generate_phantom(folder, cases=40, seed=0, size=80, slices=64):
