@@ -182,6 +182,49 @@ csal3d_status c3_path_absolute(const char *path, char **out) {
   return s;
 }
 
+/* Reads the open file `in` (named src) to its end, handing each chunk to sink. */
+typedef csal3d_status (*c3_sink)(void *arg, const char *buf, size_t n);
+static csal3d_status pump(int in, const char *src, c3_sink sink, void *arg) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t r = read(in, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return c3_error(CSAL3D_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+    if (r == 0) return CSAL3D_OK;
+    C3_TRY(sink(arg, buf, (size_t)r));
+  }
+}
+
+typedef struct fd_sink {
+  int fd;
+  const char *path;
+} fd_sink;
+static csal3d_status write_fd(void *arg, const char *buf, size_t n) {
+  const fd_sink *o = arg;
+  for (size_t done = 0; done < n;) {
+    ssize_t w = write(o->fd, buf + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      return c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", o->path,
+                      w < 0 ? strerror(errno) : "no progress");
+    done += (size_t)w;
+  }
+  return CSAL3D_OK;
+}
+
+typedef struct gz_sink {
+  gzFile gz;
+  const char *path;
+} gz_sink;
+static csal3d_status write_gz(void *arg, const char *buf, size_t n) {
+  const gz_sink *o = arg;
+  if (gzwrite(o->gz, buf, (unsigned)n) == (int)n) return CSAL3D_OK;
+  int zerr;
+  const char *m = gzerror(o->gz, &zerr);
+  return c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", o->path,
+                  zerr == Z_ERRNO ? strerror(errno) : m);
+}
+
 csal3d_status c3_file_copy(const char *src, const char *dst) {
   int in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0) return c3_error(CSAL3D_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
@@ -191,28 +234,8 @@ csal3d_status c3_file_copy(const char *src, const char *dst) {
     close(in);
     return c3_error(CSAL3D_ERR_IO, "%s: cannot create: %s", dst, strerror(e));
   }
-  char buf[1 << 16];
-  csal3d_status s = CSAL3D_OK;
-  for (;;) {
-    ssize_t r = read(in, buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      s = c3_error(CSAL3D_ERR_IO, "%s: read failed: %s", src, strerror(errno));
-      break;
-    }
-    if (r == 0) break;
-    for (ssize_t done = 0; done < r;) {
-      ssize_t w = write(out, buf + done, (size_t)(r - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        s = c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", dst,
-                     w < 0 ? strerror(errno) : "no progress");
-        break;
-      }
-      done += w;
-    }
-    if (s != CSAL3D_OK) break;
-  }
+  fd_sink o = {out, dst};
+  csal3d_status s = pump(in, src, write_fd, &o);
   close(in);
   if (s == CSAL3D_OK && fsync(out) != 0)
     s = c3_error(CSAL3D_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
@@ -232,24 +255,8 @@ csal3d_status c3_file_gzip(const char *src, const char *dst, int level) {
     close(in);
     return c3_error(CSAL3D_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
   }
-  char buf[1 << 16];
-  csal3d_status s = CSAL3D_OK;
-  for (;;) {
-    ssize_t r = read(in, buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      s = c3_error(CSAL3D_ERR_IO, "%s: read failed: %s", src, strerror(errno));
-      break;
-    }
-    if (r == 0) break;
-    if (gzwrite(gz, buf, (unsigned)r) != (int)r) {
-      int zerr;
-      const char *m = gzerror(gz, &zerr);
-      s = c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", dst,
-                   zerr == Z_ERRNO ? strerror(errno) : m);
-      break;
-    }
-  }
+  gz_sink o = {gz, dst};
+  csal3d_status s = pump(in, src, write_gz, &o);
   close(in);
   if (gzclose(gz) != Z_OK && s == CSAL3D_OK)
     s = c3_error(CSAL3D_ERR_IO, "%s: finishing the gzip stream failed", dst);

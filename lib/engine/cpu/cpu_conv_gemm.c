@@ -114,24 +114,32 @@ static void col2im(const c3_conv3d_desc *d, const float *dcols, float *dx, int a
     }
 }
 
+/* The input as the GEMM's [V, K] operand per image: x itself for a pointwise
+ * convolution (strides *st of its layout), else its im2col patches in scratch A1. */
+static csal3d_status gemm_operand(c3_engine *e, const c3_conv3d_desc *d, const float *x,
+                                  int64_t V, int64_t K, const float **out, int64_t st[3]) {
+  if (is_pointwise(d)) {
+    vc_strides(d->src_layout, V, d->c_in, st);
+    *out = x;
+    return CSAL3D_OK;
+  }
+  float *cols;
+  C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(d->n * V * K) * sizeof(float), (void **)&cols));
+  im2col(d, x, cols);
+  *out = cols;
+  st[0] = V * K;
+  st[1] = K;
+  st[2] = 1;
+  return CSAL3D_OK;
+}
+
 csal3d_status c3_cpu_conv_gemm_fwd(c3_engine *e, const c3_conv3d_desc *d, const float *x,
                                    const float *w, const float *bias, float *y) {
   const int64_t V = osz(d, 0) * osz(d, 1) * osz(d, 2), Co = d->c_out;
   const int64_t kv = (int64_t)d->k[0] * d->k[1] * d->k[2], K = d->c_in * kv;
   int64_t sa[3], sc[3];
-  const float *a = x;
-  if (is_pointwise(d)) {
-    vc_strides(d->src_layout, V, d->c_in, sa);
-  } else {
-    float *cols;
-    C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(d->n * V * K) * sizeof(float),
-                          (void **)&cols));
-    im2col(d, x, cols);
-    a = cols;
-    sa[0] = V * K;
-    sa[1] = K;
-    sa[2] = 1;
-  }
+  const float *a;
+  C3_TRY(gemm_operand(e, d, x, V, K, &a, sa));
   if (d->dst_layout == C3_LAYOUT_NCDHW) {
     /* y[n] as [c_out, v] (row-contiguous): w @ cols[n]^T, then the bias per row; the
      * [v, c_out] form would make oneDNN write a transposed, often 1-column, output */
@@ -185,19 +193,8 @@ csal3d_status c3_cpu_conv_gemm_bwd_weights(c3_engine *e, const c3_conv3d_desc *d
   const int64_t V = osz(d, 0) * osz(d, 1) * osz(d, 2), Co = d->c_out;
   const int64_t kv = (int64_t)d->k[0] * d->k[1] * d->k[2], K = d->c_in * kv;
   int64_t sb[3];
-  const float *b = x;
-  if (is_pointwise(d)) {
-    vc_strides(d->src_layout, V, d->c_in, sb);
-  } else {
-    float *cols;
-    C3_TRY(c3_cpu_scratch(e, C3_SLOT_A1, (size_t)(d->n * V * K) * sizeof(float),
-                          (void **)&cols));
-    im2col(d, x, cols);
-    b = cols;
-    sb[0] = V * K;
-    sb[1] = K;
-    sb[2] = 1;
-  }
+  const float *b;
+  C3_TRY(gemm_operand(e, d, x, V, K, &b, sb));
   int64_t sy[3];
   vc_strides(d->dst_layout, V, Co, sy);
   /* dw += dy[n]^T @ cols[n]. A matmul does not sum over batches, and oneDNN runs a long
