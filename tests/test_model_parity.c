@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "test_parity.h"
 
 #define FWD_TOL 1e-4
 #define GRAD_TOL 1e-3
@@ -275,8 +276,7 @@ static int cmp_str(const void *a, const void *b) {
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  const char *dir = getenv("CSAL3D_REFERENCE_DIR");
-  if (!dir || !*dir) dir = "../shared/reference";
+  const char *dir = c3_test_reference_dir();
   verbose = getenv("CSAL3D_PARITY_VERBOSE") != NULL;
   const char *only = getenv("CSAL3D_PARITY_FILE");
   DIR *d = opendir(dir);
@@ -285,19 +285,11 @@ int main(void) {
     return 77;
   }
   c3_engine *e;
-  const char *dev = getenv("CSAL3D_PARITY_DEVICE");
-  int cuda = dev && strcmp(dev, "cuda") == 0;
-  /* tests/run.sh names the plugin of this build (the test links the static library,
-   * so the plugin is not found beside a shared one). */
-  if (cuda && !getenv("CSAL3D_CUDA_PLUGIN") && getenv("CSAL3D_TEST_CUDA_PLUGIN"))
-    setenv("CSAL3D_CUDA_PLUGIN", getenv("CSAL3D_TEST_CUDA_PLUGIN"), 1);
-  if (c3_engine_open(cuda ? CSAL3D_DEVICE_CUDA : CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
-    printf("%s: %s engine: %s\n", cuda ? "SKIP" : "FAIL", cuda ? "CUDA" : "CPU",
-           csal3d_last_error());
+  int rc = c3_test_parity_engine(&e);
+  if (rc) {
     closedir(d);
-    return cuda ? 77 : 1;
+    return rc;
   }
-  printf("engine: %s\n", e->name);
   /* The ops the model needs; an engine still missing one cannot run this test. */
   const struct {
     const char *name;

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "test_omp_env.h"
+#include "test_parity.h"
 #include "engine/engine.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -76,31 +77,16 @@ int main(int argc, char **argv) {
   c3_test_passive_openmp(argv);
   setvbuf(stdout, NULL, _IOLBF, 0);
   verbose = getenv("CSAL3D_PARITY_VERBOSE") != NULL;
-  const char *dir = getenv("CSAL3D_REFERENCE_DIR");
-  if (!dir || !*dir) dir = "../shared/reference";
   char path[4096];
-  snprintf(path, sizeof path, "%s/ssl_loss_tiny.safetensors", dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    printf("SKIP: %s not found (set CSAL3D_REFERENCE_DIR)\n", path);
-    return 77;
-  }
-  fclose(f);
+  int rc = c3_test_reference_file("ssl_loss_tiny.safetensors", path, sizeof path);
+  if (rc) return rc;
   c3_safetensors *st;
   c3_engine *e;
-  const char *dev = getenv("CSAL3D_PARITY_DEVICE");
-  int cuda = dev && strcmp(dev, "cuda") == 0;
-  if (cuda && !getenv("CSAL3D_CUDA_PLUGIN") && getenv("CSAL3D_TEST_CUDA_PLUGIN"))
-    setenv("CSAL3D_CUDA_PLUGIN", getenv("CSAL3D_TEST_CUDA_PLUGIN"), 1);
-  if (c3_engine_open(cuda ? CSAL3D_DEVICE_CUDA : CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
-    printf("%s: engine: %s\n", cuda ? "SKIP" : "FAIL", csal3d_last_error());
-    return cuda ? 77 : 1;
-  }
+  if ((rc = c3_test_parity_engine(&e))) return rc;
   if (c3_st_open(path, &st) != CSAL3D_OK) {
     printf("FAIL: %s\n", csal3d_last_error());
     return 1;
   }
-  printf("engine: %s\n", e->name);
   c3_model_config cfg;
   c3_model *m;
   if (c3_model_config_from_metadata(st, &cfg) != CSAL3D_OK ||

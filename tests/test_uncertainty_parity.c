@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "test_omp_env.h"
+#include "test_parity.h"
 #include "engine/engine.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -66,29 +67,14 @@ int main(int argc, char **argv) {
   (void)argc;
   c3_test_passive_openmp(argv);
   setvbuf(stdout, NULL, _IOLBF, 0);
-  const char *dir = getenv("CSAL3D_REFERENCE_DIR");
-  if (!dir || !*dir) dir = "../shared/reference";
   char path[4096];
-  snprintf(path, sizeof path, "%s/uncertainty_tiny.safetensors", dir);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    printf("SKIP: %s not found (set CSAL3D_REFERENCE_DIR)\n", path);
-    return 77;
-  }
-  fclose(f);
+  int rc = c3_test_reference_file("uncertainty_tiny.safetensors", path, sizeof path);
+  if (rc) return rc;
   c3_safetensors *st;
   c3_engine *e;
   c3_model_config cfg;
   c3_model *m;
-  const char *dev = getenv("CSAL3D_PARITY_DEVICE");
-  int cuda = dev && strcmp(dev, "cuda") == 0;
-  if (cuda && !getenv("CSAL3D_CUDA_PLUGIN") && getenv("CSAL3D_TEST_CUDA_PLUGIN"))
-    setenv("CSAL3D_CUDA_PLUGIN", getenv("CSAL3D_TEST_CUDA_PLUGIN"), 1);
-  if (c3_engine_open(cuda ? CSAL3D_DEVICE_CUDA : CSAL3D_DEVICE_CPU, 0, &e) != CSAL3D_OK) {
-    printf("%s: engine: %s\n", cuda ? "SKIP" : "FAIL", csal3d_last_error());
-    return cuda ? 77 : 1;
-  }
-  printf("engine: %s\n", e->name);
+  if ((rc = c3_test_parity_engine(&e))) return rc;
   if (c3_st_open(path, &st) != CSAL3D_OK ||
       c3_model_config_from_metadata(st, &cfg) != CSAL3D_OK ||
       c3_model_create(e, &cfg, &m) != CSAL3D_OK || c3_model_load(m, st, "param.") != CSAL3D_OK) {
