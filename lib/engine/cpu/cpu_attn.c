@@ -285,6 +285,12 @@ static csal3d_status attn_mixed(c3_engine *e, const c3_attn_desc *d, const int32
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
+/* Per thread: the transposed keys task_probs needs for small heads (0 for large ones). */
+static size_t kt_bytes(const c3_attn_desc *d) {
+  if (d->head_dim > C3_ATTN_DOT_MAX) return 0;
+  return align64((size_t)(d->tokens * d->head_dim) * sizeof(float));
+}
+
 static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const float *qkv,
                                   const float *table, const int32_t *region, float *out,
                                   float *probs) {
@@ -294,7 +300,7 @@ static csal3d_status cpu_attn_fwd(c3_engine *e, const c3_attn_desc *d, const flo
   const int64_t n = d->tokens, H = d->heads, hd = d->head_dim, C = H * hd, row = 3 * C;
   const size_t tile = align64((size_t)(n * n) * sizeof(float));
   const int nthr = omp_get_max_threads();
-  const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
+  const size_t ktb = kt_bytes(d);
   const size_t pbytes = probs ? 0 : (size_t)nthr * tile;
   const size_t offb = align64((size_t)n * sizeof(int64_t));
   char *buf;
@@ -345,7 +351,7 @@ static csal3d_status cpu_attn_bwd(c3_engine *e, const c3_attn_desc *d, const flo
   size_t bytes = (size_t)H * tile                 /* gathered bias */
                  + (size_t)(H * nb) * tile        /* bias-gradient partials */
                  + (size_t)nthr * 2 * tile;       /* per thread: P, dP */
-  const size_t ktb = align64((size_t)(n * hd) * sizeof(float));
+  const size_t ktb = kt_bytes(d);
   bytes += probs ? 0 : (size_t)nthr * ktb;         /* per thread: k transposed */
   const size_t offb = align64((size_t)n * sizeof(int64_t));
   bytes += offb;                                   /* relative-position offsets */
