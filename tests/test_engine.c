@@ -453,29 +453,16 @@ static void mm_case(int64_t batch, int64_t m, int64_t n, int64_t k, int ta, int 
   opcase c;
   init_case(&c, "matmul");
   c3_matmul_desc *d = &c.mm;
-  int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
-  d->batch = batch;
-  d->m = m;
-  d->n = n;
-  d->k = k;
-  d->trans_a = ta;
-  d->trans_b = tb;
-  d->lda = pad ? ac + pad : 0;
-  d->ldb = pad ? bc + pad + 1 : 0;
-  d->ldc = pad ? n + pad : 0;
-  int64_t lda = d->lda ? d->lda : ac, ldb = d->ldb ? d->ldb : bc, ldc = d->ldc ? d->ldc : n;
-  d->stride_a = bcast_a ? 0 : ar * lda + (pad ? 3 : 0);
-  d->stride_b = bcast_b ? 0 : br * ldb;
-  d->stride_c = m * ldc + (pad ? 5 : 0);
-  d->alpha = alpha;
-  d->beta = beta;
+  int64_t a_n, b_n, c_n;
+  ref_matmul_case(d, batch, m, n, k, ta, tb, pad, bcast_a, bcast_b, alpha, beta, &a_n, &b_n,
+                  &c_n);
   c.iv[0] = bias;
-  add_in(&c, "a", (bcast_a ? 1 : batch) * (ar * lda + (pad ? 3 : 0)), T_CONST, -1, 1);
-  add_in(&c, "b", (bcast_b ? 1 : batch) * br * ldb, T_CONST, -1, 1);
+  add_in(&c, "a", a_n, T_CONST, -1, 1);
+  add_in(&c, "b", b_n, T_CONST, -1, 1);
   add_in(&c, "bias", n, T_CONST, -1, 1);
-  add_in(&c, "c0", batch * d->stride_c, T_CONST, -1, 1);
+  add_in(&c, "c0", c_n, T_CONST, -1, 1);
   c.nout = 1;
-  c.out_n[0] = batch * d->stride_c;
+  c.out_n[0] = c_n;
   snprintf(c.desc, sizeof c.desc, "b%lld %lldx%lldx%lld t%d%d ld+%lld%s%s a%g b%g%s",
            (long long)batch, (long long)m, (long long)n, (long long)k, ta, tb, (long long)pad,
            bcast_b ? " bcastB" : "", bcast_a ? " bcastA" : "", alpha, beta, bias ? " bias" : "");

@@ -53,6 +53,35 @@ static void ref_conv3d(const c3_conv3d_desc *d, const double *x, const double *w
           }
 }
 
+/* A test matmul: pad > 0 pads the leading dimensions (lda + pad, ldb + pad + 1,
+ * ldc + pad) and the batch strides of A and C; a broadcast operand has stride 0. *a_n,
+ * *b_n, *c_n receive the floats each buffer holds. */
+static inline void ref_matmul_case(c3_matmul_desc *d, int64_t batch, int64_t m, int64_t n,
+                                   int64_t k, int ta, int tb, int64_t pad, int bcast_a,
+                                   int bcast_b, float alpha, float beta, int64_t *a_n,
+                                   int64_t *b_n, int64_t *c_n) {
+  int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  memset(d, 0, sizeof *d);
+  d->batch = batch;
+  d->m = m;
+  d->n = n;
+  d->k = k;
+  d->trans_a = ta;
+  d->trans_b = tb;
+  d->lda = pad ? ac + pad : 0;
+  d->ldb = pad ? bc + pad + 1 : 0;
+  d->ldc = pad ? n + pad : 0;
+  int64_t lda = d->lda ? d->lda : ac, ldb = d->ldb ? d->ldb : bc, ldc = d->ldc ? d->ldc : n;
+  d->stride_a = bcast_a ? 0 : ar * lda + (pad ? 3 : 0);
+  d->stride_b = bcast_b ? 0 : br * ldb;
+  d->stride_c = m * ldc + (pad ? 5 : 0);
+  d->alpha = alpha;
+  d->beta = beta;
+  *a_n = (bcast_a ? 1 : batch) * (ar * lda + (pad ? 3 : 0));
+  *b_n = (bcast_b ? 1 : batch) * br * ldb;
+  *c_n = batch * d->stride_c;
+}
+
 /* c = alpha op(a) op(b) + bias + beta c (c is read when beta != 0) */
 static void ref_matmul(const c3_matmul_desc *d, const double *a, const double *b,
                        const double *bias, double *c) {
