@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/nnunet.h"
+#include "pipeline/nnunet.h"
 
 static void check(int cond) {
   if (!cond) abort();

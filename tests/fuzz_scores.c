@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/scores.h"
+#include "pipeline/scores.h"
 
 static void check(int cond) {
   if (!cond) abort();

@@ -1,4 +1,4 @@
-/* Tests of the optimiser (lib/model/optim) and checkpoints (lib/io/checkpoint):
+/* Tests of the optimiser (lib/model/optim) and checkpoints (lib/model/checkpoint):
  * schedule known answers, parameter groups, clipping, exact resume (bitwise),
  * checksum verification, atomic writes and configuration checks. Gradients are
  * set directly (no forward/backward) so that only the optimiser and the file
@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "engine/engine.h"
-#include "io/checkpoint.h"
-#include "io/import.h"
+#include "model/checkpoint.h"
+#include "model/import.h"
 #include "model/model.h"
 #include "model/optim.h"
 

@@ -16,8 +16,8 @@
 
 #include "core/alloc.h"
 #include "csal3d/csal3d.h"
-#include "io/nnunet.h"
-#include "io/scores.h"
+#include "pipeline/nnunet.h"
+#include "pipeline/scores.h"
 
 static char dir[256];
 

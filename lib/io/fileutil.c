@@ -289,3 +289,12 @@ void c3_csv_field(c3_outfile *o, const char *s) {
   }
   c3_outfile_write(o, "\"", 1);
 }
+
+csal3d_status c3_write_file_atomic(const char *path, const void *data, size_t size) {
+  c3_outfile o;
+  C3_TRY(c3_outfile_open(&o, path));
+  c3_outfile_write(&o, data, size);
+  csal3d_status s = c3_outfile_commit(&o);
+  c3_outfile_abort(&o);
+  return s;
+}

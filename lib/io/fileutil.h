@@ -17,6 +17,10 @@ typedef struct c3_outfile {
   int failed;    /* a write error seen by c3_outfile_printf */
 } c3_outfile;
 
+/* Writes `size` bytes to path atomically (temporary file in the same folder, fsync,
+ * rename): the file appears whole or not at all. */
+csal3d_status c3_write_file_atomic(const char *path, const void *data, size_t size);
+
 /* Opens a temporary file beside `path`. */
 csal3d_status c3_outfile_open(c3_outfile *o, const char *path);
 /* fprintf into the file; errors are remembered and reported by finish. */

@@ -1,5 +1,6 @@
-/* NIfTI-1/-2 reading (nifticlib's nifti2_io, after our own header checks) and atomic
- * writing (our header, zlib), with reorientation to RAS+ and back. */
+/* NIfTI-1/-2 files as storage arrays: reading (our own header checks, then nifticlib's
+ * nifti2_io for the header, the voxels with zlib) and atomic writing (our header, zlib).
+ * The volume layer (lib/volume/volume_io.c) reorients them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,10 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "core/options.h"
-#include "volume/volume_internal.h"
-
-#define C3_DEFAULT_MAX_VOXELS ((int64_t)1 << 30)
+#include "io/nifti.h"
 
 /* nifticlib prints to stderr unless its (global) debug level is 0: set it once. */
 static pthread_once_t c3_nifti_once = PTHREAD_ONCE_INIT;
@@ -28,28 +26,6 @@ static void c3_nifti_quiet(void) { nifti_set_debug_level(0); }
 static int c3_ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
   return n >= m && !strcasecmp(s + n - m, suffix);
-}
-
-CSAL3D_API csal3d_status
-csal3d_volume_load_options_init(csal3d_volume_load_options *options) {
-  C3_CHECK_ARG(options, "volume_load_options_init: options is NULL");
-  memset(options, 0, sizeof *options);
-  options->struct_size = sizeof *options;
-  options->channel = CSAL3D_CHANNEL_NONE;
-  options->modality = CSAL3D_MODALITY_NONE;
-  options->max_voxels = C3_DEFAULT_MAX_VOXELS;
-  return CSAL3D_OK;
-}
-
-CSAL3D_API csal3d_status
-csal3d_volume_save_options_init(csal3d_volume_save_options *options) {
-  C3_CHECK_ARG(options, "volume_save_options_init: options is NULL");
-  memset(options, 0, sizeof *options);
-  options->struct_size = sizeof *options;
-  options->dtype = CSAL3D_SAVE_AUTO;
-  options->compression_level = 1;
-  options->source_orientation = 1;
-  return CSAL3D_OK;
 }
 
 /* ---- our own look at the header, for specific messages before nifticlib ---- */
@@ -210,17 +186,21 @@ static void c3_dmat_to_array(nifti_dmat44 m, double a[4][4]) {
     for (int j = 0; j < 4; j++) a[i][j] = m.m[i][j];
 }
 
-csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *options,
-                            int as_label, csal3d_volume **out) {
-  C3_CHECK_ARG(out, "volume_load: out is NULL");
-  *out = NULL;
+void c3_nifti_image_clear(c3_nifti_image *im) {
+  if (!im) return;
+  c3_free(im->data);
+  im->data = NULL;
+}
+
+csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
+                            c3_nifti_image *out) {
+  C3_CHECK_ARG(out && o, "nifti_read: NULL argument");
+  memset(out, 0, sizeof *out);
   C3_CHECK_ARG(path && *path, "volume_load: path is NULL or empty");
-  csal3d_volume_load_options o;
-  csal3d_volume_load_options_init(&o);
-  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  if (o.max_voxels <= 0) o.max_voxels = C3_DEFAULT_MAX_VOXELS;
-  C3_CHECK_ARG(o.channel >= CSAL3D_CHANNEL_ALL, "%s: channel %d is not valid (>= 0, "
-               "CSAL3D_CHANNEL_ALL or CSAL3D_CHANNEL_NONE)", path, o.channel);
+  C3_CHECK_ARG(o->max_voxels > 0, "nifti_read: max_voxels is %lld", (long long)o->max_voxels);
+  C3_CHECK_ARG(o->channel >= CSAL3D_CHANNEL_ALL, "%s: channel %d is not valid (>= 0, "
+               "CSAL3D_CHANNEL_ALL or CSAL3D_CHANNEL_NONE)", path, o->channel);
+  const int as_label = o->as_label;
   pthread_once(&c3_nifti_once, c3_nifti_quiet);
 
   struct stat st;
@@ -234,7 +214,7 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
                     "%s: the name must end in .nii, .nii.gz or .hdr (nifticlib finds files "
                     "by their extension)", path);
   c3_raw_header rh;
-  C3_TRY(c3_check_raw_header(path, o.max_voxels, &rh));
+  C3_TRY(c3_check_raw_header(path, o->max_voxels, &rh));
 
   nifti_image *nim = nifti_image_read(path, 0);
   if (!nim)
@@ -243,7 +223,6 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
   csal3d_status s = CSAL3D_OK;
   float *storage = NULL;
   void *raw = NULL;
-  csal3d_volume *v = NULL;
   const int64_t nx = nim->nx, ny = nim->ny > 0 ? nim->ny : 1, nz = nim->nz > 0 ? nim->nz : 1;
   const int64_t nt = nim->ndim >= 4 && nim->nt > 0 ? nim->nt : 1;
   if (nx != rh.dim[1] || !c3_datatype_supported(nim->datatype) ||
@@ -254,29 +233,29 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
   /* Which channels. */
   int64_t first = 0, channels = 1;
   if (nt > 1) {
-    if (o.channel == CSAL3D_CHANNEL_NONE) {
+    if (o->channel == CSAL3D_CHANNEL_NONE) {
       s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
                    "%s: 4-D image with %lld channels; set channel (0..%lld) or "
                    "CSAL3D_CHANNEL_ALL", path, (long long)nt, (long long)nt - 1);
       goto done;
     }
-    if (o.channel == CSAL3D_CHANNEL_ALL) {
+    if (o->channel == CSAL3D_CHANNEL_ALL) {
       channels = nt;
       if (as_label) {
         s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: a label image has one channel; this "
                      "one has %lld: choose one", path, (long long)nt);
         goto done;
       }
-    } else if (o.channel >= nt) {
+    } else if (o->channel >= nt) {
       s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: channel %d does not exist (the image has "
-                   "%lld: 0..%lld)", path, o.channel, (long long)nt, (long long)nt - 1);
+                   "%lld: 0..%lld)", path, o->channel, (long long)nt, (long long)nt - 1);
       goto done;
     } else {
-      first = o.channel;
+      first = o->channel;
     }
-  } else if (o.channel > 0) {
+  } else if (o->channel > 0) {
     s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                 "%s: channel %d asked of a 3-D image (it has only channel 0)", path, o.channel);
+                 "%s: channel %d asked of a 3-D image (it has only channel 0)", path, o->channel);
     goto done;
   }
   /* For an uncompressed image file, a short file is found before reading it. */
@@ -342,19 +321,7 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
   }
   if (nim->nbyper > 1 && nim->byteorder != nifti_short_order())
     nifti_swap_Nbytes(vox * channels, nim->swapsize, raw);
-  /* The geometry. */
-  double a[4][4];
-  c3_dmat_to_array(nim->sform_code > 0 ? nim->sto_xyz : nim->qto_xyz, a);
-  a[3][0] = a[3][1] = a[3][2] = 0, a[3][3] = 1;
-  c3_axes_map map;
-  int64_t sdim[3] = {nx, ny, nz}, rdim[3];
-  double ras[4][4];
-  s = c3_affine_ras_orientation(a, sdim, &map, ras, rdim);
-  if (s != CSAL3D_OK) {
-    c3_error_prefix(s, "%s (%s)", path, nim->sform_code > 0 ? "sform" : "qform");
-    goto done;
-  }
-  /* Convert to float32 in storage order, then reorient. */
+  /* Convert to float32 in storage order. */
   s = c3_alloc_array((size_t)(vox * channels), sizeof(float), "voxels", (void **)&storage);
   if (s != CSAL3D_OK) goto done;
   double slope = nim->scl_slope, inter = nim->scl_inter;
@@ -373,7 +340,7 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
     }
     storage[i] = f;
   }
-  if (bad && !o.allow_nonfinite) {
+  if (bad && !o->allow_nonfinite) {
     int64_t c = bad_at / vox, r = bad_at % vox;
     s = c3_error(CSAL3D_ERR_NUMERICAL,
                  "%s: %lld NaN or Inf voxels (the first at i=%lld j=%lld k=%lld, channel "
@@ -391,34 +358,22 @@ csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *
                  (long long)(r / nx / ny));
     goto done;
   }
-  s = c3_volume_new(channels, rdim, &v);
-  if (s != CSAL3D_OK) goto done;
-  const int64_t storage_shape[3] = {nz, ny, nx};
-  c3_axes_apply_f32(map, storage, channels, storage_shape, v->data);
-  memcpy(v->affine, ras, sizeof ras);
-  v->is_label = as_label;
-  c3_source_grid *g = &v->source;
-  g->present = 1;
-  memcpy(g->dim, sdim, sizeof sdim);
-  memcpy(g->affine, a, sizeof a);
-  c3_dmat_to_array(nim->qto_xyz, g->qform);
-  c3_dmat_to_array(nim->sto_xyz, g->sform);
-  g->qform_code = nim->qform_code;
-  g->sform_code = nim->sform_code;
-  g->version = rh.version;
-  g->to_ras = map;
-  memcpy(g->ras_dim, rdim, sizeof rdim);
-  memcpy(g->ras_affine, ras, sizeof ras);
+  out->version = rh.version;
+  out->dim[0] = nx, out->dim[1] = ny, out->dim[2] = nz;
+  out->channels = channels;
+  out->data = storage;
+  storage = NULL;
+  c3_dmat_to_array(nim->sform_code > 0 ? nim->sto_xyz : nim->qto_xyz, out->affine);
+  out->affine[3][0] = out->affine[3][1] = out->affine[3][2] = 0, out->affine[3][3] = 1;
+  c3_dmat_to_array(nim->qto_xyz, out->qform);
+  c3_dmat_to_array(nim->sto_xyz, out->sform);
+  out->qform_code = nim->qform_code;
+  out->sform_code = nim->sform_code;
 done:
   c3_free(storage);
   c3_free(raw);
   nifti_image_free(nim);
-  if (s != CSAL3D_OK) {
-    csal3d_volume_free(v);
-    return s;
-  }
-  *out = v;
-  return CSAL3D_OK;
+  return s;
 }
 
 /* ---- writing ---- */
@@ -519,86 +474,26 @@ static csal3d_status c3_atomic_commit(c3_atomic_file *f) {
   return CSAL3D_OK;
 }
 
-csal3d_status c3_write_file_atomic(const char *path, const void *data, size_t size) {
-  c3_atomic_file f;
-  C3_TRY(c3_atomic_open(&f, path, 0));
-  csal3d_status s = c3_atomic_write(&f, data, size);
-  if (s != CSAL3D_OK) {
-    c3_atomic_abort(&f);
-    return s;
-  }
-  return c3_atomic_commit(&f);
-}
-
 static void c3_array_to_dmat(const double a[4][4], nifti_dmat44 *m) {
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 4; j++) m->m[i][j] = a[i][j];
 }
 
-csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
-                            const csal3d_volume_save_options *options) {
-  C3_CHECK_ARG(v, "volume_save: volume is NULL");
-  C3_CHECK_ARG(path && *path, "volume_save: path is NULL or empty");
-  csal3d_volume_save_options o;
-  csal3d_volume_save_options_init(&o);
-  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_save_options"));
-  int gz = c3_ends_with(path, ".nii.gz");
-  C3_CHECK_ARG(gz || c3_ends_with(path, ".nii"),
-               "%s: the name must end in .nii or .nii.gz", path);
-  C3_CHECK_ARG(o.compression_level >= 0 && o.compression_level <= 9,
-               "volume_save: compression_level %d is not in 0..9", o.compression_level);
-  C3_CHECK_ARG(o.dtype >= CSAL3D_SAVE_AUTO && o.dtype <= CSAL3D_SAVE_UINT8,
-               "volume_save: unknown dtype %d", (int)o.dtype);
-
-  /* Geometry: the source file's storage grid, or the RAS array as it is. */
-  const int use_source = o.source_orientation && c3_volume_on_source(v);
-  c3_axes_map map;
-  int64_t dims[3];
-  double aff[4][4];
-  int qcode, scode;
-  double qmat[4][4], smat[4][4];
-  /* Header codes must be valid NIfTI xform codes (1..5) where they are used, so that a
-   * reader picks the same matrix we did: sform when the source used its sform, else qform. */
-  const c3_source_grid *g = &v->source;
-  int sform_used = g->present && g->sform_code > 0;
-  int src_s = g->sform_code >= 1 && g->sform_code <= 5 ? g->sform_code : 1;
-  int src_q = g->qform_code >= 1 && g->qform_code <= 5 ? g->qform_code : g->qform_code > 0;
-  int version = g->present && g->version == 2 ? 2 : 1;
-  if (use_source) {
-    map = c3_axes_inverse(g->to_ras);
-    memcpy(dims, g->dim, sizeof dims);
-    memcpy(aff, g->affine, sizeof aff);
-    if (sform_used) {
-      scode = src_s;
-      memcpy(smat, g->sform, sizeof smat);
-      qcode = g->qform_code >= 0 && g->qform_code <= 5 ? g->qform_code : 0;
-      memcpy(qmat, qcode > 0 ? g->qform : aff, sizeof qmat);
-    } else {
-      scode = 0;
-      memcpy(smat, aff, sizeof smat);
-      qcode = src_q;
-      memcpy(qmat, g->qform, sizeof qmat);
-    }
-  } else {
-    const c3_axes_map transpose = {{2, 1, 0}, {0, 0, 0}};
-    map = transpose;
-    memcpy(dims, v->dim, sizeof dims);
-    memcpy(aff, v->affine, sizeof aff);
-    int code = sform_used ? src_s : g->present && src_q > 0 ? src_q : NIFTI_XFORM_SCANNER_ANAT;
-    qcode = scode = code;
-    memcpy(qmat, aff, sizeof qmat);
-    memcpy(smat, aff, sizeof smat);
-  }
-  double inv[4][4];
-  csal3d_status si = c3_affine_inverse(aff, inv, "affine");
-  if (si != CSAL3D_OK) return c3_error_prefix(si, "%s", path);
-
+csal3d_status c3_nifti_write(const char *path, const c3_nifti_write_spec *w) {
+  C3_CHECK_ARG(path && *path && w && w->data && w->channels >= 1,
+               "nifti_write: NULL or empty argument");
+  const int gz = w->gz_level > 0;
+  const int64_t total = w->dim[0] * w->dim[1] * w->dim[2] * w->channels;
+  const int64_t *dims = w->dim;
+  const int qcode = w->qform_code, scode = w->sform_code;
+  const double(*smat)[4] = w->sform;
+  const double *sp = w->pixdim;
+  const int version = w->version;
   /* Values: range for the datatype. */
-  const int64_t vox = c3_volume_voxels(v), total = vox * v->channels;
   float lo = INFINITY, hi = -INFINITY;
   int64_t nonfinite = 0;
   for (int64_t i = 0; i < total; i++) {
-    float x = v->data[i];
+    float x = w->data[i];
     if (!isfinite(x)) nonfinite++;
     else {
       if (x < lo) lo = x;
@@ -606,12 +501,12 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
     }
   }
   int dt;
-  switch (o.dtype) {
+  switch (w->dtype) {
   case CSAL3D_SAVE_FLOAT32: dt = NIFTI_TYPE_FLOAT32; break;
   case CSAL3D_SAVE_INT16: dt = NIFTI_TYPE_INT16; break;
   case CSAL3D_SAVE_UINT8: dt = NIFTI_TYPE_UINT8; break;
   default:
-    dt = !v->is_label ? NIFTI_TYPE_FLOAT32
+    dt = !w->is_label ? NIFTI_TYPE_FLOAT32
          : (lo >= 0 && hi <= 255) || total == nonfinite ? NIFTI_TYPE_UINT8
          : NIFTI_TYPE_UINT16;
     break;
@@ -632,17 +527,11 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
   /* Header. */
   double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
   nifti_dmat44 qm;
-  c3_array_to_dmat(qmat, &qm);
+  c3_array_to_dmat(w->qform, &qm);
   nifti_dmat44_to_quatern(qm, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
-  double sp[3];
-  c3_affine_spacing(aff, sp);
-  /* A file without xforms (both codes 0) means pixdim on the diagonal, signs included
-   * (NIfTI "method 1"): keep them so that the grid reads back the same. */
-  if (use_source && qcode <= 0 && scode <= 0)
-    for (int i = 0; i < 3; i++) sp[i] = g->qform[i][i];
-  const int ndim = v->channels > 1 ? 4 : 3;
+  const int ndim = w->channels > 1 ? 4 : 3;
   const int big = version == 2 || dims[0] > 32767 || dims[1] > 32767 || dims[2] > 32767 ||
-                  v->channels > 32767;
+                  w->channels > 32767;
   unsigned char hdr[544];
   size_t hdr_size;
   memset(hdr, 0, sizeof hdr);
@@ -652,7 +541,7 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
     h.sizeof_hdr = 348;
     h.dim[0] = (short)ndim;
     for (int i = 0; i < 3; i++) h.dim[i + 1] = (short)dims[i];
-    h.dim[4] = (short)v->channels;
+    h.dim[4] = (short)w->channels;
     for (int i = 5; i < 8; i++) h.dim[i] = 1;
     h.datatype = (short)dt;
     h.bitpix = (short)(8 * nbyper);
@@ -683,7 +572,7 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
     h.bitpix = (int16_t)(8 * nbyper);
     h.dim[0] = ndim;
     for (int i = 0; i < 3; i++) h.dim[i + 1] = dims[i];
-    h.dim[4] = v->channels;
+    h.dim[4] = w->channels;
     for (int i = 5; i < 8; i++) h.dim[i] = 1;
     h.pixdim[0] = qfac < 0 ? -1 : 1;
     for (int i = 0; i < 3; i++) h.pixdim[i + 1] = sp[i];
@@ -704,18 +593,11 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
     hdr_size = 544;
   }
 
-  /* Data in storage order, converted chunk by chunk. */
-  float *storage;
-  C3_TRY(c3_alloc_array((size_t)total, sizeof(float), "storage order", (void **)&storage));
-  int64_t in_shape[3];
-  memcpy(in_shape, v->dim, sizeof in_shape);
-  c3_axes_apply_f32(map, v->data, v->channels, in_shape, storage);
+  /* Data, converted chunk by chunk. */
+  const float *storage = w->data;
   c3_atomic_file f;
-  csal3d_status s = c3_atomic_open(&f, path, gz ? (o.compression_level ? o.compression_level : 1) : 0);
-  if (s != CSAL3D_OK) {
-    c3_free(storage);
-    return s;
-  }
+  csal3d_status s = c3_atomic_open(&f, path, gz ? w->gz_level : 0);
+  if (s != CSAL3D_OK) return s;
   s = c3_atomic_write(&f, hdr, hdr_size);
   enum { CHUNK = 1 << 16 };
   unsigned char buf[CHUNK * 4];
@@ -735,95 +617,9 @@ csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
     }
     s = c3_atomic_write(&f, buf, (size_t)(n * nbyper));
   }
-  c3_free(storage);
   if (s != CSAL3D_OK) {
     c3_atomic_abort(&f);
     return s;
   }
   return c3_atomic_commit(&f);
-}
-
-CSAL3D_API csal3d_status csal3d_volume_load(const char *path,
-                                            const csal3d_volume_load_options *options,
-                                            csal3d_volume **out) {
-  C3_CHECK_ARG(out, "volume_load: out is NULL");
-  *out = NULL;
-  csal3d_volume_load_options o;
-  csal3d_volume_load_options_init(&o);
-  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  C3_CHECK_ARG(o.modality >= CSAL3D_MODALITY_NONE && o.modality <= CSAL3D_MODALITY_MRI,
-               "volume_load: unknown modality %d", (int)o.modality);
-  csal3d_volume *v;
-  C3_TRY(c3_nifti_load(path, &o, 0, &v));
-  csal3d_status s = CSAL3D_OK;
-  if (o.spacing[0] > 0 || o.spacing[1] > 0 || o.spacing[2] > 0 || o.spacing[0] < 0 ||
-      o.spacing[1] < 0 || o.spacing[2] < 0) {
-    csal3d_volume *r;
-    s = csal3d_volume_resample(v, o.spacing, &r);
-    if (s == CSAL3D_OK) {
-      csal3d_volume_free(v);
-      v = r;
-    }
-  }
-  if (s == CSAL3D_OK) s = csal3d_volume_normalize(v, o.modality);
-  if (s != CSAL3D_OK) {
-    csal3d_volume_free(v);
-    return c3_error_prefix(s, "%s", path);
-  }
-  *out = v;
-  return CSAL3D_OK;
-}
-
-CSAL3D_API csal3d_status csal3d_volume_load_label(const char *path,
-                                                  const csal3d_volume *image,
-                                                  const csal3d_volume_load_options *options,
-                                                  csal3d_volume **out) {
-  C3_CHECK_ARG(out, "volume_load_label: out is NULL");
-  *out = NULL;
-  csal3d_volume_load_options o;
-  csal3d_volume_load_options_init(&o);
-  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  csal3d_volume *v;
-  C3_TRY(c3_nifti_load(path, &o, 1, &v));
-  csal3d_volume *r = NULL;
-  csal3d_status s = CSAL3D_OK;
-  if (image) {
-    char why[256];
-    const c3_source_grid *ig = &image->source;
-    /* Compare the files' grids when the image came from a file, else the grids as they are. */
-    const int64_t *idim = ig->present ? ig->dim : image->dim;
-    const double(*iaff)[4] = ig->present ? ig->affine : image->affine;
-    const int64_t *ldim = ig->present ? v->source.dim : v->dim;
-    const double(*laff)[4] = ig->present ? v->source.affine : v->affine;
-    double sp[3];
-    c3_affine_spacing(iaff, sp);
-    double tol = 0.01 * fmin(sp[0], fmin(sp[1], sp[2]));
-    if (!c3_grid_equal(idim, iaff, ldim, laff, tol, why, sizeof why)) {
-      csal3d_volume_free(v);
-      return c3_error(CSAL3D_ERR_FORMAT, "%s: the label is not on its image's grid: %s", path,
-                      why);
-    }
-    /* Same grid and orientation as the image now has: the label is already in place. */
-    if (ig->present ? c3_volume_on_source(image) && c3_axes_equal(v->source.to_ras, ig->to_ras)
-                    : 1) {
-      *out = v;
-      return CSAL3D_OK;
-    }
-    s = c3_volume_resample_grid(v, image->dim, image->affine, 1, 0, &r);
-    if (s == CSAL3D_OK) r->is_label = 1;
-  } else if (o.spacing[0] > 0 || o.spacing[1] > 0 || o.spacing[2] > 0) {
-    s = csal3d_volume_resample(v, o.spacing, &r);
-  } else {
-    *out = v;
-    return CSAL3D_OK;
-  }
-  csal3d_volume_free(v);
-  if (s != CSAL3D_OK) return c3_error_prefix(s, "%s", path);
-  *out = r;
-  return CSAL3D_OK;
-}
-
-CSAL3D_API csal3d_status csal3d_volume_save(const csal3d_volume *volume, const char *path,
-                                            const csal3d_volume_save_options *options) {
-  return c3_nifti_save(volume, path, options);
 }

@@ -193,3 +193,42 @@ CSAL3D_API csal3d_status csal3d_uncertainty_save_map(const csal3d_uncertainty *u
   csal3d_volume_free(src);
   return s;
 }
+
+/* csal3d_ssl_model_encode_volume (declared in ssl_model.h) lives here because the
+ * windowed sweep is this folder's: the model never calls the estimator. */
+CSAL3D_API csal3d_status csal3d_ssl_model_encode_volume(csal3d_ssl_model *h,
+                                                        const csal3d_volume *volume,
+                                                        const int64_t window[3],
+                                                        const int64_t stride[3],
+                                                        float *features, size_t capacity) {
+  C3_CHECK_ARG(h && volume && features, "csal3d_ssl_model_encode_volume: NULL argument");
+  int64_t fd = c3_ssl_feature_width(h->m, CSAL3D_FEATURE_DEFAULT);
+  if (capacity < (size_t)fd)
+    return c3_error(CSAL3D_ERR_BUFFER_TOO_SMALL,
+                    "csal3d_ssl_model_encode_volume: the feature has %lld values, the "
+                    "buffer holds %zu",
+                    (long long)fd, capacity);
+  c3_unc_config c;
+  memset(&c, 0, sizeof c);
+  for (int a = 0; a < 3; a++) {
+    c.window[a] = window ? window[a] : h->o.crop_size[a];
+    c.stride[a] = stride ? stride[a] : (c.window[a] / 2 > 0 ? c.window[a] / 2 : 1);
+  }
+  c.hide_fraction = c3_ssl_hide_fraction(&h->o);
+  c.feature = CSAL3D_FEATURE_DEFAULT;
+  c.uncertainty = 0;
+  c.seed = h->seed;
+  int64_t sh[4];
+  C3_TRY(csal3d_volume_shape(volume, sh));
+  const float *data;
+  C3_TRY(csal3d_volume_data(volume, &data));
+  c3_unc_result r;
+  int prev = c3_threads_enter(h->ctx->options.threads);
+  csal3d_status s = c3_check_finite(data, (size_t)(sh[0] * sh[1] * sh[2] * sh[3]),
+                                    "csal3d_ssl_model_encode_volume: the volume");
+  if (s == CSAL3D_OK)
+    s = c3_uncertainty_run(h->m, h->ctx, &c, data, sh[0], sh + 1, 0, NULL, NULL, NULL, NULL,
+                           features, &r);
+  c3_threads_leave(prev);
+  return s;
+}

@@ -12,6 +12,7 @@
 #include "core/options.h"
 #include "core/report.h"
 #include "core/rng.h"
+#include "io/fileutil.h"
 #include "volume/volume_internal.h"
 
 enum { P_NORMAL, P_HEPATOMEGALY, P_SINGLE_KIDNEY, P_SITUS_INVERSUS, P_RENAL_TUMOUR, P_TYPES };

@@ -1,4 +1,4 @@
-/* The volume handle's internals and the helpers that lib/io and lib/volume share. */
+/* The volume handle's internals and the helpers of lib/volume (and of the floors above). */
 #ifndef C3_VOLUME_VOLUME_INTERNAL_H
 #define C3_VOLUME_VOLUME_INTERNAL_H
 
@@ -63,17 +63,10 @@ csal3d_status c3_volume_resample_grid(const csal3d_volume *src, const int64_t di
                                       const double affine[4][4], int nearest, int clamp_all,
                                       csal3d_volume **out);
 
-/* Loads the NIfTI file (lib/io/nifti.c). as_label: integer check, one channel. */
-csal3d_status c3_nifti_load(const char *path, const csal3d_volume_load_options *o,
-                            int as_label, csal3d_volume **out);
-
-/* Writes a NIfTI file atomically (lib/io/nifti.c). */
-csal3d_status c3_nifti_save(const csal3d_volume *v, const char *path,
-                            const csal3d_volume_save_options *o);
-
-/* Writes `size` bytes to path atomically (temporary file in the same folder, fsync,
- * rename): the file appears whole or not at all. */
-csal3d_status c3_write_file_atomic(const char *path, const void *data, size_t size);
+/* Loads a NIfTI file as a RAS+ volume (lib/volume/volume_io.c). as_label: integer
+ * check, one channel. */
+csal3d_status c3_volume_load_file(const char *path, const csal3d_volume_load_options *o,
+                                  int as_label, csal3d_volume **out);
 
 /* numpy.percentile (linear) of n values, q in [0, 100]; reorders x. */
 double c3_percentile(float *x, int64_t n, double q);

@@ -1,6 +1,6 @@
 /* Internal side of the scores file (include/csal3d/manifest.h describes the format). */
-#ifndef C3_IO_SCORES_H
-#define C3_IO_SCORES_H
+#ifndef C3_PIPELINE_SCORES_H
+#define C3_PIPELINE_SCORES_H
 
 #include <stddef.h>
 

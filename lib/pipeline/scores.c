@@ -1,6 +1,6 @@
 /* The scores file: features, scores and case paths of a scored dataset, as safetensors
  * (format in include/csal3d/manifest.h). */
-#include "io/scores.h"
+#include "pipeline/scores.h"
 
 #include <inttypes.h>
 #include <jansson.h>

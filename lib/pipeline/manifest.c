@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/options.h"
 #include "io/fileutil.h"
-#include "io/scores.h"
+#include "pipeline/scores.h"
 
 static void c3_manifest_defaults(csal3d_manifest_options *o) {
   memset(o, 0, sizeof *o);

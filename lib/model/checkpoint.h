@@ -12,8 +12,8 @@
  *     other metadata "key\0value\0" in key order; loading verifies it
  *     (CSAL3D_ERR_CHECKSUM).
  * Files are written atomically (temporary file, fsync, rename). */
-#ifndef C3_IO_CHECKPOINT_H
-#define C3_IO_CHECKPOINT_H
+#ifndef C3_MODEL_CHECKPOINT_H
+#define C3_MODEL_CHECKPOINT_H
 
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
 /* Import of converted public checkpoints with the key mapping of import.h. */
-#include "io/import.h"
+#include "model/import.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Internal side of the nnU-Net export: name lists and the dataset.json names reader
  * (the fuzz target's entry point). */
-#ifndef C3_IO_NNUNET_H
-#define C3_IO_NNUNET_H
+#ifndef C3_PIPELINE_NNUNET_H
+#define C3_PIPELINE_NNUNET_H
 
 #include <stddef.h>
 

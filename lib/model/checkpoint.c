@@ -1,5 +1,5 @@
 /* Checkpoints: model, optimiser state, schedule and seed in one safetensors file. */
-#include "io/checkpoint.h"
+#include "model/checkpoint.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -16,8 +16,8 @@
  * Model parameters the file lacks keep their current values and are reported.
  * Note: weights trained with MONAI expect MONAI's patch merging order
  * (c3_model_config.merge_order = C3_MERGE_MONAI). */
-#ifndef C3_IO_IMPORT_H
-#define C3_IO_IMPORT_H
+#ifndef C3_MODEL_IMPORT_H
+#define C3_MODEL_IMPORT_H
 
 #include "io/safetensors.h"
 #include "model/model.h"

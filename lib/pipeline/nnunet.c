@@ -1,5 +1,5 @@
 /* nnU-Net v2 raw dataset export of the chosen cases (include/csal3d/manifest.h). */
-#include "io/nnunet.h"
+#include "pipeline/nnunet.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 #include "core/options.h"
 #include "core/report.h"
 #include "io/fileutil.h"
-#include "io/scores.h"
+#include "pipeline/scores.h"
 
 static void c3_nnunet_defaults(csal3d_nnunet_options *o) {
   memset(o, 0, sizeof *o);
