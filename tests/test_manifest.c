@@ -422,6 +422,15 @@ START_TEST(manifest_csv_and_json) {
   ck_assert_int_eq(json_integer_value(json_object_get(cl, "case_00")), 1);
   ck_assert_int_eq(json_integer_value(json_object_get(cl, "case_04")), 2);
   json_decref(j);
+  /* n_cand is recorded only for a strategy that reads it (the strategy table) */
+  o.strategy = CSAL3D_STRATEGY_TYPICLUST;
+  ck_assert_int_eq(csal3d_manifest_write(s, r, sizeof r[0], 3, &o, NULL, P("t.json")),
+                   CSAL3D_OK);
+  j = json_load_file(P("t.json"), 0, &err);
+  ck_assert_msg(j != NULL, "%s", err.text);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "strategy")), "typiclust");
+  ck_assert_ptr_null(json_object_get(j, "n_cand"));
+  json_decref(j);
   /* One file alone; a smaller (older) record size. */
   ck_assert_int_eq(csal3d_manifest_write(s, r, sizeof r[0], 3, NULL, P("only.csv"), NULL),
                    CSAL3D_OK);

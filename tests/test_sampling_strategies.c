@@ -11,9 +11,10 @@
 
 #include "core/alloc.h"
 #include "csal3d/csal3d.h"
+#include "sampling/sampling.h"
 #include "sampling_data.h"
 
-#define N_STRATEGIES 10
+#define N_STRATEGIES csal3d_strategy_count()
 
 static csal3d_context *t_ctx(int threads, uint64_t seed) {
   csal3d_context_options o;
@@ -643,6 +644,154 @@ START_TEST(bad_inputs_are_named) {
 }
 END_TEST
 
+/* ---- the strategy table ---- */
+
+START_TEST(the_table_covers_every_strategy_and_rule) {
+  /* every enum value, each with a name, a description and a function */
+  ck_assert_int_eq(csal3d_strategy_count(), CSAL3D_STRATEGY_USL + 1);
+  for (int q = 0; q < csal3d_strategy_count(); q++) {
+    const c3_strategy_def *def = c3_strategy_get(q);
+    ck_assert_ptr_nonnull(def);
+    ck_assert_ptr_nonnull(def->run);
+    ck_assert_ptr_nonnull(def->name);
+    ck_assert_int_gt(strlen(def->description), 10);
+    csal3d_strategy_info info = {.struct_size = sizeof info};
+    ck_assert_int_eq(csal3d_strategy_get_info((csal3d_strategy)q, &info), CSAL3D_OK);
+    ck_assert_int_eq(info.struct_size, sizeof info);
+    ck_assert_int_eq(info.strategy, q);
+    ck_assert_str_eq(info.name, csal3d_strategy_name((csal3d_strategy)q));
+    ck_assert_str_eq(info.description, def->description);
+    /* names round-trip, also in capitals with '_' */
+    csal3d_strategy back;
+    ck_assert_int_eq(csal3d_strategy_from_name(info.name, &back), CSAL3D_OK);
+    ck_assert_int_eq(back, q);
+    char upper[32];
+    snprintf(upper, sizeof upper, "%s", info.name);
+    for (char *c = upper; *c; c++) *c = *c == '-' ? '_' : (char)(*c - 'a' + 'A');
+    ck_assert_int_eq(csal3d_strategy_from_name(upper, &back), CSAL3D_OK);
+    ck_assert_int_eq(back, q);
+    for (int r = 0; r < q; r++) ck_assert_str_ne(info.name, csal3d_strategy_name(r));
+    /* every option bit it claims has a name */
+    for (unsigned b = 1; b; b <<= 1)
+      if (info.options & b) ck_assert_ptr_nonnull(csal3d_sampler_option_name(b));
+  }
+  csal3d_strategy_info info = {.struct_size = sizeof info};
+  ck_assert_int_eq(csal3d_strategy_get_info((csal3d_strategy)csal3d_strategy_count(), &info),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(csal3d_strategy_get_info((csal3d_strategy)-1, &info),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_URDS, NULL),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  info.struct_size = 0;
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_URDS, &info),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "struct_size"));
+  ck_assert_str_eq(csal3d_strategy_name((csal3d_strategy)csal3d_strategy_count()), "unknown");
+  /* the error lists every name, from the table */
+  csal3d_strategy back;
+  ck_assert_int_eq(csal3d_strategy_from_name("kcenter", &back), CSAL3D_ERR_INVALID_ARGUMENT);
+  for (int q = 0; q < csal3d_strategy_count(); q++)
+    ck_assert_ptr_nonnull(strstr(csal3d_last_error(), csal3d_strategy_name(q)));
+  /* options: what the header documents */
+  ck_assert_str_eq(csal3d_sampler_option_name(CSAL3D_SAMPLER_OPT_N_CAND), "n_cand");
+  ck_assert_str_eq(csal3d_sampler_option_name(CSAL3D_SAMPLER_OPT_USL), "usl");
+  ck_assert_ptr_null(csal3d_sampler_option_name(0));
+  ck_assert_ptr_null(csal3d_sampler_option_name(CSAL3D_SAMPLER_OPT_N_CAND |
+                                                CSAL3D_SAMPLER_OPT_SEED));
+  ck_assert_ptr_null(csal3d_sampler_option_name(CSAL3D_SAMPLER_OPT_USL << 1));
+  info.struct_size = sizeof info;
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_URDS, &info), CSAL3D_OK);
+  ck_assert(info.options & CSAL3D_SAMPLER_OPT_N_CAND);
+  ck_assert(info.options & CSAL3D_SAMPLER_OPT_KERNEL);
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_CALR, &info), CSAL3D_OK);
+  ck_assert_uint_eq(info.options, CSAL3D_SAMPLER_OPT_BIRCH);
+  /* rules: 0 .. count - 1, each named, distinct */
+  ck_assert_int_eq(csal3d_rule_count(), CSAL3D_RULE_USL_UTILITY + 1);
+  ck_assert_str_eq(csal3d_rule_name(CSAL3D_RULE_NONE), "none");
+  for (int r = 0; r < csal3d_rule_count(); r++) {
+    ck_assert_str_ne(csal3d_rule_name((csal3d_rule)r), "unknown");
+    for (int t = 0; t < r; t++)
+      ck_assert_str_ne(csal3d_rule_name((csal3d_rule)r), csal3d_rule_name((csal3d_rule)t));
+  }
+  ck_assert_str_eq(csal3d_rule_name((csal3d_rule)csal3d_rule_count()), "unknown");
+}
+END_TEST
+
+START_TEST(strategy_info_smaller_struct_gets_a_prefix) {
+  /* an older caller's struct ends before needs_scores: the rest is not written */
+  union {
+    csal3d_strategy_info info;
+    unsigned char bytes[sizeof(csal3d_strategy_info) + 16];
+  } u;
+  memset(&u, 0xAB, sizeof u);
+  size_t old = offsetof(csal3d_strategy_info, needs_scores);
+  u.info.struct_size = old;
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_UNC_ONLY, &u.info), CSAL3D_OK);
+  ck_assert_int_eq(u.info.struct_size, old);
+  ck_assert_int_eq(u.info.strategy, CSAL3D_STRATEGY_UNC_ONLY);
+  ck_assert_str_eq(u.info.name, "unc-only");
+  for (size_t b = old; b < sizeof u; b++) ck_assert_int_eq(u.bytes[b], 0xAB);
+  /* a newer caller's larger struct: ours copied, the members we do not know zeroed */
+  memset(&u, 0xAB, sizeof u);
+  u.info.struct_size = sizeof u;
+  ck_assert_int_eq(csal3d_strategy_get_info(CSAL3D_STRATEGY_UNC_ONLY, &u.info), CSAL3D_OK);
+  ck_assert_int_eq(u.info.struct_size, sizeof u);
+  ck_assert_int_eq(u.info.needs_scores, 1);
+  ck_assert_int_eq(u.info.has_clusters, 0);
+  for (size_t b = sizeof u.info; b < sizeof u; b++) ck_assert_int_eq(u.bytes[b], 0);
+}
+END_TEST
+
+START_TEST(needs_scores_matches_behaviour) {
+  /* for every strategy, with either kernel: select without scores fails with
+   * CSAL3D_ERR_STATE exactly when csal3d_sampler_needs_scores says so, and with scores
+   * every one runs; the table's flags match what the records carry */
+  int64_t n, truth[300];
+  float *X = t_blobs(NB, blob_sizes, 5, 2.0, 0.5, 0, 114, truth, &n);
+  float *S = malloc(sizeof(float) * n);
+  for (int64_t i = 0; i < n; i++) S[i] = (float)((i * 13) % 31);
+  csal3d_context *ctx = t_ctx(1, 3);
+  csal3d_selection sel[6];
+  int64_t *assign = malloc(sizeof(int64_t) * n);
+  int needing = 0;
+  for (int q = 0; q < csal3d_strategy_count(); q++) {
+    csal3d_strategy_info info = {.struct_size = sizeof info};
+    ck_assert_int_eq(csal3d_strategy_get_info((csal3d_strategy)q, &info), CSAL3D_OK);
+    for (int k = 0; k < 2; k++) {
+      csal3d_sampler_options o = t_opts((csal3d_strategy)q);
+      o.kernel = k ? CSAL3D_KERNEL_REFERENCE : CSAL3D_KERNEL_MKKM;
+      csal3d_sampler *s;
+      ck_assert_int_eq(csal3d_sampler_create(ctx, &o, &s), CSAL3D_OK);
+      int needs = -1;
+      ck_assert_int_eq(csal3d_sampler_needs_scores(s, &needs), CSAL3D_OK);
+      int want = info.needs_scores ||
+                 (k && (info.options & CSAL3D_SAMPLER_OPT_KERNEL) != 0);
+      ck_assert_msg(needs == want, "%s, kernel %d: needs_scores %d", info.name, k, needs);
+      needing += needs;
+      ck_assert_int_eq(csal3d_sampler_set_features(s, X, n, 5), CSAL3D_OK);
+      csal3d_status st = csal3d_sampler_select(s, 6);
+      ck_assert_msg(st == (needs ? CSAL3D_ERR_STATE : CSAL3D_OK), "%s, kernel %d: %s",
+                    info.name, k, csal3d_last_error());
+      if (needs) ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no scores"));
+      csal3d_sampler_free(s);
+      ck_assert_int_eq(t_run(ctx, &o, X, S, n, 5, 6, sel, assign, NULL), CSAL3D_OK);
+      t_check_valid(sel, 6, n, assign, info.name);
+      for (int t = 0; t < 6; t++) {
+        ck_assert_msg((sel[t].cluster >= 0) == info.has_clusters, "%s: cluster %lld",
+                      info.name, (long long)sel[t].cluster);
+        ck_assert_msg((!isnan(sel[t].typicality)) == info.has_typicality,
+                      "%s: typicality %g", info.name, sel[t].typicality);
+      }
+    }
+  }
+  /* URDS and Unc-only with either kernel, Div-only with the reference kernel */
+  ck_assert_int_eq(needing, 5);
+  ck_assert_int_eq(csal3d_sampler_needs_scores(NULL, &needing), CSAL3D_ERR_INVALID_ARGUMENT);
+  free(assign), free(S), free(X);
+  csal3d_context_free(ctx);
+}
+END_TEST
+
 static int t_cancel(void *u, const char *stage, uint64_t done, uint64_t total) {
   (void)stage, (void)done, (void)total;
   return ++*(int *)u > 2;
@@ -802,6 +951,9 @@ static Suite *strategies_suite(void) {
   tcase_add_test(t, edge_cases_for_every_strategy);
   tcase_add_test(t, identical_rows_refill_empty_clusters);
   tcase_add_test(t, bad_inputs_are_named);
+  tcase_add_test(t, the_table_covers_every_strategy_and_rule);
+  tcase_add_test(t, strategy_info_smaller_struct_gets_a_prefix);
+  tcase_add_test(t, needs_scores_matches_behaviour);
   tcase_add_test(t, progress_can_cancel);
   tcase_add_test(t, allocation_failures_are_reported_cleanly);
   tcase_add_test(t, results_do_not_depend_on_threads);

@@ -342,8 +342,107 @@ CSAL3D_API csal3d_status csal3d_sampler_get_info(const csal3d_sampler *sampler,
                                                  csal3d_sampler_info *info);
 
 /**
+ * Whether a selection with this sampler's strategy and options needs scores:
+ * URDS and Unc-only always, Div-only with ::CSAL3D_KERNEL_REFERENCE (the
+ * strategies that read ::CSAL3D_SAMPLER_OPT_KERNEL need them with that
+ * kernel). csal3d_sampler_select() fails with ::CSAL3D_ERR_STATE without them.
+ * @param sampler the sampler; not NULL.
+ * @param needs receives 1 or 0; not NULL.
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT for NULL.
+ */
+CSAL3D_API csal3d_status csal3d_sampler_needs_scores(const csal3d_sampler *sampler,
+                                                     int *needs);
+
+/* ---- the strategies and rules, as the library knows them ---- */
+
+/**
+ * Groups of ::csal3d_sampler_options members, as bits of
+ * csal3d_strategy_info::options: which options a strategy reads (the others
+ * it ignores). csal3d_sampler_option_name() names a group. Bits are never
+ * reused; new groups take new bits.
+ */
+enum {
+  /** n_cand. */
+  CSAL3D_SAMPLER_OPT_N_CAND = 1u << 0,
+  /** use_seed, seed: the strategy draws at random. */
+  CSAL3D_SAMPLER_OPT_SEED = 1u << 1,
+  /** kernel, reference_eps. */
+  CSAL3D_SAMPLER_OPT_KERNEL = 1u << 2,
+  /** gamma_mode, n_kernels, gammas. */
+  CSAL3D_SAMPLER_OPT_GAMMA = 1u << 3,
+  /** mkkm_tol, mkkm_max_iter, exact_max_n, nystrom_landmarks. */
+  CSAL3D_SAMPLER_OPT_MKKM = 1u << 4,
+  /** kmeans_restarts, kmeans_max_iter, kmeans_tol, kmeans_batch. */
+  CSAL3D_SAMPLER_OPT_KMEANS = 1u << 5,
+  /** typiclust_k, typiclust_min_cluster_size. */
+  CSAL3D_SAMPLER_OPT_TYPICLUST = 1u << 6,
+  /** probcover_delta, probcover_purity, probcover_grid, probcover_max_edges. */
+  CSAL3D_SAMPLER_OPT_PROBCOVER = 1u << 7,
+  /** birch_threshold, birch_branching, birch_max_subclusters. */
+  CSAL3D_SAMPLER_OPT_BIRCH = 1u << 8,
+  /** usl_k, usl_lambda, usl_alpha, usl_iterations, usl_momentum, usl_horizon. */
+  CSAL3D_SAMPLER_OPT_USL = 1u << 9
+};
+
+/**
+ * The name of one group of sampler options (one ::CSAL3D_SAMPLER_OPT_N_CAND
+ * ... bit): "n_cand", "seed", "kernel", "gamma", "mkkm", "kmeans",
+ * "typiclust", "probcover", "birch", "usl".
+ * @param flag a single bit.
+ * @return a static string; NULL when @p flag is not exactly one known bit.
+ */
+CSAL3D_API const char *csal3d_sampler_option_name(unsigned flag);
+
+/**
+ * What the library knows of a strategy. Read with csal3d_strategy_get_info(),
+ * which takes sizeof(csal3d_strategy_info) as compiled by the caller in
+ * struct_size; new members are only appended.
+ */
+typedef struct csal3d_strategy_info {
+  /** sizeof(csal3d_strategy_info) as the caller compiled it. */
+  size_t struct_size;
+  /** The strategy (its ::csal3d_strategy value). */
+  csal3d_strategy strategy;
+  /** Its name, as csal3d_strategy_name() gives (static). */
+  const char *name;
+  /** One line on what it chooses (static, English). */
+  const char *description;
+  /** 1: csal3d_sampler_select() fails without scores whatever the options.
+   *  0: scores are only reported (but see csal3d_sampler_needs_scores(): the
+   *  reference kernel needs them for every strategy that reads
+   *  ::CSAL3D_SAMPLER_OPT_KERNEL). */
+  int needs_scores;
+  /** 1: the picks carry a cluster and csal3d_sampler_get_assignment() gives
+   *  clusters; 0: cluster -1 everywhere. */
+  int has_clusters;
+  /** 1: the picks carry the typicality the strategy ranked by; 0: NaN. */
+  int has_typicality;
+  /** The groups of sampler options it reads: ::CSAL3D_SAMPLER_OPT_N_CAND | ... */
+  unsigned options;
+} csal3d_strategy_info;
+
+/**
+ * The number of strategies. They are numbered 0 .. count - 1 (the
+ * ::csal3d_strategy values), so a loop over them is
+ * `for (int q = 0; q < csal3d_strategy_count(); q++)`.
+ */
+CSAL3D_API int csal3d_strategy_count(void);
+
+/**
+ * Describes a strategy.
+ * @param strategy 0 .. csal3d_strategy_count() - 1.
+ * @param info with struct_size set by the caller (sizeof); members beyond it
+ *        are not written.
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT for an unknown strategy, NULL or a
+ *         struct_size below sizeof(size_t).
+ */
+CSAL3D_API csal3d_status csal3d_strategy_get_info(csal3d_strategy strategy,
+                                                  csal3d_strategy_info *info);
+
+/**
  * The lower-case name of a strategy: "urds", "unc-only", "div-only",
  * "random", "typiclust", "probcover", "alps", "calr", "coreset", "usl".
+ * @param strategy the strategy.
  * @return a static string; "unknown" for other values.
  */
 CSAL3D_API const char *csal3d_strategy_name(csal3d_strategy strategy);
@@ -351,15 +450,24 @@ CSAL3D_API const char *csal3d_strategy_name(csal3d_strategy strategy);
 /**
  * The strategy with a given name (as csal3d_strategy_name() gives, case
  * insensitive; "_" may stand for "-").
+ * @param name the name; not NULL.
+ * @param out receives the strategy; not NULL.
  * @return ::CSAL3D_ERR_INVALID_ARGUMENT listing the names when unknown.
  */
 CSAL3D_API csal3d_status csal3d_strategy_from_name(const char *name,
                                                    csal3d_strategy *out);
 
 /**
+ * The number of rules, ::CSAL3D_RULE_NONE included: rules are numbered
+ * 0 .. count - 1 and csal3d_rule_name() names each.
+ */
+CSAL3D_API int csal3d_rule_count(void);
+
+/**
  * A short name for a rule: "urds", "refill", "top-score", "most-typical",
  * "random", "max-coverage", "covered-random", "nearest-centre",
  * "max-cosine", "kcenter-start", "kcenter-farthest", "usl-utility".
+ * @param rule the rule.
  * @return a static string; "none" for ::CSAL3D_RULE_NONE, "unknown" otherwise.
  */
 CSAL3D_API const char *csal3d_rule_name(csal3d_rule rule);

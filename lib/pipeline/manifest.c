@@ -90,7 +90,10 @@ static json_t *c3_manifest_json(const csal3d_scores *s, const csal3d_selection *
   bad |= c3_set(root, "strategy", json_string(csal3d_strategy_name(opt->strategy)));
   bad |= c3_set(root, "budget", json_integer(count));
   bad |= c3_set(root, "n_cases", json_integer(c3_scores_n(s)));
-  if (opt->n_cand > 0) bad |= c3_set(root, "n_cand", json_integer(opt->n_cand));
+  csal3d_strategy_info si = {.struct_size = sizeof si};
+  if (opt->n_cand > 0 && csal3d_strategy_get_info(opt->strategy, &si) == CSAL3D_OK &&
+      (si.options & CSAL3D_SAMPLER_OPT_N_CAND)) /* recorded where the strategy reads it */
+    bad |= c3_set(root, "n_cand", json_integer(opt->n_cand));
   /* jansson integers are signed 64-bit: a seed above 2^63 is written as a string. */
   if (opt->seed <= (uint64_t)INT64_MAX) {
     bad |= c3_set(root, "seed", json_integer((json_int_t)opt->seed));

@@ -1,6 +1,7 @@
 /* csal3d_sampler: the public face of lib/sampling. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -25,19 +26,53 @@ struct csal3d_sampler {
   csal3d_sampler_info info;
 };
 
-static const char *const c3_strategy_names[] = {
-    "urds", "unc-only", "div-only", "random", "typiclust",
-    "probcover", "alps", "calr", "coreset", "usl"};
-#define C3_N_STRATEGIES (int)(sizeof c3_strategy_names / sizeof c3_strategy_names[0])
+/* ---- the strategy and rule tables, public ---- */
 
-static const char *const c3_rule_names[] = {
-    "none", "urds", "refill", "top-score", "most-typical", "random", "max-coverage",
-    "covered-random", "nearest-centre", "max-cosine", "kcenter-start",
-    "kcenter-farthest", "usl-utility"};
+/* Copies the prefix of an output struct the caller has room for (its struct_size, the
+ * first member of both) and zeroes what it has beyond ours. */
+static void c3_struct_out(void *dst, const void *src, size_t own_size) {
+  size_t want;
+  memcpy(&want, dst, sizeof want);
+  size_t n = want < own_size ? want : own_size;
+  memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
+         n - sizeof(size_t));
+  if (want > own_size) memset((char *)dst + own_size, 0, want - own_size);
+}
+
+static const char *const c3_option_names[] = {
+    "n_cand", "seed", "kernel", "gamma", "mkkm", "kmeans", "typiclust", "probcover",
+    "birch", "usl"};
+_Static_assert(1u << (sizeof c3_option_names / sizeof c3_option_names[0] - 1) ==
+                   CSAL3D_SAMPLER_OPT_USL,
+               "a name for every CSAL3D_SAMPLER_OPT_ bit");
+
+CSAL3D_API const char *csal3d_sampler_option_name(unsigned flag) {
+  for (size_t b = 0; b < sizeof c3_option_names / sizeof c3_option_names[0]; b++)
+    if (flag == 1u << b) return c3_option_names[b];
+  return NULL;
+}
+
+CSAL3D_API int csal3d_strategy_count(void) { return c3_strategy_count(); }
+
+CSAL3D_API csal3d_status csal3d_strategy_get_info(csal3d_strategy strategy,
+                                                  csal3d_strategy_info *info) {
+  C3_CHECK_ARG(info, "csal3d_strategy_get_info: info is NULL");
+  C3_CHECK_ARG(info->struct_size >= sizeof(size_t),
+               "csal3d_strategy_get_info: info->struct_size is %zu; set it to "
+               "sizeof(csal3d_strategy_info)", info->struct_size);
+  const c3_strategy_def *def = c3_strategy_get((int)strategy);
+  C3_CHECK_ARG(def, "csal3d_strategy_get_info: unknown strategy %d (0..%d)", (int)strategy,
+               c3_strategy_count() - 1);
+  csal3d_strategy_info out = {sizeof out, strategy, def->name, def->description,
+                              def->needs_scores, def->has_clusters, def->has_typicality,
+                              def->options};
+  c3_struct_out(info, &out, sizeof out);
+  return CSAL3D_OK;
+}
 
 CSAL3D_API const char *csal3d_strategy_name(csal3d_strategy strategy) {
-  if ((int)strategy < 0 || (int)strategy >= C3_N_STRATEGIES) return "unknown";
-  return c3_strategy_names[strategy];
+  const c3_strategy_def *def = c3_strategy_get((int)strategy);
+  return def ? def->name : "unknown";
 }
 
 CSAL3D_API csal3d_status csal3d_strategy_from_name(const char *name,
@@ -48,21 +83,27 @@ CSAL3D_API csal3d_status csal3d_strategy_from_name(const char *name,
   if (len < sizeof low) {
     for (size_t i = 0; i <= len; i++)
       low[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
-    for (int q = 0; q < C3_N_STRATEGIES; q++)
-      if (!strcmp(low, c3_strategy_names[q])) {
+    for (int q = 0; q < c3_strategy_count(); q++)
+      if (!strcmp(low, c3_strategy_get(q)->name)) {
         *out = (csal3d_strategy)q;
         return CSAL3D_OK;
       }
   }
-  return c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                  "unknown strategy '%s'; use one of urds, unc-only, div-only, random, "
-                  "typiclust, probcover, alps, calr, coreset, usl", name);
+  char names[256] = "";
+  for (int q = 0, at = 0; q < c3_strategy_count() && at < (int)sizeof names; q++) {
+    int w = snprintf(names + at, sizeof names - (size_t)at, "%s%s", q ? ", " : "",
+                     c3_strategy_get(q)->name);
+    if (w > 0) at += w;
+  }
+  return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "unknown strategy '%s'; use one of %s",
+                  name, names);
 }
 
+CSAL3D_API int csal3d_rule_count(void) { return c3_rule_count(); }
+
 CSAL3D_API const char *csal3d_rule_name(csal3d_rule rule) {
-  if ((int)rule < 0 || (int)rule >= (int)(sizeof c3_rule_names / sizeof c3_rule_names[0]))
-    return "unknown";
-  return c3_rule_names[rule];
+  const char *name = c3_rule_get_name((int)rule);
+  return name ? name : "unknown";
 }
 
 CSAL3D_API csal3d_status
@@ -108,8 +149,8 @@ csal3d_sampler_options_init(csal3d_sampler_options *o) {
 static csal3d_status c3_sampler_check_options(const csal3d_sampler_options *o) {
 #define C3_OPT(cond, ...)                                                      \
   C3_CHECK_ARG(cond, "csal3d_sampler_options." __VA_ARGS__)
-  C3_OPT((int)o->strategy >= 0 && (int)o->strategy < C3_N_STRATEGIES,
-         "strategy is %d (0..%d)", (int)o->strategy, C3_N_STRATEGIES - 1);
+  C3_OPT(c3_strategy_get((int)o->strategy) != NULL, "strategy is %d (0..%d)",
+         (int)o->strategy, c3_strategy_count() - 1);
   C3_OPT(o->n_cand >= 1, "n_cand is %d (must be >= 1)", o->n_cand);
   C3_OPT(o->kernel == CSAL3D_KERNEL_MKKM || o->kernel == CSAL3D_KERNEL_REFERENCE,
          "kernel is %d (0 = MKKM, 1 = reference)", (int)o->kernel);
@@ -250,17 +291,20 @@ CSAL3D_API csal3d_status csal3d_sampler_set_scores(csal3d_sampler *s,
   return CSAL3D_OK;
 }
 
+CSAL3D_API csal3d_status csal3d_sampler_needs_scores(const csal3d_sampler *s,
+                                                     int *needs) {
+  C3_CHECK_ARG(s && needs, "csal3d_sampler_needs_scores: NULL argument");
+  *needs = c3_needs_scores(&s->o);
+  return CSAL3D_OK;
+}
+
 CSAL3D_API csal3d_status csal3d_sampler_select(csal3d_sampler *s, int64_t budget) {
   C3_CHECK_ARG(s, "csal3d_sampler_select: sampler is NULL");
   const char *name = csal3d_strategy_name(s->o.strategy);
   if (!s->X)
     return c3_error(CSAL3D_ERR_STATE, "select (%s): no features; call "
                     "csal3d_sampler_set_features first", name);
-  int needs_scores = s->o.strategy == CSAL3D_STRATEGY_URDS ||
-                     s->o.strategy == CSAL3D_STRATEGY_UNC_ONLY ||
-                     ((s->o.strategy == CSAL3D_STRATEGY_DIV_ONLY) &&
-                      s->o.kernel == CSAL3D_KERNEL_REFERENCE);
-  if (needs_scores && !s->S)
+  if (c3_needs_scores(&s->o) && !s->S)
     return c3_error(CSAL3D_ERR_STATE, "select (%s): no scores; call "
                     "csal3d_sampler_set_scores first", name);
   if (s->S && s->ns != s->n)
@@ -369,10 +413,6 @@ CSAL3D_API csal3d_status csal3d_sampler_get_info(const csal3d_sampler *s,
   if (!s->sel)
     return c3_error(CSAL3D_ERR_STATE, "get_info: no selection yet; call "
                     "csal3d_sampler_select first");
-  size_t want = info->struct_size;
-  size_t n = want < sizeof s->info ? want : sizeof s->info;
-  memcpy((char *)info + sizeof(size_t), (const char *)&s->info + sizeof(size_t),
-         n - sizeof(size_t));
-  info->struct_size = want;
+  c3_struct_out(info, &s->info, sizeof s->info);
   return CSAL3D_OK;
 }

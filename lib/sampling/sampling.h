@@ -196,6 +196,35 @@ typedef struct c3_strategy_out {
   int history_cap;
 } c3_strategy_out;
 
+typedef csal3d_status (*c3_strategy_fn)(const c3_strategy_in *in, c3_strategy_out *out);
+
+/* One row of the strategy table (strategies.c), the one place that knows, for each
+ * strategy, its name, the function that runs it, whether it needs scores, what its
+ * records carry and which options it reads. Everything else (dispatch, option
+ * checks, names, csal3d_strategy_get_info) reads it. */
+typedef struct c3_strategy_def {
+  const char *name;
+  const char *description;
+  c3_strategy_fn run;
+  int needs_scores;   /* always; the reference kernel adds its own (c3_needs_scores) */
+  int has_clusters;
+  int has_typicality;
+  unsigned options;   /* CSAL3D_SAMPLER_OPT_* read */
+} c3_strategy_def;
+
+/* Strategies are 0 .. c3_strategy_count() - 1; c3_strategy_get: NULL when unknown. */
+int c3_strategy_count(void);
+const c3_strategy_def *c3_strategy_get(int strategy);
+
+/* Rules are 0 .. c3_rule_count() - 1; c3_rule_get_name: NULL when unknown. */
+int c3_rule_count(void);
+const char *c3_rule_get_name(int rule);
+
+/* Whether a selection with these options needs scores: the strategy's own need, or
+ * the reference kernel (which weighs by the scores) for strategies that read it. */
+int c3_needs_scores(const csal3d_sampler_options *o);
+
+/* Runs o->strategy through the table (o->strategy must be known). */
 csal3d_status c3_run_strategy(const c3_strategy_in *in, c3_strategy_out *out);
 
 #endif

@@ -894,18 +894,104 @@ done:
   return s;
 }
 
+/* ---- the table ---- */
+
+static csal3d_status c3_urds_full(const c3_strategy_in *in, c3_strategy_out *out) {
+  return c3_urds(in, out, 0);
+}
+
+static csal3d_status c3_div_only(const c3_strategy_in *in, c3_strategy_out *out) {
+  return c3_urds(in, out, 1);
+}
+
+#define C3_OPT_URDS_CLUSTERING                                                   \
+  (CSAL3D_SAMPLER_OPT_SEED | CSAL3D_SAMPLER_OPT_KERNEL | CSAL3D_SAMPLER_OPT_GAMMA | \
+   CSAL3D_SAMPLER_OPT_MKKM | CSAL3D_SAMPLER_OPT_KMEANS)
+#define C3_OPT_KMEANS (CSAL3D_SAMPLER_OPT_SEED | CSAL3D_SAMPLER_OPT_KMEANS)
+
+/* Indexed by csal3d_strategy. Columns: name, description, run, needs scores,
+ * has clusters, has typicality, options read. */
+static const c3_strategy_def c3_strategies[] = {
+    [CSAL3D_STRATEGY_URDS] = {
+        "urds", "URDS: multi-kernel k-means into M clusters, the most uncertain of the "
+        "N_cand most typical members of each", c3_urds_full, 1, 1, 1,
+        CSAL3D_SAMPLER_OPT_N_CAND | C3_OPT_URDS_CLUSTERING},
+    [CSAL3D_STRATEGY_UNC_ONLY] = {
+        "unc-only", "Ablation: the M cases with the largest scores", c3_unc_only, 1, 0, 0,
+        0},
+    [CSAL3D_STRATEGY_DIV_ONLY] = {
+        "div-only", "Ablation: URDS's clusters, the most typical member of each",
+        c3_div_only, 0, 1, 1, C3_OPT_URDS_CLUSTERING},
+    [CSAL3D_STRATEGY_RANDOM] = {
+        "random", "M cases drawn uniformly without replacement", c3_random, 0, 0, 0,
+        CSAL3D_SAMPLER_OPT_SEED},
+    [CSAL3D_STRATEGY_TYPICLUST] = {
+        "typiclust", "TypiClust: k-means into M clusters, the member with the largest kNN "
+        "typicality of each, largest clusters first", c3_typiclust, 0, 1, 1,
+        C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_TYPICLUST},
+    [CSAL3D_STRATEGY_PROBCOVER] = {
+        "probcover", "ProbCover: greedy maximum coverage of delta-balls, delta from the "
+        "purity against k-means", c3_probcover, 0, 1, 0,
+        C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_PROBCOVER},
+    [CSAL3D_STRATEGY_ALPS] = {
+        "alps", "ALPS-style: k-means into M clusters, the member nearest each centre",
+        c3_alps, 0, 1, 0, C3_OPT_KMEANS},
+    [CSAL3D_STRATEGY_CALR] = {
+        "calr", "CALR: BIRCH into M clusters, the member with the largest mean cosine "
+        "similarity to its cluster", c3_calr, 0, 1, 1, CSAL3D_SAMPLER_OPT_BIRCH},
+    [CSAL3D_STRATEGY_CORESET] = {
+        "coreset", "Coreset: k-center greedy from the case nearest the mean", c3_coreset,
+        0, 1, 0, 0},
+    [CSAL3D_STRATEGY_USL] = {
+        "usl", "USL: the densest case of each k-means cluster, pushed away from the other "
+        "clusters' picks", c3_usl, 0, 1, 1, C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_USL},
+};
+#define C3_N_STRATEGIES (int)(sizeof c3_strategies / sizeof c3_strategies[0])
+_Static_assert(C3_N_STRATEGIES == CSAL3D_STRATEGY_USL + 1,
+               "the strategy table covers every csal3d_strategy");
+
+/* Indexed by csal3d_rule. */
+static const char *const c3_rule_names[] = {
+    [CSAL3D_RULE_NONE] = "none",
+    [CSAL3D_RULE_URDS] = "urds",
+    [CSAL3D_RULE_REFILL] = "refill",
+    [CSAL3D_RULE_TOP_SCORE] = "top-score",
+    [CSAL3D_RULE_MOST_TYPICAL] = "most-typical",
+    [CSAL3D_RULE_RANDOM] = "random",
+    [CSAL3D_RULE_MAX_COVERAGE] = "max-coverage",
+    [CSAL3D_RULE_COVERED_RANDOM] = "covered-random",
+    [CSAL3D_RULE_NEAREST_CENTRE] = "nearest-centre",
+    [CSAL3D_RULE_MAX_COSINE] = "max-cosine",
+    [CSAL3D_RULE_KCENTER_START] = "kcenter-start",
+    [CSAL3D_RULE_KCENTER_FARTHEST] = "kcenter-farthest",
+    [CSAL3D_RULE_USL_UTILITY] = "usl-utility",
+};
+#define C3_N_RULES (int)(sizeof c3_rule_names / sizeof c3_rule_names[0])
+_Static_assert(C3_N_RULES == CSAL3D_RULE_USL_UTILITY + 1,
+               "the rule table covers every csal3d_rule");
+
+int c3_strategy_count(void) { return C3_N_STRATEGIES; }
+
+const c3_strategy_def *c3_strategy_get(int strategy) {
+  return strategy >= 0 && strategy < C3_N_STRATEGIES ? &c3_strategies[strategy] : NULL;
+}
+
+int c3_rule_count(void) { return C3_N_RULES; }
+
+const char *c3_rule_get_name(int rule) {
+  return rule >= 0 && rule < C3_N_RULES ? c3_rule_names[rule] : NULL;
+}
+
+int c3_needs_scores(const csal3d_sampler_options *o) {
+  const c3_strategy_def *def = c3_strategy_get((int)o->strategy);
+  if (!def) return 0;
+  return def->needs_scores ||
+         ((def->options & CSAL3D_SAMPLER_OPT_KERNEL) && o->kernel == CSAL3D_KERNEL_REFERENCE);
+}
+
 csal3d_status c3_run_strategy(const c3_strategy_in *in, c3_strategy_out *out) {
-  switch (in->o->strategy) {
-    case CSAL3D_STRATEGY_URDS: return c3_urds(in, out, 0);
-    case CSAL3D_STRATEGY_DIV_ONLY: return c3_urds(in, out, 1);
-    case CSAL3D_STRATEGY_UNC_ONLY: return c3_unc_only(in, out);
-    case CSAL3D_STRATEGY_RANDOM: return c3_random(in, out);
-    case CSAL3D_STRATEGY_TYPICLUST: return c3_typiclust(in, out);
-    case CSAL3D_STRATEGY_PROBCOVER: return c3_probcover(in, out);
-    case CSAL3D_STRATEGY_ALPS: return c3_alps(in, out);
-    case CSAL3D_STRATEGY_CALR: return c3_calr(in, out);
-    case CSAL3D_STRATEGY_CORESET: return c3_coreset(in, out);
-    case CSAL3D_STRATEGY_USL: return c3_usl(in, out);
-  }
-  return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "unknown strategy %d", (int)in->o->strategy);
+  const c3_strategy_def *def = c3_strategy_get((int)in->o->strategy);
+  if (!def)
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "unknown strategy %d", (int)in->o->strategy);
+  return def->run(in, out);
 }

@@ -31,8 +31,8 @@ __all__ = [
 from .volume import Case, Dataset, Volume, generate_phantom  # noqa: E402
 __all__ += ["Case", "Dataset", "Volume", "generate_phantom"]
 
-from .sampling import Sampler, Selection, select  # noqa: E402
-__all__ += ["Sampler", "Selection", "select"]
+from .sampling import Sampler, Selection, StrategyInfo, select, strategies  # noqa: E402
+__all__ += ["Sampler", "Selection", "StrategyInfo", "select", "strategies"]
 
 from .ssl import Losses, SSLModel  # noqa: E402
 from .uncertainty import Uncertainty  # noqa: E402

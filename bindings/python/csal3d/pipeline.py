@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from ._native import Owned, check, declare, lib
-from .sampling import RULES, STRATEGIES, Selection, _Record
+from .sampling import RULES, Selection, _Record, _strategy_code
 from .uncertainty import Uncertainty
 
 _P = ctypes.POINTER
@@ -238,10 +238,7 @@ def write_manifest(scores, selection, csv=None, json=None, strategy="urds", n_ca
         raise ValueError("give csv= and/or json=")
     o = _ManifestOptions()
     check(_manifest_init(ctypes.byref(o)))
-    name = str(strategy).lower().replace("_", "-")
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}")
-    o.strategy = STRATEGIES.index(name)
+    o.strategy = _strategy_code(strategy)
     o.n_cand = int(n_cand)
     o.seed = int(seed)
     sp = _b(scores_path)

@@ -7,10 +7,12 @@
 
 features: N x d (numpy array or nested sequences; converted to float32, copied by the
 library); scores: N values (larger = more uncertain), or None for strategies that do
-not use them. Strategies: "urds" (default), "unc-only", "div-only", "random",
-"typiclust", "probcover", "alps", "calr", "coreset", "usl". Options are the C struct's
-members (csal3d_sampler_options) as keyword arguments, e.g. kernel="reference",
-gammas=(0.1, 1, 10), exact_max_n=4096, nystrom_landmarks=512, probcover_delta=0.5.
+not need them. csal3d.strategies() lists the strategies the library knows ("urds", the
+default, "unc-only", "div-only", the baselines...) with what each needs and reads;
+STRATEGIES and RULES are their names and the rules' names, both read from the library.
+Options are the C struct's members (csal3d_sampler_options) as keyword arguments, e.g.
+kernel="reference", gammas=(0.1, 1, 10), exact_max_n=4096, nystrom_landmarks=512,
+probcover_delta=0.5.
 """
 
 import ctypes
@@ -20,12 +22,8 @@ import numpy as np
 
 from ._native import Owned, check, declare, lib
 from .context import Context
+from .errors import StateError
 
-STRATEGIES = ("urds", "unc-only", "div-only", "random", "typiclust", "probcover",
-              "alps", "calr", "coreset", "usl")
-RULES = ("none", "urds", "refill", "top-score", "most-typical", "random",
-         "max-coverage", "covered-random", "nearest-centre", "max-cosine",
-         "kcenter-start", "kcenter-farthest", "usl-utility")
 _KERNELS = {"mkkm": 0, "reference": 1}
 _GAMMA_MODES = {"median": 0, "raw": 1}
 _MAX_KERNELS = 8
@@ -100,7 +98,29 @@ class _Info(ctypes.Structure):
                 ("birch_subclusters", ctypes.c_int64)]
 
 
+class _StrategyInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("strategy", ctypes.c_int),
+                ("name", ctypes.c_char_p),
+                ("description", ctypes.c_char_p),
+                ("needs_scores", ctypes.c_int),
+                ("has_clusters", ctypes.c_int),
+                ("has_typicality", ctypes.c_int),
+                ("options", ctypes.c_uint)]
+
+
 _vp = ctypes.c_void_p
+for _name, _res, _args in (("csal3d_strategy_count", ctypes.c_int, []),
+                           ("csal3d_rule_count", ctypes.c_int, []),
+                           ("csal3d_rule_name", ctypes.c_char_p, [ctypes.c_int]),
+                           ("csal3d_sampler_option_name", ctypes.c_char_p, [ctypes.c_uint])):
+    getattr(lib, _name).restype = _res
+    getattr(lib, _name).argtypes = _args
+_strategy_get_info = declare("csal3d_strategy_get_info",
+                             [ctypes.c_int, ctypes.POINTER(_StrategyInfo)])
+_strategy_from_name = declare("csal3d_strategy_from_name",
+                              [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)])
+_needs_scores = declare("csal3d_sampler_needs_scores", [_vp, ctypes.POINTER(ctypes.c_int)])
 _options_init = declare("csal3d_sampler_options_init", [ctypes.POINTER(_Options)])
 _create = declare("csal3d_sampler_create",
                   [_vp, ctypes.POINTER(_Options), ctypes.POINTER(_vp)])
@@ -128,12 +148,53 @@ singleton), its score (nan without scores) and the rule that chose it ("urds",
 _OPTION_NAMES = {name for name, _ in _Options._fields_} - {
     "struct_size", "strategy", "use_seed", "seed", "n_kernels"}
 
+StrategyInfo = namedtuple("StrategyInfo",
+                          "value name description needs_scores has_clusters has_typicality "
+                          "options")
+StrategyInfo.__doc__ = """A strategy as the library describes it: its csal3d_strategy value,
+name, a one-line description, whether selecting fails without scores (needs_scores;
+kernel="reference" also needs them, for the strategies whose options include "kernel":
+Sampler.needs_scores answers for given options), whether its picks carry a cluster and a typicality, and the groups of
+sampler options it reads ("n_cand", "seed", "kernel", "gamma", "mkkm", "kmeans",
+"typiclust", "probcover", "birch", "usl": the option names start so, see
+csal3d_sampler_option_name in sampler.h)."""
+
+
+def _option_groups(mask):
+    groups, bit = [], 1
+    while bit <= mask:
+        if mask & bit:
+            name = lib.csal3d_sampler_option_name(bit)
+            groups.append(name.decode() if name else hex(bit))
+        bit <<= 1
+    return tuple(groups)
+
+
+def strategies():
+    """The strategies the library knows, in csal3d_strategy order: a list of
+    StrategyInfo (.value, .name, .description, .needs_scores, .has_clusters,
+    .has_typicality, .options)."""
+    out = []
+    for q in range(lib.csal3d_strategy_count()):
+        i = _StrategyInfo()
+        i.struct_size = ctypes.sizeof(_StrategyInfo)
+        check(_strategy_get_info(q, ctypes.byref(i)))
+        out.append(StrategyInfo(i.strategy, i.name.decode(), i.description.decode(),
+                                bool(i.needs_scores), bool(i.has_clusters),
+                                bool(i.has_typicality), _option_groups(i.options)))
+    return out
+
+
+STRATEGIES = tuple(s.name for s in strategies())
+RULES = tuple(lib.csal3d_rule_name(r).decode() for r in range(lib.csal3d_rule_count()))
+
 
 def _strategy_code(strategy):
-    name = str(strategy).lower().replace("_", "-")
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    return STRATEGIES.index(name)
+    """The csal3d_strategy value of a name ("_" for "-", any case); InvalidArgumentError
+    (a ValueError) listing the names when unknown."""
+    code = ctypes.c_int()
+    check(_strategy_from_name(str(strategy).encode(), ctypes.byref(code)))
+    return code.value
 
 
 def _as_features(features):
@@ -200,6 +261,13 @@ class Sampler(Owned):
         self.strategy = STRATEGIES[o.strategy]
         self._n = None
 
+    @property
+    def needs_scores(self):
+        """Whether select() needs scores with this strategy and these options."""
+        needs = ctypes.c_int()
+        check(_needs_scores(self.handle, ctypes.byref(needs)))
+        return bool(needs.value)
+
     def set_features(self, features):
         """Gives the N x d features (copied)."""
         x = _as_features(features)
@@ -261,10 +329,16 @@ def select(features, scores, budget, strategy="urds", n_cand=3, seed=0, threads=
     """Chooses `budget` of the N cases: a list of Selection (.index, .cluster,
     .cluster_size, .typicality, .score, .rule) in the order the strategy chose them.
 
-    features: N x d; scores: N values or None (URDS and "unc-only" need them); seed:
-    the seed of every random draw; options: csal3d_sampler_options members.
+    features: N x d; scores: N values or None where the strategy does not need them
+    (csal3d.strategies() says which do; StateError otherwise); seed: the seed of every
+    random draw; options: csal3d_sampler_options members.
     """
     with Sampler(strategy, n_cand=n_cand, seed=seed, threads=threads, **options) as s:
+        if scores is None and s.needs_scores:
+            always = strategies()[STRATEGIES.index(s.strategy)].needs_scores
+            raise StateError(f"select: strategy {s.strategy!r} needs scores"
+                             f"{'' if always else ' with these options'} (N values, larger "
+                             "= more uncertain); pass them as `scores`")
         s.set_features(features)
         if scores is not None:
             s.set_scores(scores)

@@ -252,6 +252,14 @@ class TestScores(_Base):
         csal3d.write_manifest(loaded, [3, 0], csv=csv_path)
         self.assertEqual([r["case"] for r in csv.DictReader(_read(csv_path).splitlines())],
                          [loaded.ids[3], loaded.ids[0]])
+        # The strategy by the library's names; n_cand only where the strategy reads it.
+        self.assertEqual(j["n_cand"], 3)
+        csal3d.write_manifest(loaded, [3, 0], json=json_path, strategy="TYPICLUST")
+        j = json.loads(_read(json_path))
+        self.assertEqual(j["strategy"], "typiclust")
+        self.assertNotIn("n_cand", j)
+        with self.assertRaises(ValueError):
+            csal3d.write_manifest(loaded, [3, 0], json=json_path, strategy="kcenter")
         out = os.path.join(self.dir, "raw", "Dataset900_Phantom")
         csal3d.export_nnunet(loaded, picks, out)
         ids = sorted(loaded.ids[p.index] for p in picks)

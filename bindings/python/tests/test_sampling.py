@@ -116,6 +116,64 @@ class TestSampling(unittest.TestCase):
         with self.assertRaises(csal3d.StateError):
             csal3d.select(np.ones((4, 2)), None, 2)  # URDS without scores
 
+    def test_strategies_and_rules_come_from_the_library(self):
+        lib = sampling.lib
+        lib.csal3d_strategy_name.restype = ctypes.c_char_p
+        lib.csal3d_strategy_name.argtypes = [ctypes.c_int]
+        count = lib.csal3d_strategy_count()
+        self.assertEqual(count, 10)
+        want = tuple(lib.csal3d_strategy_name(q).decode() for q in range(count))
+        self.assertEqual(sampling.STRATEGIES, want)
+        infos = csal3d.strategies()
+        self.assertEqual([i.name for i in infos], list(want))
+        self.assertEqual([i.value for i in infos], list(range(count)))
+        self.assertEqual(sampling.RULES, tuple(lib.csal3d_rule_name(r).decode()
+                                               for r in range(lib.csal3d_rule_count())))
+        self.assertEqual(sampling.RULES[0], "none")
+        self.assertIn("usl-utility", sampling.RULES)
+        by_name = {i.name: i for i in infos}
+        self.assertTrue(by_name["urds"].needs_scores)
+        self.assertTrue(by_name["unc-only"].needs_scores)
+        self.assertFalse(by_name["div-only"].needs_scores)
+        self.assertIn("n_cand", by_name["urds"].options)
+        self.assertIn("kernel", by_name["div-only"].options)
+        self.assertEqual(by_name["calr"].options, ("birch",))
+        self.assertEqual(by_name["coreset"].options, ())
+        self.assertFalse(by_name["random"].has_clusters)
+        self.assertTrue(by_name["typiclust"].has_typicality)
+        for i in infos:
+            self.assertTrue(i.description)
+            self.assertNotIn("0x", " ".join(i.options))  # every group has a name
+        self.assertEqual(sampling._strategy_code("Div_Only"), 2)
+        with self.assertRaises(csal3d.InvalidArgumentError) as cm:
+            sampling._strategy_code("kcenter")
+        for name in want:
+            self.assertIn(name, str(cm.exception))
+
+    def test_needs_scores_comes_from_the_library(self):
+        x, _ = blobs([10, 12, 9], d=3, seed=8)
+        for info in csal3d.strategies():
+            with csal3d.Sampler(info.name) as s:
+                self.assertEqual(s.needs_scores, info.needs_scores, info.name)
+            if info.needs_scores:
+                with self.assertRaises(csal3d.StateError) as cm:
+                    csal3d.select(x, None, 3, strategy=info.name)
+                self.assertIn(f"'{info.name}' needs scores", str(cm.exception))
+            else:
+                picks = csal3d.select(x, None, 3, strategy=info.name)
+                self.assertEqual(len(picks), 3, info.name)
+                self.assertEqual(all(p.cluster >= 0 for p in picks), info.has_clusters)
+                self.assertEqual(all(not math.isnan(p.typicality) for p in picks),
+                                 info.has_typicality, info.name)
+        # Div-only needs scores with the reference kernel only
+        with csal3d.Sampler("div-only", kernel="reference") as s:
+            self.assertTrue(s.needs_scores)
+        with self.assertRaises(csal3d.StateError) as cm:
+            csal3d.select(x, None, 3, strategy="div-only", kernel="reference")
+        self.assertIn("with these options", str(cm.exception))
+        self.assertEqual(len(csal3d.select(x, np.arange(len(x)), 3, strategy="div-only",
+                                           kernel="reference")), 3)
+
     def test_edge_cases(self):
         one = csal3d.select([[1.0, 2.0]], [0.5], 1)
         self.assertEqual(one[0].index, 0)
