@@ -19,5 +19,6 @@
 #include "csal3d/uncertainty.h"
 #include "csal3d/sampler.h"
 #include "csal3d/manifest.h"
+#include "csal3d/pipeline.h"
 
 #endif /* CSAL3D_H */

@@ -38,7 +38,9 @@
  * double score;
  * for (size_t i = 0; i < n_cases; i++) {
  *   ... load volume i ...
- *   csal3d_uncertainty_score(u, volume, NULL, i, &score, feature, 256);
+ *   uint64_t key;
+ *   csal3d_case_key(case_id[i], &key);
+ *   csal3d_uncertainty_score(u, volume, NULL, key, &score, feature, 256);
  *   csal3d_uncertainty_save_map(u, "case_i_uncertainty.nii.gz");   // optional
  * }
  * csal3d_uncertainty_free(u);
@@ -113,6 +115,14 @@ CSAL3D_API csal3d_status csal3d_uncertainty_create(csal3d_ssl_model *model,
 /** Releases an estimator. Accepts NULL. */
 CSAL3D_API void csal3d_uncertainty_free(csal3d_uncertainty *u);
 
+/**
+ * The estimator's options as resolved: use_seed is 1 and seed the seed it draws with
+ * (the model's when none was given). Set @p options->struct_size first
+ * (csal3d_uncertainty_options_init() does); that many bytes are written.
+ */
+CSAL3D_API csal3d_status
+csal3d_uncertainty_get_options(const csal3d_uncertainty *u, csal3d_uncertainty_options *options);
+
 /** The width of the features it returns (0 with ::CSAL3D_FEATURE_NONE). */
 CSAL3D_API csal3d_status csal3d_uncertainty_feature_dim(const csal3d_uncertainty *u,
                                                         int64_t *dim);
@@ -126,8 +136,9 @@ CSAL3D_API csal3d_status csal3d_uncertainty_feature_dim(const csal3d_uncertainty
  * @param mask for ::CSAL3D_FOREGROUND_MASK: a volume of the same D, H, W whose
  *        non-zero voxels (any channel) are the foreground; else ignored (NULL ok).
  *        An empty foreground gives ::CSAL3D_ERR_INVALID_ARGUMENT.
- * @param volume_id keys the random draws (use the case's index in its
- *        dataset), so that a case gets the same score whatever the order.
+ * @param volume_id keys the random draws: use csal3d_case_key() of the case's id
+ *        (pipeline.h), as csal3d_score_dataset() does, so that a case gets the same
+ *        score whatever the order or size of its dataset.
  * @param score receives S (may be NULL).
  * @param feature receives the feature (may be NULL).
  * @param capacity the size of @p feature in floats

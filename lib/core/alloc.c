@@ -61,3 +61,11 @@ csal3d_status c3_calloc_array(size_t count, size_t size, const char *what,
 }
 
 void c3_free(void *p) { free(p); }
+
+char *c3_strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d;
+  if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
+  memcpy(d, s, n);
+  return d;
+}

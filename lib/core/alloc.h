@@ -22,6 +22,9 @@ csal3d_status c3_alloc_array(size_t count, size_t size, const char *what,
 csal3d_status c3_calloc_array(size_t count, size_t size, const char *what,
                               void **out);
 
+/* A c3_alloc'ed copy of the string s, or NULL (out of memory, message set). */
+char *c3_strdup(const char *s);
+
 /* Frees a block from c3_alloc*; accepts NULL. */
 void c3_free(void *p);
 

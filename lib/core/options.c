@@ -29,3 +29,16 @@ csal3d_status c3_options_read(void *dst, size_t own_size, const void *src,
   memcpy(dst, &own_size, sizeof own_size);
   return CSAL3D_OK;
 }
+
+csal3d_status c3_options_write(void *dst, const void *src, size_t own_size, const char *what) {
+  size_t want;
+  memcpy(&want, dst, sizeof want);
+  if (want < sizeof(size_t))
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
+                    "%s: struct_size is %zu; set it to the struct's size first", what, want);
+  size_t n = want < own_size ? want : own_size;
+  memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
+         n - sizeof(size_t));
+  if (want > own_size) memset((char *)dst + own_size, 0, want - own_size);
+  return CSAL3D_OK;
+}

@@ -16,4 +16,9 @@
 csal3d_status c3_options_read(void *dst, size_t own_size, const void *src,
                               const char *what);
 
+/* The other way: copies our struct src (own_size bytes, struct_size first) into the
+ * caller's dst, as much as dst's struct_size holds, and zeroes what dst has beyond
+ * ours; dst keeps its struct_size. INVALID_ARGUMENT when dst's struct_size is unset. */
+csal3d_status c3_options_write(void *dst, const void *src, size_t own_size, const char *what);
+
 #endif

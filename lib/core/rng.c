@@ -52,6 +52,15 @@ void c3_rng_init(c3_rng *r, uint64_t seed, uint32_t purpose, uint64_t id0,
   r->used = 4;
 }
 
+uint64_t c3_rng_key_string(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    h ^= *p;
+    h *= 0x100000001b3ull;
+  }
+  return c3_mix64(h);
+}
+
 static void c3_rng_set_block(c3_rng *r, uint64_t block) {
   r->ctr[0] = (uint32_t)block;
   r->ctr[1] = (uint32_t)(block >> 32);

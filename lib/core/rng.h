@@ -35,6 +35,10 @@ typedef struct c3_rng {
 void c3_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
                       uint32_t out[4]);
 
+/* The key of a string (a case id): FNV-1a 64 of its bytes, then the splitmix64
+ * finaliser. Part of the results' definition (draws are keyed by it): never change. */
+uint64_t c3_rng_key_string(const char *s);
+
 /* Starts the stream (seed, purpose, id0, id1, id2) at draw 0. */
 void c3_rng_init(c3_rng *r, uint64_t seed, uint32_t purpose, uint64_t id0,
                  uint64_t id1, uint64_t id2);

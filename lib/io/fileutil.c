@@ -14,14 +14,6 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-static char *c3_dup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d;
-  if (c3_alloc(n, "path", (void **)&d) != CSAL3D_OK) return NULL;
-  memcpy(d, s, n);
-  return d;
-}
-
 int c3_ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && strcmp(s + a - b, suffix) == 0;
@@ -45,7 +37,7 @@ static void c3_sync_parent(const char *path) {
     c3_sync_dir("/");
     return;
   }
-  char *d = c3_dup(path);
+  char *d = c3_strdup(path);
   if (!d) return;
   d[slash - path] = '\0';
   c3_sync_dir(d);
@@ -63,7 +55,7 @@ csal3d_status c3_outfile_open(c3_outfile *o, const char *path) {
   csal3d_status s = c3_alloc(n, "path", (void **)&o->tmp);
   if (s != CSAL3D_OK) return s;
   snprintf(o->tmp, n, "%.*s.%s.tmp.XXXXXX", (int)dirlen, path, base);
-  o->path = c3_dup(path);
+  o->path = c3_strdup(path);
   if (!o->path) {
     c3_outfile_abort(o);
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
@@ -152,7 +144,7 @@ csal3d_status c3_path_absolute(const char *path, char **out) {
   *out = NULL;
   C3_CHECK_ARG(path && *path, "empty path");
   if (path[0] == '/') {
-    *out = c3_dup(path);
+    *out = c3_strdup(path);
     return *out ? CSAL3D_OK : c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   }
   char *cwd = getcwd(NULL, 0);
@@ -164,7 +156,7 @@ csal3d_status c3_path_absolute(const char *path, char **out) {
     while (*path == '/') path++;
   }
   if (strcmp(path, ".") == 0 || !*path) {
-    *out = c3_dup(cwd);
+    *out = c3_strdup(cwd);
     free(cwd);
     return *out ? CSAL3D_OK : c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   }

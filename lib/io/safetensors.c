@@ -84,14 +84,6 @@ static uint64_t c3_st_get_le64(const uint8_t *p) {
   return v;
 }
 
-static char *c3_st_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  void *p;
-  if (c3_alloc(n, "safetensors string", &p) != CSAL3D_OK) return NULL;
-  memcpy(p, s, n);
-  return p;
-}
-
 void c3_st_free(c3_safetensors *st) {
   if (!st) return;
   for (size_t i = 0; i < st->meta_count; i++) {
@@ -250,8 +242,8 @@ static csal3d_status c3_st_metadata_parse(c3_safetensors *st, const json_t *m) {
                       "%s: a __metadata__ key is %zu bytes long (at most %d)",
                       st->source, strlen(k), C3_ST_MAX_NAME);
     size_t i = st->meta_count;
-    st->meta_keys[i] = c3_st_strdup(k);
-    st->meta_values[i] = c3_st_strdup(json_string_value(v));
+    st->meta_keys[i] = c3_strdup(k);
+    st->meta_values[i] = c3_strdup(json_string_value(v));
     if (!st->meta_keys[i] || !st->meta_values[i]) {
       c3_free(st->meta_keys[i]);
       c3_free(st->meta_values[i]);
@@ -385,7 +377,7 @@ done:
 static csal3d_status c3_st_new(const char *source, c3_safetensors **out) {
   c3_safetensors *st;
   C3_TRY(c3_calloc_array(1, sizeof *st, "safetensors", (void **)&st));
-  st->source = c3_st_strdup(source);
+  st->source = c3_strdup(source);
   if (!st->source) {
     c3_free(st);
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory reading %s", source);
@@ -784,7 +776,7 @@ csal3d_status c3_st_writer_add(c3_st_writer *w, const char *name,
                     sizeof *w->entries, w->count));
   c3_st_wentry *e = &w->entries[w->count];
   memset(e, 0, sizeof *e);
-  e->name = c3_st_strdup(name);
+  e->name = c3_strdup(name);
   if (!e->name)
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "safetensors: out of memory");
   e->dtype = dtype;
@@ -802,7 +794,7 @@ csal3d_status c3_st_writer_set_metadata(c3_st_writer *w, const char *key,
                "c3_st_writer_set_metadata: NULL argument");
   for (size_t i = 0; i < w->meta_count; i++)
     if (strcmp(w->meta_keys[i], key) == 0) {
-      char *v = c3_st_strdup(value);
+      char *v = c3_strdup(value);
       if (!v) return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "safetensors: out of memory");
       c3_free(w->meta_values[i]);
       w->meta_values[i] = v;
@@ -815,7 +807,7 @@ csal3d_status c3_st_writer_set_metadata(c3_st_writer *w, const char *key,
   C3_TRY(c3_st_grow((void **)&w->meta_values, &cap, w->meta_count + 1,
                     sizeof(char *), w->meta_count));
   w->meta_cap = cap;
-  char *k = c3_st_strdup(key), *v = c3_st_strdup(value);
+  char *k = c3_strdup(key), *v = c3_strdup(value);
   if (!k || !v) {
     c3_free(k);
     c3_free(v);

@@ -14,6 +14,7 @@
 #include "core/report.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "io/fileutil.h"
 #include "model/checkpoint.h"
 #include "model/ssl_internal.h"
 
@@ -218,6 +219,7 @@ CSAL3D_API void csal3d_ssl_model_free(csal3d_ssl_model *h) {
   c3_optim_free(h->opt);
   c3_model_free(h->m);
   c3_free(h->ckpt_path);
+  c3_free(h->source_path);
   c3_free(h->crops);
   c3_free(h);
 }
@@ -411,6 +413,12 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
     const char *cp = c3_st_metadata(st, "ssl.checkpoint_path");
     s = c3_ssl_set_path(h, cp && *cp ? cp : NULL);
   }
+  if (s == CSAL3D_OK) {
+    s = c3_path_absolute(path, &h->source_path);
+    const char *sum = c3_st_metadata(st, "checksum");
+    snprintf(h->source_checksum, sizeof h->source_checksum, "%s", sum ? sum : "");
+    h->source_step = h->opt->step;
+  }
   if (s == CSAL3D_OK && !verified)
     c3_log(ctx, CSAL3D_LOG_WARN, "%s: no checksum (not a csal3d checkpoint); loaded the "
            "weights only", path);
@@ -427,18 +435,19 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
   return CSAL3D_OK;
 }
 
+const char *c3_ssl_source(const csal3d_ssl_model *h, const char **checksum) {
+  int current = h->source_path && h->opt->step == h->source_step;
+  if (checksum) *checksum = current ? h->source_checksum : "";
+  return current ? h->source_path : NULL;
+}
+
 /* ---- options and accessors ---- */
 
 CSAL3D_API csal3d_status csal3d_ssl_model_get_options(const csal3d_ssl_model *h,
                                                       csal3d_ssl_options *options) {
   C3_CHECK_ARG(h && options, "csal3d_ssl_model_get_options: NULL argument");
-  size_t n = options->struct_size;
-  C3_CHECK_ARG(n >= sizeof(size_t),
-               "csal3d_ssl_model_get_options: set struct_size (csal3d_ssl_options_init)");
-  if (n > sizeof h->o) n = sizeof h->o;
-  memcpy((char *)options + sizeof(size_t), (const char *)&h->o + sizeof(size_t),
-         n - sizeof(size_t));
-  return CSAL3D_OK;
+  return c3_options_write(options, &h->o, sizeof h->o,
+                          "csal3d_ssl_model_get_options (csal3d_ssl_options_init first)");
 }
 
 CSAL3D_API csal3d_status csal3d_ssl_model_set_options(csal3d_ssl_model *h,
@@ -489,14 +498,6 @@ CSAL3D_API csal3d_status csal3d_ssl_model_parameter_count(const csal3d_ssl_model
   return CSAL3D_OK;
 }
 
-static void c3_copy_losses(const csal3d_ssl_losses *src, csal3d_ssl_losses *dst) {
-  size_t n = dst->struct_size;
-  if (n > sizeof *src) n = sizeof *src;
-  if (n > sizeof(size_t))
-    memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
-           n - sizeof(size_t));
-}
-
 CSAL3D_API csal3d_status csal3d_ssl_model_last_losses(const csal3d_ssl_model *h,
                                                       csal3d_ssl_losses *losses) {
   C3_CHECK_ARG(h && losses, "csal3d_ssl_model_last_losses: NULL argument");
@@ -504,8 +505,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_last_losses(const csal3d_ssl_model *h,
                "csal3d_ssl_model_last_losses: set losses->struct_size");
   if (!h->have_last)
     return c3_error(CSAL3D_ERR_STATE, "csal3d_ssl_model_last_losses: no training step yet");
-  c3_copy_losses(&h->last, losses);
-  return CSAL3D_OK;
+  return c3_options_write(losses, &h->last, sizeof h->last, "csal3d_ssl_model_last_losses");
 }
 
 CSAL3D_API csal3d_status csal3d_ssl_model_feature_dim(const csal3d_ssl_model *h,
@@ -568,7 +568,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *h,
   csal3d_status s = c3_check_finite(crops, n, "csal3d_ssl_model_train_step: the crops");
   if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, crops, batch, dhw);
   c3_threads_leave(prev);
-  if (s == CSAL3D_OK && losses) c3_copy_losses(&h->last, losses);
+  if (s == CSAL3D_OK && losses)
+    s = c3_options_write(losses, &h->last, sizeof h->last, "csal3d_ssl_model_train_step");
   return s;
 }
 

@@ -18,6 +18,12 @@ struct csal3d_ssl_model {
   c3_ssl_work work;
   csal3d_ssl_losses last;
   int have_last;
+  /* the checkpoint this model was loaded from (absolute path, its "checksum" metadata
+   * and the step it held), for the provenance of what is computed with it; NULL/"" for
+   * a model created in memory */
+  char *source_path;
+  char source_checksum[32];
+  int64_t source_step;
   /* the crop staging buffer of csal3d_ssl_model_train */
   float *crops;
   size_t crops_cap;
@@ -31,6 +37,10 @@ struct c3_safetensors;
 csal3d_status c3_ssl_options_from_metadata(const struct c3_safetensors *st,
                                            const c3_model_config *mc,
                                            csal3d_ssl_options *o);
+
+/* The checkpoint the model's current weights come from: its absolute path and checksum,
+ * or NULL when the model was created in memory or trained since it was loaded. */
+const char *c3_ssl_source(const csal3d_ssl_model *h, const char **checksum);
 
 /* CSAL3D_ERR_NUMERICAL naming `what` and the first NaN or Inf of x[0..n). */
 csal3d_status c3_check_finite(const float *x, size_t n, const char *what);

@@ -10,9 +10,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "pipeline/dataset.h"
+
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/options.h"
+#include "io/fileutil.h"
 #include "volume/volume_internal.h"
 
 typedef struct c3_case {
@@ -26,17 +29,10 @@ struct csal3d_dataset {
   c3_case *cases;
   size_t n, cap;
   csal3d_modality modality;
+  char *source; /* the absolute path it was opened from */
 };
 
 /* ---- small helpers ---- */
-
-static char *c3_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d;
-  if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
-  memcpy(d, s, n);
-  return d;
-}
 
 static char *c3_join(const char *dir, const char *rel) {
   if (rel[0] == '/' || !dir || !*dir) return c3_strdup(rel);
@@ -111,6 +107,7 @@ CSAL3D_API void csal3d_dataset_free(csal3d_dataset *ds) {
   if (!ds) return;
   for (size_t i = 0; i < ds->n; i++) c3_case_clear(&ds->cases[i]);
   c3_free(ds->cases);
+  c3_free(ds->source);
   c3_free(ds);
 }
 
@@ -456,6 +453,7 @@ CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
                      strerror(errno ? errno : ENOENT));
     }
   }
+  if (s == CSAL3D_OK) s = c3_path_absolute(path, &ds->source);
   if (s != CSAL3D_OK) {
     csal3d_dataset_free(ds);
     return s;
@@ -463,6 +461,15 @@ CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
   *out = ds;
   return CSAL3D_OK;
 }
+
+const char *c3_dataset_source(const csal3d_dataset *ds) { return ds->source ? ds->source : ""; }
+size_t c3_dataset_n(const csal3d_dataset *ds) { return ds->n; }
+const char *c3_dataset_id(const csal3d_dataset *ds, size_t i) { return ds->cases[i].id; }
+int c3_dataset_image_count(const csal3d_dataset *ds, size_t i) { return ds->cases[i].nimages; }
+const char *c3_dataset_image(const csal3d_dataset *ds, size_t i, int k) {
+  return ds->cases[i].images[k];
+}
+const char *c3_dataset_label(const csal3d_dataset *ds, size_t i) { return ds->cases[i].label; }
 
 CSAL3D_API csal3d_status csal3d_dataset_size(const csal3d_dataset *dataset, size_t *size) {
   C3_CHECK_ARG(dataset && size, "dataset_size: NULL argument");

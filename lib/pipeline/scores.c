@@ -42,14 +42,6 @@ static const char *const c3_scores_reserved[] = {"format", "format_version", "ca
 
 /* ---- small helpers ---- */
 
-static char *c3_sdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d;
-  if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
-  memcpy(d, s, n);
-  return d;
-}
-
 static csal3d_status c3_copy_out(const char *s, char *buffer, size_t capacity,
                                  size_t *needed, const char *what) {
   size_t n = strlen(s) + 1;
@@ -174,7 +166,7 @@ CSAL3D_API csal3d_status csal3d_scores_set_case(csal3d_scores *s, int64_t index,
   c3_scase c;
   memset(&c, 0, sizeof c);
   csal3d_status st = CSAL3D_OK;
-  c.id = c3_sdup(id);
+  c.id = c3_strdup(id);
   if (!c.id) st = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   if (st == CSAL3D_OK)
     st = c3_calloc_array((size_t)image_count, sizeof(char *), "image paths", (void **)&c.images);
@@ -340,7 +332,7 @@ static csal3d_status c3_meta_set(csal3d_scores *s, const char *key, const char *
     }
     return CSAL3D_OK;
   }
-  char *v = c3_sdup(value);
+  char *v = c3_strdup(value);
   if (!v) return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   if (at >= 0) {
     c3_free(s->meta[at].value);
@@ -360,7 +352,7 @@ static csal3d_status c3_meta_set(csal3d_scores *s, const char *key, const char *
     s->meta = m;
     s->capmeta = cap;
   }
-  char *k = c3_sdup(key);
+  char *k = c3_strdup(key);
   if (!k) {
     c3_free(v);
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
@@ -648,14 +640,14 @@ static csal3d_status c3_scores_from_st(const c3_safetensors *sf, const char *src
       if (!json_is_string(p) || !*json_string_value(p))
         C3_FAIL(CSAL3D_ERR_FORMAT, "%s: case '%s': images[%d] must be a non-empty path", src,
                 cid, k);
-      if (!(sc->images[k] = c3_sdup(json_string_value(p))))
+      if (!(sc->images[k] = c3_strdup(json_string_value(p))))
         C3_FAIL(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
       sc->nimages = k + 1;
     }
-    if (!(sc->id = c3_sdup(cid))) C3_FAIL(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
-    if (json_is_string(lab) && !(sc->label = c3_sdup(json_string_value(lab))))
+    if (!(sc->id = c3_strdup(cid))) C3_FAIL(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
+    if (json_is_string(lab) && !(sc->label = c3_strdup(json_string_value(lab))))
       C3_FAIL(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
-    if (map && !(sc->map = c3_sdup(json_string_value(map))))
+    if (map && !(sc->map = c3_strdup(json_string_value(map))))
       C3_FAIL(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
     sc->set = 1;
     if (!isfinite(s->scores[i]))

@@ -28,17 +28,6 @@ struct csal3d_sampler {
 
 /* ---- the strategy and rule tables, public ---- */
 
-/* Copies the prefix of an output struct the caller has room for (its struct_size, the
- * first member of both) and zeroes what it has beyond ours. */
-static void c3_struct_out(void *dst, const void *src, size_t own_size) {
-  size_t want;
-  memcpy(&want, dst, sizeof want);
-  size_t n = want < own_size ? want : own_size;
-  memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
-         n - sizeof(size_t));
-  if (want > own_size) memset((char *)dst + own_size, 0, want - own_size);
-}
-
 static const char *const c3_option_names[] = {
     "n_cand", "seed", "kernel", "gamma", "mkkm", "kmeans", "typiclust", "probcover",
     "birch", "usl"};
@@ -57,17 +46,13 @@ CSAL3D_API int csal3d_strategy_count(void) { return c3_strategy_count(); }
 CSAL3D_API csal3d_status csal3d_strategy_get_info(csal3d_strategy strategy,
                                                   csal3d_strategy_info *info) {
   C3_CHECK_ARG(info, "csal3d_strategy_get_info: info is NULL");
-  C3_CHECK_ARG(info->struct_size >= sizeof(size_t),
-               "csal3d_strategy_get_info: info->struct_size is %zu; set it to "
-               "sizeof(csal3d_strategy_info)", info->struct_size);
   const c3_strategy_def *def = c3_strategy_get((int)strategy);
   C3_CHECK_ARG(def, "csal3d_strategy_get_info: unknown strategy %d (0..%d)", (int)strategy,
                c3_strategy_count() - 1);
   csal3d_strategy_info out = {sizeof out, strategy, def->name, def->description,
                               def->needs_scores, def->has_clusters, def->has_typicality,
                               def->options};
-  c3_struct_out(info, &out, sizeof out);
-  return CSAL3D_OK;
+  return c3_options_write(info, &out, sizeof out, "csal3d_strategy_get_info: info");
 }
 
 CSAL3D_API const char *csal3d_strategy_name(csal3d_strategy strategy) {
@@ -407,12 +392,11 @@ CSAL3D_API csal3d_status csal3d_sampler_get_assignment(const csal3d_sampler *s,
 CSAL3D_API csal3d_status csal3d_sampler_get_info(const csal3d_sampler *s,
                                                  csal3d_sampler_info *info) {
   C3_CHECK_ARG(s && info, "csal3d_sampler_get_info: NULL argument");
-  C3_CHECK_ARG(info->struct_size >= sizeof(size_t),
-               "csal3d_sampler_get_info: info->struct_size is %zu; set it to "
-               "sizeof(csal3d_sampler_info)", info->struct_size);
+  size_t want = info->struct_size;
+  C3_CHECK_ARG(want >= sizeof(size_t), "csal3d_sampler_get_info: info: struct_size is %zu; "
+               "set it to sizeof(csal3d_sampler_info)", want);
   if (!s->sel)
     return c3_error(CSAL3D_ERR_STATE, "get_info: no selection yet; call "
                     "csal3d_sampler_select first");
-  c3_struct_out(info, &s->info, sizeof s->info);
-  return CSAL3D_OK;
+  return c3_options_write(info, &s->info, sizeof s->info, "csal3d_sampler_get_info: info");
 }

@@ -57,4 +57,8 @@ csal3d_status c3_uncertainty_run(c3_model *m, const csal3d_context *ctx,
                                  void *draws_user, float *map, float *feature,
                                  c3_unc_result *res);
 
+/* The model an estimator uses (csal3d_uncertainty is defined in uncertainty_api.c). */
+struct csal3d_uncertainty;
+csal3d_ssl_model *c3_uncertainty_model(const struct csal3d_uncertainty *u);
+
 #endif

@@ -74,6 +74,16 @@ CSAL3D_API void csal3d_uncertainty_free(csal3d_uncertainty *u) {
   c3_free(u);
 }
 
+CSAL3D_API csal3d_status csal3d_uncertainty_get_options(const csal3d_uncertainty *u,
+                                                        csal3d_uncertainty_options *options) {
+  C3_CHECK_ARG(u && options, "csal3d_uncertainty_get_options: NULL argument");
+  return c3_options_write(options, &u->o, sizeof u->o,
+                          "csal3d_uncertainty_get_options (csal3d_uncertainty_options_init "
+                          "first)");
+}
+
+csal3d_ssl_model *c3_uncertainty_model(const csal3d_uncertainty *u) { return u->model; }
+
 CSAL3D_API csal3d_status csal3d_uncertainty_feature_dim(const csal3d_uncertainty *u,
                                                         int64_t *dim) {
   C3_CHECK_ARG(u && dim, "csal3d_uncertainty_feature_dim: NULL argument");

@@ -1,0 +1,189 @@
+/*
+ * libcsal3d. Copyright 2026 the libcsal3d developers. SPDX-License-Identifier: Apache-2.0
+ */
+/**
+ * @file pipeline.h
+ * @brief The workflow as library calls: scoring a dataset, checking outputs before work.
+ *
+ * csal3d_score_dataset() is the `csal3d score` command and Python's
+ * `csal3d.score_dataset()`: every case of a dataset (or a subset) loaded as the model
+ * was trained, scored by an uncertainty estimator, its feature and score gathered into a
+ * ::csal3d_scores table with one metadata schema, optionally written as a scores file and
+ * with uncertainty maps. It is resumable: while it runs, each scored case is appended to a
+ * journal beside the scores file (`SCORES.partial`); after Ctrl-C, SIGKILL, a power cut or
+ * a case that failed, running it again with the same settings continues from the cases
+ * already scored and writes a file bitwise equal to an uninterrupted run's.
+ *
+ * A case's random draws (views, rotations, masks) are keyed by its id
+ * (csal3d_case_key()), not its position, so a case scores the same, bit for bit, whatever
+ * the order or size of the dataset it is scored in.
+ *
+ * @code
+ * csal3d_score_options so;
+ * csal3d_score_options_init(&so);
+ * so.output = "scores.safetensors";
+ * so.maps_dir = "maps";                      // optional
+ * csal3d_scores *scores;
+ * if (csal3d_score_dataset(u, dataset, &so, &scores) != CSAL3D_OK)
+ *   fprintf(stderr, "csal3d: %s\n", csal3d_last_error());
+ * @endcode
+ */
+#ifndef CSAL3D_PIPELINE_H
+#define CSAL3D_PIPELINE_H
+
+#include "csal3d/context.h"
+#include "csal3d/manifest.h"
+#include "csal3d/uncertainty.h"
+#include "csal3d/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * The 64-bit key of a case id that keys the case's random draws in
+ * csal3d_score_dataset() (pass it as csal3d_uncertainty_score()'s volume_id to score a
+ * single volume the same way): FNV-1a 64 of the id's bytes, then the splitmix64
+ * finaliser. Stable across versions and platforms.
+ * @param case_id the id, a NUL-terminated string (not NULL).
+ * @param key receives the key.
+ */
+CSAL3D_API csal3d_status csal3d_case_key(const char *case_id, uint64_t *key);
+
+/** What csal3d_score_dataset() does when a case cannot be loaded or scored. */
+typedef enum csal3d_case_errors {
+  /** Stop with that case's error (the default). The cases scored so far stay in the
+   *  journal: after fixing the file, running again continues. */
+  CSAL3D_CASE_ERRORS_STOP = 0,
+  /** Leave the case out of the scores, record it (id and error) in the metadata
+   *  "skipped_cases" and go on. At least one case must succeed. */
+  CSAL3D_CASE_ERRORS_SKIP = 1
+} csal3d_case_errors;
+
+/**
+ * Called by csal3d_score_dataset() after each case: @p index is the case's index in the
+ * dataset, @p id its id, @p status ::CSAL3D_OK with its @p score, or the error that
+ * skipped it (with @p message); @p reused is 1 when the result came from the journal of
+ * an earlier run. Strings are valid during the call. Return non-zero to stop
+ * (::CSAL3D_ERR_CANCELLED; the journal keeps what was done).
+ */
+typedef int (*csal3d_score_case_fn)(void *user_data, size_t index, const char *id,
+                                    csal3d_status status, double score, int reused,
+                                    const char *message);
+
+/** Options of csal3d_score_dataset(). Fill with csal3d_score_options_init(). */
+typedef struct csal3d_score_options {
+  /** sizeof(csal3d_score_options) as the caller compiled it. */
+  size_t struct_size;
+  /**
+   * How to load the cases, or NULL (default): as the model was trained (the data options
+   * its checkpoint records; for a model without them, the dataset.json's modality at
+   * native spacing). Given options that contradict the model (modality, channels) are
+   * refused; others that differ are used and logged.
+   */
+  const csal3d_volume_load_options *load;
+  /** @p case_count dataset indices to score, in this order (distinct), or NULL
+   *  (default) for every case in dataset order. */
+  const size_t *cases;
+  /** The number of entries in @ref cases. */
+  size_t case_count;
+  /** The scores file to write (atomically, at the end), or NULL (default): the table is
+   *  only returned, and nothing is journaled. */
+  const char *output;
+  /** A folder for each case's uncertainty map, `CASE_uncertainty.nii.gz` on the case's
+   *  grid (created if missing), or NULL (default): no maps. The estimator must keep its
+   *  map (csal3d_uncertainty_options.keep_map). */
+  const char *maps_dir;
+  /** 1: replace an existing @ref output and existing maps of the same names; 0
+   *  (default): refuse them before any work (::CSAL3D_ERR_IO naming the file). */
+  int overwrite;
+  /** 1 (default): continue from the journal of an earlier run with the same settings;
+   *  0: start afresh (an existing journal is then replaced). A journal made with other
+   *  settings is refused, naming the first difference. */
+  int resume;
+  /** See ::csal3d_case_errors. Default ::CSAL3D_CASE_ERRORS_STOP. */
+  csal3d_case_errors on_error;
+  /** Per-case callback, or NULL. */
+  csal3d_score_case_fn on_case;
+  /** Passed back to @ref on_case. */
+  void *on_case_user_data;
+} csal3d_score_options;
+
+/** Fills @p options with the defaults (and sets struct_size). */
+CSAL3D_API csal3d_status csal3d_score_options_init(csal3d_score_options *options);
+
+/**
+ * Scores cases of a dataset with an uncertainty estimator (and its model).
+ *
+ * Before any work, every output is checked (csal3d_output_check()): the scores file and
+ * the maps must be writable, none of them an input (the checkpoint, the dataset's files),
+ * none existing unless @ref csal3d_score_options.overwrite. Then each case is loaded
+ * (see @ref csal3d_score_options.load), its channels checked against the model, scored
+ * with csal3d_uncertainty_score() keyed by csal3d_case_key(id), its map saved, and the
+ * result appended to the journal `OUTPUT.partial` (fsync'ed). At the end the scores file
+ * is written atomically and the journal removed. Progress goes to the context's callback
+ * as ("score", cases done, cases) and may cancel.
+ *
+ * The table's metadata (and the file's) is one schema, whatever the front end:
+ * "checkpoint" (absolute path, "" for a model never saved or loaded),
+ * "checkpoint_checksum" ("crc32:XXXXXXXX" or ""), "checkpoint_step", "embed_dim",
+ * "in_channels", "dataset" (the absolute path the dataset was opened from),
+ * "modality" (ct, mri or none), "channel" (N, all or none), "spacing" ("D,H,W" in mm or
+ * "native"), "window", "stride" ("D,H,W"), "foreground" (none, threshold or mask),
+ * "foreground_threshold" (with threshold), "feature" (reduced, full or none),
+ * "feature_dim", "seed", "draws" ("case-id": the key scheme), "library_version", and,
+ * when cases were skipped, "skipped_cases" (a JSON array of {"id", "error"}).
+ *
+ * @param u the estimator (its model, window, stride, foreground, feature and seed).
+ * @param dataset the cases; read, not changed.
+ * @param options NULL for the defaults.
+ * @param out receives the table (caller frees with csal3d_scores_free()), or NULL when
+ *        only the file is wanted.
+ * @return ::CSAL3D_OK; ::CSAL3D_ERR_IO (an output cannot be written or exists),
+ *         ::CSAL3D_ERR_INVALID_ARGUMENT (an output is an input, load options that
+ *         contradict the model, a case whose channels do not match: named),
+ *         ::CSAL3D_ERR_CANCELLED (the journal keeps the cases done; run again to
+ *         continue), ::CSAL3D_ERR_FORMAT (a journal made with other settings), or a
+ *         case's own error prefixed with its index and id.
+ */
+CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
+                                              const csal3d_dataset *dataset,
+                                              const csal3d_score_options *options,
+                                              csal3d_scores **out);
+
+/* ---- outputs ---- */
+
+/** What csal3d_output_check() is checking. */
+typedef enum csal3d_output_kind {
+  /** A file that will be written (replaced atomically). */
+  CSAL3D_OUTPUT_FILE = 0,
+  /** A folder that will be created (or filled: see csal3d_output_check()). */
+  CSAL3D_OUTPUT_FOLDER = 1
+} csal3d_output_kind;
+
+/**
+ * Checks, before any work, that an output can be written without destroying anything:
+ * its parent folder exists and is writable; for a file, it is not a folder, it is none of
+ * @p inputs (same file, by device and inode, whatever the path) and it exists only when
+ * @p overwrite is 1; for a folder, it is not a file, it is not and does not contain any of
+ * @p inputs, and it is absent or empty unless @p overwrite is 1. Nothing is created.
+ * @param path the output.
+ * @param kind ::CSAL3D_OUTPUT_FILE or ::CSAL3D_OUTPUT_FOLDER.
+ * @param what names the output in messages ("the scores file", "--nnunet").
+ * @param inputs @p n_inputs paths that must not be overwritten (missing ones are
+ *        ignored); may be NULL when @p n_inputs is 0.
+ * @param n_inputs the number of @p inputs.
+ * @param overwrite 1 if an existing output may be replaced.
+ * @return ::CSAL3D_OK; ::CSAL3D_ERR_IO (missing or unwritable folder, existing output)
+ *         or ::CSAL3D_ERR_INVALID_ARGUMENT (the output is or contains an input), with a
+ *         message naming @p what, the path and the remedy.
+ */
+CSAL3D_API csal3d_status csal3d_output_check(const char *path, csal3d_output_kind kind,
+                                             const char *what, const char *const *inputs,
+                                             size_t n_inputs, int overwrite);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSAL3D_PIPELINE_H */

@@ -1,0 +1,17 @@
+/* Internal side of datasets (the public API is in include/csal3d/volume.h). */
+#ifndef C3_PIPELINE_DATASET_H
+#define C3_PIPELINE_DATASET_H
+
+#include "csal3d/volume.h"
+
+/* The absolute path the dataset was opened from (a folder, a dataset.json or a list). */
+const char *c3_dataset_source(const csal3d_dataset *ds);
+
+/* Direct (read-only) access for the pipeline; i < c3_dataset_n(ds), k < image count. */
+size_t c3_dataset_n(const csal3d_dataset *ds);
+const char *c3_dataset_id(const csal3d_dataset *ds, size_t i);
+int c3_dataset_image_count(const csal3d_dataset *ds, size_t i);
+const char *c3_dataset_image(const csal3d_dataset *ds, size_t i, int k);
+const char *c3_dataset_label(const csal3d_dataset *ds, size_t i); /* NULL: none */
+
+#endif
