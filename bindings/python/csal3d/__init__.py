@@ -36,7 +36,7 @@ __all__ += ["Sampler", "Selection", "StrategyInfo", "select", "strategies"]
 
 from .ssl import Losses, SSLModel  # noqa: E402
 from .uncertainty import Uncertainty  # noqa: E402
-from .pipeline import (Scores, export_nnunet, score_dataset,  # noqa: E402
+from .pipeline import (Scores, case_key, export_nnunet, score_dataset,  # noqa: E402
                        write_manifest)
-__all__ += ["Losses", "SSLModel", "Uncertainty", "Scores", "export_nnunet", "score_dataset",
-            "write_manifest"]
+__all__ += ["Losses", "SSLModel", "Uncertainty", "Scores", "case_key", "export_nnunet",
+            "score_dataset", "write_manifest"]

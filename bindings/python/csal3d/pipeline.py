@@ -1,5 +1,5 @@
 """The pipeline's files: csal3d.Scores (the scores file), write_manifest, export_nnunet,
-and score_dataset (a dataset scored with a model, as `csal3d score` does).
+and score_dataset (a dataset scored with a model: the library call that `csal3d score` makes).
 
     scores = csal3d.score_dataset(model, dataset, modality="mri", window=(32, 64, 32))
     scores.save("scores.safetensors")                # what `csal3d select` reads
@@ -20,6 +20,7 @@ import numpy as np
 from ._native import Owned, check, declare, lib
 from .sampling import RULES, Selection, _Record, _strategy_code
 from .uncertainty import Uncertainty
+from .volume import _LoadOptions, _load_options
 
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
@@ -47,6 +48,9 @@ class _NnunetOptions(ctypes.Structure):
 
 
 NNUNET_LABELS = {"auto": 0, "none": 1, "require": 2}
+
+_CASE_FN = ctypes.CFUNCTYPE(ctypes.c_int, _vp, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int,
+                            ctypes.c_double, ctypes.c_int, ctypes.c_char_p)
 
 _create = declare("csal3d_scores_create", [ctypes.c_int64, ctypes.c_int64, _P(_vp)])
 _size = declare("csal3d_scores_size", [_vp, _P(ctypes.c_int64), _P(ctypes.c_int64)])
@@ -284,50 +288,101 @@ def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=No
                          context.handle if context is not None else None))
 
 
+class _ScoreOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("load", _P(_LoadOptions)),
+                ("cases", _P(ctypes.c_size_t)),
+                ("case_count", ctypes.c_size_t),
+                ("output", ctypes.c_char_p),
+                ("maps_dir", ctypes.c_char_p),
+                ("overwrite", ctypes.c_int),
+                ("resume", ctypes.c_int),
+                ("on_error", ctypes.c_int),
+                ("on_case", _CASE_FN),
+                ("on_case_user_data", _vp)]
+
+
+ON_ERROR = {"stop": 0, "skip": 1}
+
+_score_init = declare("csal3d_score_options_init", [_P(_ScoreOptions)])
+_score_dataset = declare("csal3d_score_dataset", [_vp, _vp, _P(_ScoreOptions), _P(_vp)])
+_case_key = declare("csal3d_case_key", [ctypes.c_char_p, _P(ctypes.c_uint64)])
+
+
+def case_key(case_id):
+    """The 64-bit key that keys a case's random draws (pass it as Uncertainty.score's
+    volume_id to score one volume exactly as score_dataset does)."""
+    k = ctypes.c_uint64()
+    check(_case_key(case_id.encode(), ctypes.byref(k)))
+    return k.value
+
+
 def score_dataset(model, dataset, modality=None, channel=None, spacing=None, window=None,
                   stride=None, foreground=None, feature="default", seed=None, maps_dir=None,
-                  progress=None, dataset_path=None):
-    """Scores every case of a csal3d.Dataset with a csal3d.SSLModel, as `csal3d score`
-    does, and returns a Scores table (call .save(path) to write the scores file).
+                  progress=None, output=None, cases=None, overwrite=False, resume=True,
+                  on_error="stop", dataset_path=None):
+    """Scores the cases of a csal3d.Dataset with a csal3d.SSLModel through the library's
+    csal3d_score_dataset (the same call as `csal3d score`) and returns a Scores table.
 
-    modality/channel/spacing: how cases are loaded (default modality: the dataset's).
-    window (default: the model's crop size), stride (default: half the window),
-    foreground, feature, seed: as csal3d.Uncertainty. maps_dir: also save each case's
-    uncertainty map there as CASE_uncertainty.nii.gz. progress(i, n, case_id, score) is
-    called after each case. dataset_path (the path the Dataset was opened from) is
-    recorded as the "dataset" metadata, where export_nnunet finds label names."""
-    if modality is None:
-        modality = dataset.modality
+    modality/channel/spacing: how cases are loaded; all None (default): as the model was
+    trained, else the dataset.json's modality. window (default: the model's crop size),
+    stride (default: half the window), foreground, feature, seed: as csal3d.Uncertainty.
+    maps_dir: also save each case's uncertainty map there as CASE_uncertainty.nii.gz.
+    output: also write the scores file there (resumable: an interrupted run leaves
+    OUTPUT.partial and the next run with the same settings continues from it).
+    cases: dataset indices to score (default all). overwrite: replace existing outputs.
+    on_error: "stop" (default) or "skip" (failed cases are left out and listed in the
+    metadata "skipped_cases"). progress(i, n, case_id, score) is called after each case
+    (score None for a skipped case); returning True stops (csal3d.CancelledError).
+    dataset_path is ignored (the dataset knows where it was opened from)."""
     crop = model.options["crop_size"]
     win = window if window is not None else crop
     u = Uncertainty(model, window=win, stride=stride, foreground=foreground, feature=feature,
                     keep_map=maps_dir is not None, seed=seed)
+    o = _ScoreOptions()
+    check(_score_init(ctypes.byref(o)))
+    keep = []
+    if modality is not None or channel is not None or spacing is not None:
+        lo = _load_options(channel=channel,
+                           modality=modality if modality is not None else dataset.modality,
+                           spacing=spacing)
+        keep.append(lo)
+        o.load = ctypes.pointer(lo)
     n = len(dataset)
-    table = Scores(n, max(1, u.feature_dim))
-    if maps_dir is not None:
-        os.makedirs(maps_dir, exist_ok=True)
-    for i, case in enumerate(dataset):
-        vol = case.load_image(channel=channel, modality=modality, spacing=spacing)
-        s, f = u.score(vol, volume_id=i)
-        if f is None:
-            f = np.zeros(1, dtype=np.float32)
-        table.set_case_from_dataset(i, dataset, i, s, f)
-        if maps_dir is not None:
-            p = os.path.join(maps_dir, f"{case.id}_uncertainty.nii.gz")
-            u.save_map(p)
-            table.set_case_map(i, p)
-        vol.close()
-        if progress is not None:
-            progress(i + 1, n, case.id, s)
-    if dataset_path is not None:
-        table.set_metadata("dataset", os.path.abspath(os.fspath(dataset_path)))
-    table.set_metadata("modality", modality or "none")
-    table.set_metadata("window", ",".join(str(x) for x in u.window))
-    table.set_metadata("stride", ",".join(str(x) for x in u.stride))
-    table.set_metadata("embed_dim", str(model.options["embed_dim"]))
-    table.set_metadata("checkpoint_step", str(model.step))
-    if spacing is not None:
-        sp = spacing if np.ndim(spacing) else [spacing] * 3
-        table.set_metadata("spacing", ",".join(f"{float(x):g}" for x in sp))
-    u.close()
-    return table
+    if cases is not None:
+        idx = (ctypes.c_size_t * len(cases))(*[int(c) for c in cases])
+        keep.append(idx)
+        o.cases = ctypes.cast(idx, _P(ctypes.c_size_t))
+        o.case_count = len(cases)
+        n = len(cases)
+    o.output = _b(output)
+    o.maps_dir = _b(maps_dir)
+    o.overwrite = int(bool(overwrite))
+    o.resume = int(bool(resume))
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be 'stop' or 'skip', not {on_error!r}")
+    o.on_error = ON_ERROR[on_error]
+    state = {"done": 0, "error": None}
+
+    def on_case(_user, _index, case_id, status, score, _reused, _message):
+        state["done"] += 1
+        try:
+            stop = progress(state["done"], n, case_id.decode(), score if status == 0 else None)
+            return 1 if stop else 0
+        except BaseException as e:  # noqa: BLE001 - re-raised after the call
+            state["error"] = e
+            return 1
+
+    if progress is not None:
+        cb = _CASE_FN(on_case)
+        keep.append(cb)
+        o.on_case = cb
+    h = _vp()
+    try:
+        status = _score_dataset(u.handle, dataset.handle, ctypes.byref(o), ctypes.byref(h))
+        if state["error"] is not None:
+            raise state["error"]
+        check(status)
+    finally:
+        u.close()
+    return Scores(0, 0, _handle=h)

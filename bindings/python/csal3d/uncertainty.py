@@ -1,7 +1,7 @@
 """csal3d.Uncertainty: the ensemble uncertainty of a volume (CSAL-3D Eq. 5-8).
 
     u = csal3d.Uncertainty(model, window=(64, 64, 32), stride=(32, 32, 16))
-    score, feature = u.score(volume, volume_id=i)    # one sweep gives both
+    score, feature = u.score(volume, volume_id=csal3d.case_key("case_001"))  # both at once
     u.save_map("case_uncertainty.nii.gz")             # on the input file's grid
 
 In each sliding window, 9 masked, rotated views are reconstructed by the model and
@@ -111,7 +111,8 @@ class Uncertainty(Owned):
     def score(self, volume, mask=None, volume_id=0):
         """(score, feature): the uncertainty score of a preprocessed csal3d.Volume and its
         feature (a float32 array, or None with feature="none"). volume_id keys the random
-        masks and rotations (use the case's index), so results do not depend on order."""
+        masks and rotations: use csal3d.case_key(case_id), as score_dataset does, so that
+        a case scores the same whatever the order or size of its dataset."""
         d = self.feature_dim
         feat = np.empty(d, dtype=np.float32) if d else None
         s = ctypes.c_double()

@@ -73,6 +73,10 @@ class TestStructs(unittest.TestCase):
         n = pipeline._NnunetOptions()
         pipeline._nnunet_init(ctypes.byref(n))
         self.assertEqual(n.struct_size, ctypes.sizeof(pipeline._NnunetOptions))
+        so = pipeline._ScoreOptions()
+        pipeline._score_init(ctypes.byref(so))
+        self.assertEqual(so.struct_size, ctypes.sizeof(pipeline._ScoreOptions))
+        self.assertEqual((so.resume, so.on_error, so.overwrite), (1, 0, 0))
 
 
 class TestSSLModel(_Base):
@@ -212,22 +216,50 @@ class TestScores(_Base):
         with self.assertRaises(csal3d.FormatError):
             csal3d.Scores.load(bad)
 
+    def test_score_dataset_resumes_bitwise(self):
+        m = self.model(iterations=1)
+        ref = os.path.join(self.dir, "ref.safetensors")
+        kw = dict(modality="ct", spacing=12, window=CROP, stride=CROP)
+        csal3d.score_dataset(m, self.dataset, output=ref, **kw)
+        out = os.path.join(self.dir, "resumed.safetensors")
+        with self.assertRaises(csal3d.CancelledError):
+            csal3d.score_dataset(m, self.dataset, output=out,
+                                 progress=lambda i, n, cid, s: i >= 2, **kw)
+        self.assertFalse(os.path.exists(out))
+        self.assertTrue(os.path.exists(out + ".partial"))
+        table = csal3d.score_dataset(m, self.dataset, output=out, **kw)
+        self.assertFalse(os.path.exists(out + ".partial"))
+        self.assertEqual(_read(ref, "rb"), _read(out, "rb"))
+        self.assertEqual(table.metadata["draws"], "case-id")
+        self.assertEqual(table.metadata["spacing"], "12,12,12")
+        # an existing output is refused before any work, unless overwriting
+        with self.assertRaises(csal3d.IOError_):
+            csal3d.score_dataset(m, self.dataset, output=out, **kw)
+        # a subset in another order: the same values per case
+        sub = csal3d.score_dataset(m, self.dataset, cases=[3, 1], **kw)
+        self.assertEqual(sub.ids, [table.ids[3], table.ids[1]])
+        np.testing.assert_array_equal(sub.scores, table.scores[[3, 1]])
+        np.testing.assert_array_equal(sub.features, table.features[[3, 1]])
+        # an exception in the progress callback stops the run and comes back
+        with self.assertRaises(ZeroDivisionError):
+            csal3d.score_dataset(m, self.dataset, progress=lambda i, n, c, s: 1 / 0, **kw)
+
     def test_pipeline_score_select_manifest_export(self):
         m = self.model(iterations=1)
         m.train(self.dataset, modality="ct", spacing=12)
         seen = []
         maps = os.path.join(self.dir, "maps")
         table = csal3d.score_dataset(m, self.dataset, spacing=12, window=CROP, stride=CROP,
-                                     maps_dir=maps, dataset_path=self.data,
+                                     maps_dir=maps,
                                      progress=lambda i, n, cid, s: seen.append((i, n, cid)))
         self.assertEqual([s[:2] for s in seen], [(1, 4), (2, 4), (3, 4), (4, 4)])
         self.assertEqual(table.ids, [c.id for c in self.dataset])
         self.assertEqual(len(os.listdir(maps)), 4)
         self.assertTrue(np.all(table.scores > 0))
         self.assertEqual(table.metadata["modality"], "ct")
-        # The same sweep as Uncertainty.score with the case's index as volume_id.
+        # The same sweep as Uncertainty.score keyed by the case's id.
         u = csal3d.Uncertainty(m, window=CROP, stride=CROP)
-        s, f = u.score(self.volume(2), volume_id=2)
+        s, f = u.score(self.volume(2), volume_id=csal3d.case_key(table.ids[2]))
         self.assertEqual(np.float32(s), table.scores[2])
         np.testing.assert_array_equal(f, table.features[2])
         path = os.path.join(self.dir, "scores.safetensors")
