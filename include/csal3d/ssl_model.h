@@ -387,10 +387,10 @@ typedef struct csal3d_intensity_stats {
 } csal3d_intensity_stats;
 
 /**
- * The statistics of the normalised training crops (csal3d_ssl_model_train()
- * accumulates them over every step, across resumed runs; checkpoints keep them
- * in the metadata "data.intensity" as JSON {"crops", "voxels", "mean", "std",
- * "min", "max"}).
+ * The statistics of the crops the model was trained on (csal3d_ssl_model_train()
+ * and csal3d_ssl_model_train_step() accumulate them over every step, across
+ * resumed runs; checkpoints keep them in the metadata "data.intensity" as JSON
+ * {"crops", "voxels", "mean", "std", "min", "max"}).
  * @param model the model.
  * @param stats receives them (set struct_size first; the first struct_size
  *        bytes are written).

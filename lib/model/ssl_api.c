@@ -576,6 +576,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *h,
   size_t n = (size_t)(batch * h->o.in_channels * dhw[0] * dhw[1] * dhw[2]);
   csal3d_status s = c3_check_finite(crops, n, "csal3d_ssl_model_train_step: the crops");
   if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, crops, batch, dhw);
+  if (s == CSAL3D_OK) c3_ssl_data_add_crops(h, crops, n / (size_t)batch, batch);
   c3_threads_leave(prev);
   if (s == CSAL3D_OK && losses) c3_copy_losses(&h->last, losses);
   return s;

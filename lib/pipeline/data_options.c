@@ -140,9 +140,9 @@ csal3d_status c3_data_check_case(c3_data_check *c, const csal3d_volume *raw,
   if (c->in_channels > 0 && sh[0] != c->in_channels) {
     int pre = !strcmp(c->purpose, "pretraining");
     return c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                    "%s: case '%s' has %lld channel(s), the model takes %lld: set the option "
+                    "case '%s' has %lld channel(s), the model takes %lld: set the option "
                     "channel (an index to take one volume of a 4-D image, or all)%s",
-                    c->purpose, case_id, (long long)sh[0], (long long)c->in_channels,
+                    case_id, (long long)sh[0], (long long)c->in_channels,
                     pre ? ", or create the model with in_channels to match" : "");
   }
   if (c->warned || c->modality == CSAL3D_MODALITY_NONE) return CSAL3D_OK;
