@@ -216,7 +216,10 @@ START_TEST(data_options_round_trip_through_a_checkpoint) {
   ck_assert_int_eq(known, 0);
   ck_assert_int_eq(o.modality, CSAL3D_MODALITY_AUTO);
   ck_assert_int_eq(o.channel, CSAL3D_CHANNEL_NONE);
-  csal3d_intensity_stats st = {.struct_size = sizeof st};
+  csal3d_intensity_stats st = {.struct_size = 0};
+  ck_assert_int_eq(csal3d_ssl_model_intensity_stats(m, &st), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "struct_size"));
+  st.struct_size = sizeof st;
   ck_assert_int_eq(csal3d_ssl_model_intensity_stats(m, &st), CSAL3D_OK);
   ck_assert_int_eq(st.crops, 0);
   ck_assert_int_eq(csal3d_ssl_model_save(m, ck0), CSAL3D_OK);
@@ -256,10 +259,12 @@ START_TEST(data_options_round_trip_through_a_checkpoint) {
   ck_assert_int_eq(sb.voxels, 6);
   ck_assert(sb.mean == st.mean && sb.min == 0 && sb.max == 1);
   ck_assert_double_eq_tol(sb.std, st.std, 1e-15);
-  /* channel index, native spacing, CT */
+  /* channel index, native spacing along two axes (-0 is 0), CT */
   o.modality = CSAL3D_MODALITY_CT;
   o.channel = 2;
-  o.spacing[0] = o.spacing[1] = o.spacing[2] = 0;
+  o.spacing[0] = 2;
+  o.spacing[1] = -0.0;
+  o.spacing[2] = 0;
   ck_assert_int_eq(csal3d_ssl_model_set_data_options(b, &o), CSAL3D_OK);
   ck_assert_int_eq(csal3d_ssl_model_save(b, ck), CSAL3D_OK);
   csal3d_ssl_model_free(b);
@@ -268,7 +273,8 @@ START_TEST(data_options_round_trip_through_a_checkpoint) {
   ck_assert_int_eq(known, 7);
   ck_assert_int_eq(ob.modality, CSAL3D_MODALITY_CT);
   ck_assert_int_eq(ob.channel, 2);
-  ck_assert(ob.spacing[0] == 0 && ob.spacing[1] == 0 && ob.spacing[2] == 0);
+  ck_assert(ob.spacing[0] == 2 && ob.spacing[1] == 0 && ob.spacing[2] == 0);
+  ck_assert(!signbit(ob.spacing[1]));
   /* a smaller (older) struct gets the first members only */
   csal3d_volume_load_options small;
   memset(&small, 0x5a, sizeof small);

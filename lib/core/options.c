@@ -1,4 +1,4 @@
-/* Reading options structs whose first member is struct_size. */
+/* Reading and writing options structs whose first member is struct_size. */
 #include "core/options.h"
 
 #include <string.h>
@@ -27,5 +27,16 @@ csal3d_status c3_options_read(void *dst, size_t own_size, const void *src,
   memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
          n - sizeof(size_t));
   memcpy(dst, &own_size, sizeof own_size);
+  return CSAL3D_OK;
+}
+
+csal3d_status c3_options_write(void *dst, const void *src, size_t own_size, const char *what) {
+  size_t n;
+  memcpy(&n, dst, sizeof n);
+  if (n < sizeof(size_t))
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: set struct_size first (e.g. with the "
+                    "matching _init)", what);
+  if (n > own_size) n = own_size;
+  memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t), n - sizeof(size_t));
   return CSAL3D_OK;
 }

@@ -437,13 +437,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
 CSAL3D_API csal3d_status csal3d_ssl_model_get_options(const csal3d_ssl_model *h,
                                                       csal3d_ssl_options *options) {
   C3_CHECK_ARG(h && options, "csal3d_ssl_model_get_options: NULL argument");
-  size_t n = options->struct_size;
-  C3_CHECK_ARG(n >= sizeof(size_t),
-               "csal3d_ssl_model_get_options: set struct_size (csal3d_ssl_options_init)");
-  if (n > sizeof h->o) n = sizeof h->o;
-  memcpy((char *)options + sizeof(size_t), (const char *)&h->o + sizeof(size_t),
-         n - sizeof(size_t));
-  return CSAL3D_OK;
+  return c3_options_write(options, &h->o, sizeof h->o, "csal3d_ssl_model_get_options");
 }
 
 CSAL3D_API csal3d_status csal3d_ssl_model_set_options(csal3d_ssl_model *h,

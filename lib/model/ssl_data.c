@@ -197,18 +197,13 @@ CSAL3D_API csal3d_status csal3d_ssl_model_data_options(const csal3d_ssl_model *h
                                                        csal3d_volume_load_options *options,
                                                        int *known) {
   C3_CHECK_ARG(h && options, "csal3d_ssl_model_data_options: NULL argument");
-  size_t n = options->struct_size;
-  C3_CHECK_ARG(n >= sizeof(size_t), "csal3d_ssl_model_data_options: set struct_size "
-               "(csal3d_volume_load_options_init)");
   csal3d_volume_load_options o;
   csal3d_volume_load_options_init(&o);
   const c3_ssl_data *d = &h->data;
   if (d->known & CSAL3D_DATA_KNOWN_MODALITY) o.modality = d->modality;
   if (d->known & CSAL3D_DATA_KNOWN_CHANNEL) o.channel = d->channel;
   if (d->known & CSAL3D_DATA_KNOWN_SPACING) memcpy(o.spacing, d->spacing, sizeof o.spacing);
-  if (n > sizeof o) n = sizeof o;
-  memcpy((char *)options + sizeof(size_t), (const char *)&o + sizeof(size_t),
-         n - sizeof(size_t));
+  C3_TRY(c3_options_write(options, &o, sizeof o, "csal3d_ssl_model_data_options"));
   if (known) *known = d->known;
   return CSAL3D_OK;
 }
@@ -237,7 +232,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_set_data_options(
                  o.spacing[a]);
   h->data.modality = o.modality;
   h->data.channel = o.channel;
-  memcpy(h->data.spacing, o.spacing, sizeof o.spacing);
+  for (int a = 0; a < 3; a++) h->data.spacing[a] = o.spacing[a] > 0 ? o.spacing[a] : 0.0;
   h->data.known = C3_DATA_KNOWN_ALL;
   return CSAL3D_OK;
 }
@@ -245,9 +240,6 @@ CSAL3D_API csal3d_status csal3d_ssl_model_set_data_options(
 CSAL3D_API csal3d_status csal3d_ssl_model_intensity_stats(const csal3d_ssl_model *h,
                                                           csal3d_intensity_stats *stats) {
   C3_CHECK_ARG(h && stats, "csal3d_ssl_model_intensity_stats: NULL argument");
-  size_t n = stats->struct_size;
-  C3_CHECK_ARG(n >= sizeof(size_t),
-               "csal3d_ssl_model_intensity_stats: set stats->struct_size");
   csal3d_intensity_stats s;
   memset(&s, 0, sizeof s);
   const c3_intensity_acc *a = &h->data.stats;
@@ -259,7 +251,5 @@ CSAL3D_API csal3d_status csal3d_ssl_model_intensity_stats(const csal3d_ssl_model
     s.min = a->min;
     s.max = a->max;
   }
-  if (n > sizeof s) n = sizeof s;
-  memcpy((char *)stats + sizeof(size_t), (const char *)&s + sizeof(size_t), n - sizeof(size_t));
-  return CSAL3D_OK;
+  return c3_options_write(stats, &s, sizeof s, "csal3d_ssl_model_intensity_stats");
 }

@@ -84,7 +84,8 @@ csal3d_status c3_data_options_resolve(const csal3d_ssl_model *model, const csal3
                       purpose, c3_modality_upper(rec.modality), c3_modality_name(rec.modality),
                       c3_modality_name(o.modality), c3_modality_name(rec.modality));
     if ((known & CSAL3D_DATA_KNOWN_SPACING) &&
-        memcmp(o.spacing, rec.spacing, sizeof o.spacing) != 0) {
+        (o.spacing[0] != rec.spacing[0] || o.spacing[1] != rec.spacing[1] ||
+         o.spacing[2] != rec.spacing[2])) {
       c3_spacing_text(rec.spacing, a, sizeof a);
       c3_spacing_text(o.spacing, b, sizeof b);
       c3_log(ctx, CSAL3D_LOG_WARN, "%s: overriding the checkpoint's spacing %s with %s "
