@@ -1,4 +1,4 @@
-/* The csal3d_ssl_model handle's internals (shared with lib/uncertainty). */
+/* The csal3d_ssl_model handle's internals (shared with lib/uncertainty and lib/pipeline). */
 #ifndef C3_MODEL_SSL_INTERNAL_H
 #define C3_MODEL_SSL_INTERNAL_H
 
