@@ -183,7 +183,30 @@ START_TEST(decathlon_json) {
   csal3d_dataset_modality(ds, &m);
   ck_assert_int_eq(m, CSAL3D_MODALITY_CT);
   csal3d_volume *img, *lab;
+  /* The default modality (AUTO) is the dataset.json's for a case (CT: value 5 HU becomes
+   * (5 + 1024) / 2048), NONE for a file loaded alone and when asked. */
+  csal3d_volume_load_options lo;
+  csal3d_volume_load_options_init(&lo);
+  ck_assert_int_eq(lo.modality, CSAL3D_MODALITY_AUTO);
+  const float *x;
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 1, &lo, &img), CSAL3D_OK);
+  csal3d_volume_data(img, &x);
+  ck_assert_float_eq_tol(x[0], 1029.0f / 2048.0f, 1e-6f);
+  csal3d_volume_free(img);
+  lo.modality = CSAL3D_MODALITY_NONE;
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 1, &lo, &img), CSAL3D_OK);
+  csal3d_volume_data(img, &x);
+  ck_assert_float_eq(x[0], 5.0f);
+  csal3d_volume_free(img);
+  ck_assert_int_eq(csal3d_volume_load(case_str(ds, 1, "image"), NULL, &img), CSAL3D_OK);
+  csal3d_volume_data(img, &x);
+  ck_assert_float_eq(x[0], 5.0f);
+  csal3d_volume_free(img);
+  lo.modality = (csal3d_modality)4;
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 1, &lo, &img), CSAL3D_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(csal3d_dataset_load_image(ds, 1, NULL, &img), CSAL3D_OK);
+  csal3d_volume_data(img, &x);
+  ck_assert_float_eq_tol(x[0], 1029.0f / 2048.0f, 1e-6f);
   ck_assert_int_eq(csal3d_dataset_load_label(ds, 1, img, NULL, &lab), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "case 'liver_3'"));
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "not on its image's grid"));

@@ -735,11 +735,33 @@ START_TEST(checkpoint_metadata_corpus) {
     c3_model_config mc;
     csal3d_ssl_options o;
     csal3d_ssl_options_init(&o);
+    c3_ssl_data data;
     csal3d_status s = c3_model_config_from_metadata(st, &mc);
     if (s == CSAL3D_OK) s = c3_ssl_options_from_metadata(st, &mc, &o);
+    if (s == CSAL3D_OK) s = c3_ssl_data_from_metadata(st, &data);
     if (strncmp(nm, "valid_", 6) == 0) {
       ck_assert_msg(s == CSAL3D_OK, "%s: %s", nm, csal3d_last_error());
+      if (strcmp(nm, "valid_data_absent.safetensors") == 0 ||
+          strcmp(nm, "valid_empty.safetensors") == 0) {
+        ck_assert_int_eq(data.known, 0);
+        ck_assert_int_eq(data.stats.crops, 0);
+      }
+      if (strcmp(nm, "valid_data_none.safetensors") == 0) {
+        ck_assert_int_eq(data.known, 7);
+        ck_assert_int_eq(data.modality, CSAL3D_MODALITY_NONE);
+        ck_assert_int_eq(data.channel, 3);
+        ck_assert(data.spacing[0] == 0 && data.spacing[1] == 0 && data.spacing[2] == 0);
+      }
       if (strcmp(nm, "valid_full.safetensors") == 0) {
+        ck_assert_int_eq(data.known, CSAL3D_DATA_KNOWN_MODALITY | CSAL3D_DATA_KNOWN_CHANNEL |
+                                         CSAL3D_DATA_KNOWN_SPACING);
+        ck_assert_int_eq(data.modality, CSAL3D_MODALITY_MRI);
+        ck_assert_int_eq(data.channel, CSAL3D_CHANNEL_ALL);
+        ck_assert(data.spacing[0] == 1.5 && data.spacing[1] == 1.5 && data.spacing[2] == 2);
+        ck_assert_int_eq(data.stats.crops, 8);
+        ck_assert_int_eq(data.stats.voxels, 262144);
+        ck_assert(data.stats.mean == 0.25 && data.stats.min == 0 && data.stats.max == 1);
+        ck_assert_double_eq_tol(data.stats.m2, 0.125 * 0.125 * 262144, 1e-9);
         ck_assert_int_eq(o.crop_size[1], 64);
         ck_assert_int_eq(o.batch_size, 2);
         ck_assert_int_eq(o.iterations, 4);
@@ -755,12 +777,19 @@ START_TEST(checkpoint_metadata_corpus) {
                     csal3d_last_error(), (int)want);
       ck_assert_msg(strstr(csal3d_last_error(), nm) != NULL, "%s: message '%s'", nm,
                     csal3d_last_error());
+      /* a malformed data option names its key */
+      if (strncmp(nm, "invalid_format_data_", 20) == 0) {
+        char key[64];
+        snprintf(key, sizeof key, "data.%.*s", (int)strcspn(nm + 20, "_."), nm + 20);
+        ck_assert_msg(strstr(csal3d_last_error(), key) != NULL, "%s: message '%s'", nm,
+                      csal3d_last_error());
+      }
     }
     c3_st_free(st);
     n++;
   }
   closedir(d);
-  ck_assert_int_ge(n, 20);
+  ck_assert_int_ge(n, 40);
 }
 END_TEST
 

@@ -35,7 +35,7 @@
  * so.checkpoint_path = "ssl.safetensors";
  * csal3d_ssl_model *m;
  * if (csal3d_ssl_model_create(ctx, &so, &m) != CSAL3D_OK ||
- *     csal3d_ssl_model_train(m, dataset, &load_options) != CSAL3D_OK)
+ *     csal3d_ssl_model_train(m, dataset, NULL) != CSAL3D_OK) // dataset.json's modality
  *   fprintf(stderr, "csal3d: %s\n", csal3d_last_error());
  * csal3d_ssl_model_save(m, "ssl.safetensors");
  * csal3d_ssl_model_free(m);
@@ -206,23 +206,25 @@ CSAL3D_API csal3d_status csal3d_ssl_model_create(csal3d_context *ctx,
 
 /**
  * Loads a model from a checkpoint written by csal3d_ssl_model_save() (its
- * checksum is verified): parameters, optimiser moments, step, seed and every
- * training option (checkpoint_path included), so that csal3d_ssl_model_train()
- * continues the run exactly. A safetensors file of MONAI-named weights without
+ * checksum is verified): parameters, optimiser moments, step, seed, every
+ * training option (checkpoint_path included) and the data options, so that
+ * csal3d_ssl_model_train() continues the run exactly. A safetensors file of MONAI-named weights without
  * optimiser state (a converted SwinUNETR / SwinMM checkpoint: "embed_dim" and
  * "in_channels" in its metadata, or the defaults) loads at step 0 with the
  * default training options. Change options afterwards with
  * csal3d_ssl_model_set_options().
  * @return ::CSAL3D_ERR_IO, ::CSAL3D_ERR_FORMAT (not a checkpoint, a tensor
- *         missing or of the wrong shape: named), ::CSAL3D_ERR_CHECKSUM.
+ *         missing or of the wrong shape, a malformed metadata value: named),
+ *         ::CSAL3D_ERR_CHECKSUM.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *path,
                                                csal3d_ssl_model **out);
 
 /**
  * Writes a checkpoint (safetensors: parameters under MONAI names, AdamW
- * moments, step, seed, the model configuration and the training options in the
- * metadata, a CRC-32 checksum). The file appears whole or not at all.
+ * moments, step, seed, the model configuration, the training options and the
+ * known data options (csal3d_ssl_model_data_options()) in the metadata, a CRC-32
+ * checksum). The file appears whole or not at all.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_save(const csal3d_ssl_model *model,
                                                const char *path);
@@ -244,8 +246,9 @@ CSAL3D_API csal3d_status csal3d_ssl_model_get_options(const csal3d_ssl_model *mo
  * loss weights). The architecture (embed_dim, in_channels, rotation_input,
  * feature) cannot change: ::CSAL3D_ERR_INVALID_ARGUMENT names the member.
  * Changing iterations, lr, warmup_steps, weight_decay or clip_norm changes the
- * schedule from the current step on; the optimiser moments are kept. With
- * use_seed set, later draws use the new seed; otherwise the model keeps its own.
+ * schedule from the current step on; the optimiser moments are kept; iterations
+ * below the current step is ::CSAL3D_ERR_INVALID_ARGUMENT. With use_seed set,
+ * later draws use the new seed; otherwise the model keeps its own.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_set_options(csal3d_ssl_model *model,
                                                       const csal3d_ssl_options *options);
@@ -286,22 +289,114 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *model,
 /**
  * Trains from the current step to options.iterations over a dataset. Each
  * step takes batch_size cases in a seeded order (a new permutation of the
- * dataset every epoch), loads and preprocesses each with @p load, and takes a
- * random crop of crop_size (a volume smaller than the crop is centre-padded
- * with zeros). Reports ("pretrain", step, iterations) to the context's
- * progress callback and each step's losses to options.on_step (both are called
- * after the step's checkpoint, if one is due); either may cancel
- * (::CSAL3D_ERR_CANCELLED: the steps done are kept in the model, and
- * csal3d_ssl_model_save() can write them). Writes checkpoints every
- * checkpoint_every steps and after the last step when checkpoint_path is set.
+ * dataset every epoch), loads and preprocesses each with the data options
+ * resolved from @p load (below), and takes a random crop of crop_size (a
+ * volume smaller than the crop is centre-padded with zeros). Reports
+ * ("pretrain", step, iterations) to the context's progress callback and each
+ * step's losses to options.on_step (both are called after the step's
+ * checkpoint, if one is due); either may cancel (::CSAL3D_ERR_CANCELLED: the
+ * steps done are kept in the model, and csal3d_ssl_model_save() can write
+ * them). Writes checkpoints every checkpoint_every steps and after the last
+ * step when checkpoint_path is set.
+ *
+ * The data options (modality, channel, spacing; max_voxels and allow_nonfinite
+ * come from @p load or the defaults):
+ * - @p load NULL: those the model records (csal3d_ssl_model_data_options(): a
+ *   resumed run keeps its spacing), else the dataset's defaults: the modality
+ *   its dataset.json states, native spacing, ::CSAL3D_CHANNEL_NONE.
+ * - modality ::CSAL3D_MODALITY_AUTO: the model's recorded modality, else the
+ *   dataset.json's, else NONE (a warning says raw intensities are used).
+ * - an explicit modality other than the model's recorded one:
+ *   ::CSAL3D_ERR_INVALID_ARGUMENT naming the option `modality`; other than the
+ *   dataset.json's: a warning.
+ * - an explicit spacing or channel other than the recorded one: used, with a
+ *   warning that it overrides the checkpoint's.
+ *
+ * The resolved options are recorded in the model (so its checkpoints carry
+ * them) together with statistics of the normalised crops
+ * (csal3d_ssl_model_intensity_stats()). Each case is checked when it is
+ * loaded: a channel count other than in_channels is
+ * ::CSAL3D_ERR_INVALID_ARGUMENT naming the case and the option `channel`;
+ * intensities that do not fit the modality (values that are not Hounsfield
+ * units loaded as CT, CT loaded as MRI) give one warning per run through the
+ * context's log.
  * @param model the model to train; its options give the steps, batch and crops.
  * @param dataset the cases to train on (at least one); read, not changed.
- * @param load how to load the cases (modality, channel, spacing), or NULL.
+ * @param load how to load the cases (modality, channel, spacing), or NULL for
+ *        the model's recorded options or the dataset's defaults.
  * @return errors name the case that failed.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *model,
                                                 const csal3d_dataset *dataset,
                                                 const csal3d_volume_load_options *load);
+
+/** ::csal3d_ssl_model_data_options() `known` bit: the modality is recorded. */
+#define CSAL3D_DATA_KNOWN_MODALITY 1
+/** ::csal3d_ssl_model_data_options() `known` bit: the channel option is recorded. */
+#define CSAL3D_DATA_KNOWN_CHANNEL 2
+/** ::csal3d_ssl_model_data_options() `known` bit: the spacing is recorded. */
+#define CSAL3D_DATA_KNOWN_SPACING 4
+
+/**
+ * The data options the model was trained with: set by csal3d_ssl_model_train()
+ * (the options it resolved) or csal3d_ssl_model_set_data_options(), and saved
+ * in checkpoints (metadata "data.modality" = ct|mri|none, "data.channel" =
+ * N|all|none, "data.spacing" = "x,y,z"|"native"). A new model, or a checkpoint
+ * written before these keys existed, knows none of them.
+ * @param model the model.
+ * @param options receives the options (set struct_size first, e.g. with
+ *        csal3d_volume_load_options_init(); the first struct_size bytes are
+ *        written): the recorded modality, channel and spacing where known, the
+ *        defaults (::CSAL3D_MODALITY_AUTO, ::CSAL3D_CHANNEL_NONE, native
+ *        spacing) where not; max_voxels and allow_nonfinite are the defaults.
+ * @param known receives the CSAL3D_DATA_KNOWN_* bits of what is recorded
+ *        (0: nothing); may be NULL.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_data_options(const csal3d_ssl_model *model,
+                                                       csal3d_volume_load_options *options,
+                                                       int *known);
+
+/**
+ * Records data options in the model (all three become known), e.g. for a
+ * model trained with csal3d_ssl_model_train_step() on crops prepared by the
+ * caller. The intensity statistics are kept.
+ * @param model the model.
+ * @param options modality NONE, CT or MRI (not AUTO: ::CSAL3D_ERR_INVALID_ARGUMENT),
+ *        channel (an index >= 0, ::CSAL3D_CHANNEL_ALL or ::CSAL3D_CHANNEL_NONE)
+ *        and spacing (each 0 or > 0); NULL forgets them (nothing known).
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_set_data_options(
+    csal3d_ssl_model *model, const csal3d_volume_load_options *options);
+
+/** Statistics of the normalised crops a model was trained on (all channels together). */
+typedef struct csal3d_intensity_stats {
+  /** sizeof(csal3d_intensity_stats) as the caller compiled it. */
+  size_t struct_size;
+  /** The number of crops summarised; 0 when none (then the rest is 0). */
+  int64_t crops;
+  /** The number of values summarised. */
+  int64_t voxels;
+  /** Their mean. */
+  double mean;
+  /** Their standard deviation (population). */
+  double std;
+  /** Their smallest value. */
+  double min;
+  /** Their largest value. */
+  double max;
+} csal3d_intensity_stats;
+
+/**
+ * The statistics of the crops the model was trained on (csal3d_ssl_model_train()
+ * and csal3d_ssl_model_train_step() accumulate them over every step, across
+ * resumed runs; checkpoints keep them in the metadata "data.intensity" as JSON
+ * {"crops", "voxels", "mean", "std", "min", "max"}).
+ * @param model the model.
+ * @param stats receives them (set struct_size first; the first struct_size
+ *        bytes are written).
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_intensity_stats(const csal3d_ssl_model *model,
+                                                          csal3d_intensity_stats *stats);
 
 /** The width of a feature: 16C / 3 (REDUCED) or 16C (FULL) for the model's setting. */
 CSAL3D_API csal3d_status csal3d_ssl_model_feature_dim(const csal3d_ssl_model *model,

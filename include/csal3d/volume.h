@@ -54,7 +54,16 @@ typedef enum csal3d_modality {
   /** CT: clip to [-1024, 1024] HU and scale to [0, 1]. */
   CSAL3D_MODALITY_CT = 1,
   /** MRI, per channel: z-score, clip to the [1st, 99th] percentiles, rescale to [0, 1]. */
-  CSAL3D_MODALITY_MRI = 2
+  CSAL3D_MODALITY_MRI = 2,
+  /**
+   * A load option only (the default of csal3d_volume_load_options_init()): decided by
+   * the caller's context. csal3d_volume_load() of a single file treats it as NONE;
+   * csal3d_dataset_load_image() uses the modality the dataset.json states
+   * (csal3d_dataset_modality()), else NONE; csal3d_ssl_model_train() uses the model's
+   * recorded modality (csal3d_ssl_model_data_options()), else the dataset.json's, else
+   * NONE. csal3d_volume_normalize() refuses it.
+   */
+  CSAL3D_MODALITY_AUTO = 3
 } csal3d_modality;
 
 /** ::csal3d_volume_load_options.channel: a 4-D image is an error (the default). */
@@ -75,7 +84,11 @@ typedef struct csal3d_volume_load_options {
    * with more than one volume. 3-D images ignore it (0 and ALL are accepted).
    */
   int channel;
-  /** Normalisation applied after loading (and after resampling). Default NONE. */
+  /**
+   * Normalisation applied after loading (and after resampling). Default
+   * ::CSAL3D_MODALITY_AUTO (NONE for a single file, the dataset.json's modality for a
+   * dataset's case).
+   */
   csal3d_modality modality;
   /**
    * Resample to this voxel spacing in mm along (D, H, W), trilinear (nearest for labels).
@@ -107,6 +120,7 @@ csal3d_volume_load_options_init(csal3d_volume_load_options *options);
  * scl_inter applied (a slope of 0 means no scaling). The image is reoriented to RAS+ from
  * its sform (else its qform; else the pixdim diagonal), without interpolation: axes are
  * permuted and flipped, and the affine follows, so world coordinates are unchanged.
+ * A modality of ::CSAL3D_MODALITY_AUTO (the default) means NONE here.
  *
  * @param path the file.
  * @param options the options, or NULL for the defaults.
@@ -251,7 +265,8 @@ CSAL3D_API csal3d_status csal3d_volume_save(const csal3d_volume *volume, const c
 /**
  * Normalises intensities in place (see ::csal3d_modality). MRI statistics are taken per
  * channel over all voxels; percentiles interpolate linearly between order statistics, as
- * numpy.percentile does. A constant channel becomes 0. Not allowed on labels.
+ * numpy.percentile does. A constant channel becomes 0. Not allowed on labels, nor with
+ * ::CSAL3D_MODALITY_AUTO (a load option).
  */
 CSAL3D_API csal3d_status csal3d_volume_normalize(csal3d_volume *volume,
                                                  csal3d_modality modality);
@@ -391,6 +406,8 @@ CSAL3D_API csal3d_status csal3d_dataset_case_info(const csal3d_dataset *dataset,
 /**
  * Loads the image of case @p index. A case of several files is loaded file by file
  * (channel option applied to each) and stacked as channels; the files must share a grid.
+ * A modality of ::CSAL3D_MODALITY_AUTO (the default) normalises as the dataset.json
+ * states (csal3d_dataset_modality()), or not at all when it states none.
  * Errors name the case.
  */
 CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset,

@@ -268,7 +268,9 @@ CSAL3D_API csal3d_status csal3d_ssl_model_save(const csal3d_ssl_model *h, const 
   /* the path may be long: passed as is */
   l.kv[2 * l.n] = "ssl.checkpoint_path";
   l.kv[2 * l.n + 1] = h->ckpt_path ? h->ckpt_path : "";
-  l.kv[2 * l.n + 2] = NULL;
+  l.n++;
+  c3_ssl_data_text dt;
+  l.n += c3_ssl_data_metadata(&h->data, &dt, l.kv + 2 * l.n);
   int prev = c3_threads_enter(h->ctx->options.threads);
   csal3d_status s = c3_checkpoint_save(path, h->m, h->opt, h->seed, l.kv);
   c3_threads_leave(prev);
@@ -387,6 +389,8 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
   csal3d_ssl_options_init(&o);
   if (s == CSAL3D_OK) s = c3_model_config_from_metadata(st, &mc);
   if (s == CSAL3D_OK) s = c3_ssl_options_from_metadata(st, &mc, &o);
+  c3_ssl_data data;
+  if (s == CSAL3D_OK) s = c3_ssl_data_from_metadata(st, &data);
   const char *step = st ? c3_st_metadata(st, "step") : NULL;
   const char *seed = st ? c3_st_metadata(st, "seed") : NULL;
   if (s == CSAL3D_OK && seed) {
@@ -398,6 +402,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
     s = c3_ssl_wrap(ctx, &o, m, &h);
     m = NULL; /* owned by h (or freed) */
   }
+  if (s == CSAL3D_OK) h->data = data;
   if (s == CSAL3D_OK) {
     /* A file with optimiser state resumes; bare weights start at step 0. */
     s = c3_checkpoint_restore(st, h->m, step ? h->opt : NULL, NULL);
@@ -465,6 +470,10 @@ CSAL3D_API csal3d_status csal3d_ssl_model_set_options(csal3d_ssl_model *h,
   C3_SAME(rotation_input);
   C3_SAME(feature);
 #undef C3_SAME
+  C3_CHECK_ARG(o.iterations >= h->opt->step,
+               "csal3d_ssl_model_set_options: iterations %lld is below the model's step %lld "
+               "(the steps already trained); give at least %lld",
+               (long long)o.iterations, (long long)h->opt->step, (long long)h->opt->step);
   c3_optim_config oc = h->opt->cfg;
   c3_optim_config nc;
   c3_ssl_configs(&o, NULL, &nc, NULL);
@@ -536,8 +545,8 @@ static csal3d_status c3_check_dhw(const int64_t dhw[3], const char *what) {
   return CSAL3D_OK;
 }
 
-static csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops,
-                                      int64_t batch, const int64_t dhw[3]) {
+csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t batch,
+                               const int64_t dhw[3]) {
   c3_ssl_terms t;
   C3_TRY(c3_ssl_train_step(&h->work, h->opt, &h->lc, h->seed, crops, batch, dhw, NULL, &t));
   memset(&h->last, 0, sizeof h->last);
@@ -567,162 +576,32 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *h,
   size_t n = (size_t)(batch * h->o.in_channels * dhw[0] * dhw[1] * dhw[2]);
   csal3d_status s = c3_check_finite(crops, n, "csal3d_ssl_model_train_step: the crops");
   if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, crops, batch, dhw);
+  if (s == CSAL3D_OK) c3_ssl_data_add_crops(h, crops, n / (size_t)batch, batch);
   c3_threads_leave(prev);
   if (s == CSAL3D_OK && losses)
     s = c3_options_write(losses, &h->last, sizeof h->last, "csal3d_ssl_model_train_step");
   return s;
 }
 
-/* The cases of an epoch in a seeded order. */
-static csal3d_status c3_epoch_order(uint64_t seed, uint64_t epoch, int64_t n, int64_t *perm) {
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
-  c3_rng r;
-  c3_rng_init(&r, seed, C3_RNG_DATA, epoch, 0x55534c /* "SSL" */, 0);
-  c3_rng_shuffle(&r, perm, (size_t)n);
+csal3d_status c3_ssl_crop_buffer(csal3d_ssl_model *h, size_t n, float **out) {
+  if (h->crops_cap < n) {
+    c3_free(h->crops);
+    h->crops = NULL;
+    h->crops_cap = 0;
+    C3_TRY(c3_alloc_array(n, sizeof(float), "SSL crop batch", (void **)&h->crops));
+    h->crops_cap = n;
+  }
+  *out = h->crops;
   return CSAL3D_OK;
 }
 
-typedef struct c3_vol_cache {
-  csal3d_volume **v;
-  int64_t n;
-  int64_t bytes, limit;
-} c3_vol_cache;
-
-static csal3d_status c3_cached_volume(c3_vol_cache *c, const csal3d_dataset *ds, int64_t i,
-                                      const csal3d_volume_load_options *load,
-                                      csal3d_volume **out, int *owned) {
-  *owned = 0;
-  if (c->v[i]) {
-    *out = c->v[i];
-    return CSAL3D_OK;
-  }
-  csal3d_volume *v;
-  C3_TRY(csal3d_dataset_load_image(ds, (size_t)i, load, &v));
-  int64_t sh[4];
-  csal3d_volume_shape(v, sh);
-  int64_t b = sh[0] * sh[1] * sh[2] * sh[3] * (int64_t)sizeof(float);
-  if (c->bytes + b <= c->limit) {
-    c->v[i] = v;
-    c->bytes += b;
-  } else {
-    *owned = 1;
-  }
-  *out = v;
-  return CSAL3D_OK;
-}
-
-static csal3d_status c3_ssl_checkpoint(csal3d_ssl_model *h) {
+csal3d_status c3_ssl_checkpoint(csal3d_ssl_model *h) {
   csal3d_status s = csal3d_ssl_model_save(h, h->ckpt_path);
   if (s != CSAL3D_OK) return c3_error_prefix(s, "checkpoint at step %lld",
                                              (long long)h->opt->step);
   c3_log(h->ctx, CSAL3D_LOG_INFO, "checkpoint %s at step %lld", h->ckpt_path,
          (long long)h->opt->step);
   return CSAL3D_OK;
-}
-
-CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *h,
-                                                const csal3d_dataset *ds,
-                                                const csal3d_volume_load_options *load) {
-  C3_CHECK_ARG(h && ds, "csal3d_ssl_model_train: NULL argument");
-  size_t nc;
-  C3_TRY(csal3d_dataset_size(ds, &nc));
-  C3_CHECK_ARG(nc >= 1, "csal3d_ssl_model_train: the dataset has no cases");
-  const csal3d_ssl_options *o = &h->o;
-  const int64_t B = o->batch_size, N = (int64_t)nc;
-  const int64_t *cs = o->crop_size;
-  const int64_t ch = o->in_channels;
-  const size_t per = (size_t)(ch * cs[0] * cs[1] * cs[2]);
-  if (h->crops_cap < per * (size_t)B) {
-    c3_free(h->crops);
-    h->crops = NULL;
-    h->crops_cap = 0;
-    C3_TRY(c3_alloc_array(per * (size_t)B, sizeof(float), "SSL crop batch",
-                          (void **)&h->crops));
-    h->crops_cap = per * (size_t)B;
-  }
-  int64_t *perm = NULL;
-  c3_vol_cache cache = {NULL, N, 0, o->cache_bytes};
-  C3_TRY(c3_alloc_array((size_t)N, sizeof(int64_t), "case order", (void **)&perm));
-  csal3d_status s = c3_calloc_array((size_t)N, sizeof(csal3d_volume *), "volume cache",
-                                    (void **)&cache.v);
-  if (s != CSAL3D_OK) {
-    c3_free(perm);
-    return s;
-  }
-  int prev = c3_threads_enter(h->ctx->options.threads);
-  int64_t epoch = -1;
-  const int64_t start = h->opt->step;
-  c3_log(h->ctx, CSAL3D_LOG_INFO, "pretraining: steps %lld..%lld on %lld cases",
-         (long long)start, (long long)o->iterations, (long long)N);
-  int wrote_last = 0;
-  while (s == CSAL3D_OK && h->opt->step < o->iterations) {
-    const int64_t step = h->opt->step;
-    wrote_last = 0;
-    for (int64_t i = 0; s == CSAL3D_OK && i < B; i++) {
-      int64_t g = step * B + i, e = g / N;
-      if (e != epoch) {
-        c3_epoch_order(h->seed, (uint64_t)e, N, perm);
-        epoch = e;
-      }
-      int64_t idx = perm[g % N];
-      csal3d_volume *v = NULL, *crop = NULL;
-      int owned = 0;
-      s = c3_cached_volume(&cache, ds, idx, load, &v, &owned);
-      if (s == CSAL3D_OK) {
-        int64_t sh[4];
-        csal3d_volume_shape(v, sh);
-        if (sh[0] != ch)
-          s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                       "the case has %lld channels, the model takes %lld (set the load "
-                       "options' channel, or in_channels)",
-                       (long long)sh[0], (long long)ch);
-      }
-      if (s == CSAL3D_OK)
-        s = csal3d_volume_random_crop(v, cs, h->seed, (uint64_t)step, (uint64_t)i, NULL,
-                                      &crop);
-      if (s == CSAL3D_OK) {
-        const float *data;
-        csal3d_volume_data(crop, &data);
-        memcpy(h->crops + (size_t)i * per, data, per * sizeof(float));
-      }
-      csal3d_volume_free(crop);
-      if (owned) csal3d_volume_free(v);
-      if (s != CSAL3D_OK) {
-        char id[256] = "";
-        csal3d_dataset_case_string(ds, (size_t)idx, "id", id, sizeof id, NULL);
-        s = c3_error_prefix(s, "pretraining step %lld, case %lld (%s)", (long long)step,
-                            (long long)idx, id);
-      }
-    }
-    if (s != CSAL3D_OK) break;
-    s = c3_check_finite(h->crops, per * (size_t)B, "pretraining crops");
-    if (s == CSAL3D_OK) s = c3_ssl_step_impl(h, h->crops, B, cs);
-    if (s != CSAL3D_OK) break;
-    c3_log(h->ctx, CSAL3D_LOG_DEBUG,
-           "step %lld: loss %.6f (inpainting %.6f, rotation %.6f, consistency %.6f), "
-           "lr %.3g, grad norm %.4g",
-           (long long)step, h->last.loss, h->last.inpainting, h->last.rotation,
-           h->last.consistency, h->last.lr, h->last.grad_norm);
-    int64_t done = h->opt->step;
-    if (h->ckpt_path && o->checkpoint_every > 0 && done % o->checkpoint_every == 0) {
-      s = c3_ssl_checkpoint(h);
-      wrote_last = 1;
-      if (s != CSAL3D_OK) break;
-    }
-    if (o->on_step && o->on_step(o->on_step_user_data, &h->last, o->iterations)) {
-      s = c3_error(CSAL3D_ERR_CANCELLED, "pretraining cancelled after step %lld",
-                   (long long)step);
-      break;
-    }
-    s = c3_progress(h->ctx, "pretrain", (uint64_t)done, (uint64_t)o->iterations);
-  }
-  if (s == CSAL3D_OK && h->ckpt_path && !wrote_last && h->opt->step > start)
-    s = c3_ssl_checkpoint(h);
-  c3_threads_leave(prev);
-  for (int64_t i = 0; i < N; i++) csal3d_volume_free(cache.v[i]);
-  c3_free(cache.v);
-  c3_free(perm);
-  return s;
 }
 
 /* ---- inference ---- */

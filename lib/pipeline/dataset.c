@@ -545,6 +545,11 @@ CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset
   *out = NULL;
   const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
+  csal3d_volume_load_options lo;
+  csal3d_volume_load_options_init(&lo);
+  C3_TRY(c3_options_read(&lo, sizeof lo, options, "csal3d_volume_load_options"));
+  if (lo.modality == CSAL3D_MODALITY_AUTO) lo.modality = dataset->modality;
+  options = &lo;
   csal3d_volume *first;
   csal3d_status s = csal3d_volume_load(c->images[0], options, &first);
   if (s != CSAL3D_OK) return c3_error_prefix(s, "case '%s'", c->id);

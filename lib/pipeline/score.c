@@ -23,6 +23,7 @@
 #include "core/rng.h"
 #include "io/fileutil.h"
 #include "model/ssl_internal.h"
+#include "pipeline/data_options.h"
 #include "pipeline/dataset.h"
 #include "pipeline/journal.h"
 #include "pipeline/outputs.h"
@@ -45,21 +46,6 @@ CSAL3D_API csal3d_status csal3d_score_options_init(csal3d_score_options *o) {
 }
 
 /* ---- the run's metadata: one schema ---- */
-
-const char *c3_modality_name(csal3d_modality m) {
-  return m == CSAL3D_MODALITY_CT ? "ct" : m == CSAL3D_MODALITY_MRI ? "mri" : "none";
-}
-
-void c3_channel_text(int channel, char *buf, size_t cap) {
-  if (channel == CSAL3D_CHANNEL_ALL) snprintf(buf, cap, "all");
-  else if (channel < 0) snprintf(buf, cap, "none");
-  else snprintf(buf, cap, "%d", channel);
-}
-
-void c3_spacing_text(const double sp[3], char *buf, size_t cap) {
-  if (sp[0] <= 0 && sp[1] <= 0 && sp[2] <= 0) snprintf(buf, cap, "native");
-  else snprintf(buf, cap, "%g,%g,%g", sp[0], sp[1], sp[2]);
-}
 
 static const char *c3_feature_name(csal3d_feature_mode f) {
   return f == CSAL3D_FEATURE_FULL ? "full" : f == CSAL3D_FEATURE_NONE ? "none" : "reduced";
@@ -143,6 +129,7 @@ typedef struct c3_run {
   const csal3d_context *ctx;
   csal3d_score_options o;
   csal3d_volume_load_options lo;
+  c3_data_check check;
   size_t *cases;            /* the dataset indices, in order */
   size_t n;
   int64_t d;
@@ -172,13 +159,11 @@ static void c3_run_free(c3_run *r, int failed) {
   c3_journal_close(&r->j, 0);
 }
 
-/* The load options: the caller's, else how the model was trained, else the dataset's. */
+/* The load options: the caller's, else how the model was trained, else the dataset's
+ * (pipeline/data_options.h has the rules). */
 static csal3d_status c3_run_load_options(c3_run *r) {
-  csal3d_volume_load_options_init(&r->lo);
-  if (r->o.load)
-    C3_TRY(c3_options_read(&r->lo, sizeof r->lo, r->o.load, "csal3d_score_options.load"));
-  else
-    C3_TRY(csal3d_dataset_modality(r->ds, &r->lo.modality));
+  C3_TRY(c3_data_options_resolve(r->model, r->ds, r->o.load, "scoring", r->ctx, &r->lo));
+  c3_data_check_init(&r->check, r->model, &r->lo, "scoring", r->ctx);
   return CSAL3D_OK;
 }
 
@@ -351,16 +336,7 @@ static int c3_mkdir_p(const char *path) {
 static csal3d_status c3_score_case(c3_run *r, size_t i, double *score) {
   size_t c = r->cases[i];
   csal3d_volume *v = NULL;
-  csal3d_status s = csal3d_dataset_load_image(r->ds, c, &r->lo, &v);
-  if (s == CSAL3D_OK) {
-    int64_t sh[4];
-    csal3d_volume_shape(v, sh);
-    if (sh[0] != r->model->o.in_channels)
-      s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                   "the case has %lld channels, the model takes %d (choose the channel "
-                   "with the load options' channel, or score with a model of %lld channels)",
-                   (long long)sh[0], r->model->o.in_channels, (long long)sh[0]);
-  }
+  csal3d_status s = c3_data_load_case(&r->check, r->ds, c, &r->lo, &v);
   if (s == CSAL3D_OK)
     s = csal3d_uncertainty_score(r->u, v, NULL, c3_rng_key_string(c3_dataset_id(r->ds, c)),
                                  score, r->d ? r->features + i * (size_t)r->d : NULL,

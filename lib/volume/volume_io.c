@@ -24,7 +24,7 @@ csal3d_volume_load_options_init(csal3d_volume_load_options *options) {
   memset(options, 0, sizeof *options);
   options->struct_size = sizeof *options;
   options->channel = CSAL3D_CHANNEL_NONE;
-  options->modality = CSAL3D_MODALITY_NONE;
+  options->modality = CSAL3D_MODALITY_AUTO;
   options->max_voxels = C3_DEFAULT_MAX_VOXELS;
   return CSAL3D_OK;
 }
@@ -95,8 +95,9 @@ CSAL3D_API csal3d_status csal3d_volume_load(const char *path,
   csal3d_volume_load_options o;
   csal3d_volume_load_options_init(&o);
   C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  C3_CHECK_ARG(o.modality >= CSAL3D_MODALITY_NONE && o.modality <= CSAL3D_MODALITY_MRI,
+  C3_CHECK_ARG(o.modality >= CSAL3D_MODALITY_NONE && o.modality <= CSAL3D_MODALITY_AUTO,
                "volume_load: unknown modality %d", (int)o.modality);
+  if (o.modality == CSAL3D_MODALITY_AUTO) o.modality = CSAL3D_MODALITY_NONE; /* one file */
   csal3d_volume *v;
   C3_TRY(c3_volume_load_file(path, &o, 0, &v));
   csal3d_status s = CSAL3D_OK;

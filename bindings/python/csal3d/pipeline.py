@@ -20,7 +20,7 @@ import numpy as np
 from ._native import Owned, check, declare, lib
 from .sampling import RULES, Selection, _Record, _strategy_code
 from .uncertainty import Uncertainty
-from .volume import _LoadOptions, _load_options
+from .volume import _LoadOptions
 
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
@@ -324,8 +324,9 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     """Scores the cases of a csal3d.Dataset with a csal3d.SSLModel through the library's
     csal3d_score_dataset (the same call as `csal3d score`) and returns a Scores table.
 
-    modality/channel/spacing: how cases are loaded; all None (default): as the model was
-    trained, else the dataset.json's modality. window (default: the model's crop size),
+    modality/channel/spacing: how cases are loaded; left out, as the model was trained
+    (its data_options), else the dataset's (the dataset.json's modality, native spacing);
+    a modality that contradicts the model's raises csal3d.InvalidArgumentError. window (default: the model's crop size),
     stride (default: half the window), foreground, feature, seed: as csal3d.Uncertainty.
     maps_dir: also save each case's uncertainty map there as CASE_uncertainty.nii.gz.
     output: also write the scores file there (resumable: an interrupted run leaves
@@ -342,10 +343,8 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     o = _ScoreOptions()
     check(_score_init(ctypes.byref(o)))
     keep = []
-    if modality is not None or channel is not None or spacing is not None:
-        lo = _load_options(channel=channel,
-                           modality=modality if modality is not None else dataset.modality,
-                           spacing=spacing)
+    lo = model._run_load_options(modality, channel, spacing)
+    if lo is not None:
         keep.append(lo)
         o.load = ctypes.pointer(lo)
     n = len(dataset)

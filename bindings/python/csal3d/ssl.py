@@ -3,10 +3,11 @@
     ctx = csal3d.Context(device="cpu", seed=0)
     model = csal3d.SSLModel(ctx, embed_dim=12, crop_size=(64, 64, 32), batch_size=2,
                             iterations=200)
-    model.train(csal3d.Dataset("Task04_Hippocampus"), modality="mri",
+    model.train(csal3d.Dataset("Task04_Hippocampus"),   # modality from its dataset.json
                 on_step=lambda losses, total: print(losses.step, losses.loss))
     model.save("ssl.safetensors")
     model = csal3d.SSLModel.load(ctx, "ssl.safetensors")       # exact resume
+    model.data_options                  # {"modality": "mri", "channel": "none", ...}
     z = model.encode_volume(volume)                               # the volume's feature
 
 Options are the members of the C struct csal3d_ssl_options as keyword arguments
@@ -25,7 +26,7 @@ from collections import namedtuple
 import numpy as np
 
 from ._native import Owned, check, declare, lib
-from .volume import _load_options
+from .volume import CHANNEL_ALL, CHANNEL_NONE, _LoadOptions, _load_options
 
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
@@ -48,6 +49,20 @@ class _Losses(ctypes.Structure):
 
 
 _STEP_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, _P(_Losses), ctypes.c_int64)
+
+
+class _IntensityStats(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("crops", ctypes.c_int64),
+                ("voxels", ctypes.c_int64),
+                ("mean", ctypes.c_double),
+                ("std", ctypes.c_double),
+                ("min", ctypes.c_double),
+                ("max", ctypes.c_double)]
+
+
+_KNOWN_MODALITY, _KNOWN_CHANNEL, _KNOWN_SPACING = 1, 2, 4
+_DATA_MODALITIES = {0: "none", 1: "ct", 2: "mri"}
 
 
 class _Options(ctypes.Structure):
@@ -91,6 +106,10 @@ _last_losses = declare("csal3d_ssl_model_last_losses", [_vp, _P(_Losses)])
 _train_step = declare("csal3d_ssl_model_train_step",
                       [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _P(_Losses)])
 _train = declare("csal3d_ssl_model_train", [_vp, _vp, _vp])
+_data_options = declare("csal3d_ssl_model_data_options",
+                        [_vp, _P(_LoadOptions), _P(ctypes.c_int)])
+_set_data_options = declare("csal3d_ssl_model_set_data_options", [_vp, _P(_LoadOptions)])
+_intensity_stats = declare("csal3d_ssl_model_intensity_stats", [_vp, _P(_IntensityStats)])
 _feature_dim = declare("csal3d_ssl_model_feature_dim", [_vp, _P(ctypes.c_int64)])
 _encode = declare("csal3d_ssl_model_encode",
                   [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _c_float_p,
@@ -236,6 +255,52 @@ class SSLModel(Owned):
         self._keep = keep
 
     @property
+    def data_options(self):
+        """The data options the model was trained with, as recorded in it and its
+        checkpoints: a dict of the known ones among "modality" ("ct", "mri", "none"),
+        "channel" (an index, "all" or "none"), "spacing" (3 floats in mm, 0 = native) and
+        "intensity" (statistics of the normalised training crops: crops, voxels, mean,
+        std, min, max). Empty for a new model or an older checkpoint."""
+        o = _LoadOptions()
+        o.struct_size = ctypes.sizeof(_LoadOptions)
+        known = ctypes.c_int()
+        check(_data_options(self.handle, ctypes.byref(o), ctypes.byref(known)))
+        out = {}
+        if known.value & _KNOWN_MODALITY:
+            out["modality"] = _DATA_MODALITIES[o.modality]
+        if known.value & _KNOWN_CHANNEL:
+            out["channel"] = ("all" if o.channel == CHANNEL_ALL else
+                              "none" if o.channel == CHANNEL_NONE else o.channel)
+        if known.value & _KNOWN_SPACING:
+            out["spacing"] = tuple(o.spacing)
+        st = _IntensityStats()
+        st.struct_size = ctypes.sizeof(_IntensityStats)
+        check(_intensity_stats(self.handle, ctypes.byref(st)))
+        if st.crops:
+            out["intensity"] = {k: getattr(st, k) for k, _ in _IntensityStats._fields_[1:]}
+        return out
+
+    def set_data_options(self, modality, channel=None, spacing=None):
+        """Records data options ("ct", "mri" or "none"; channel; spacing) in the model, e.g.
+        for one trained with train_step() on crops prepared by the caller."""
+        if modality is None or str(modality).lower() == "auto":
+            raise ValueError("modality must be 'ct', 'mri' or 'none'")
+        o = _load_options(channel, modality, spacing)
+        check(_set_data_options(self.handle, ctypes.byref(o)))
+
+    def _run_load_options(self, modality, channel, spacing):
+        """The load options of train() and score_dataset(): None when none is given (the library resolves
+        them), else those given over the recorded ones (modality None: "auto")."""
+        if modality is None and channel is None and spacing is None:
+            return None
+        rec = self.data_options
+        if channel is None:
+            channel = rec.get("channel")
+        if spacing is None:
+            spacing = rec.get("spacing")
+        return _load_options(channel, modality, spacing)
+
+    @property
     def step(self):
         """Training steps done so far."""
         v = ctypes.c_int64()
@@ -278,8 +343,12 @@ class SSLModel(Owned):
               **options):
         """Trains from the current step to `iterations` over a csal3d.Dataset.
 
-        modality/channel/spacing say how cases are loaded (as Volume.load). on_step(losses,
-        iterations) is called after each step and may return True to stop (then
+        modality/channel/spacing say how cases are loaded (as Volume.load). Left out, they
+        are the model's recorded ones (data_options: a resumed run keeps its spacing), else
+        the dataset's: the modality its dataset.json states, native spacing. A modality
+        other than the recorded one raises csal3d.InvalidArgumentError; other spacing or
+        channel is used with a warning in the context's log. on_step(losses, iterations)
+        is called after each step and may return True to stop (then
         csal3d.CancelledError is raised; the steps done are kept). Extra keyword arguments
         change options first (as set_options)."""
         if options:
@@ -297,10 +366,11 @@ class SSLModel(Owned):
         fn = _STEP_FN(cb) if on_step else _STEP_FN()
         o.on_step = fn
         o.on_step_user_data = None
+        lo = self._run_load_options(modality, channel, spacing)
         check(_set_options(self.handle, ctypes.byref(o)))
-        lo = _load_options(channel, modality, spacing)
         try:
-            status = _train(self.handle, dataset.handle, ctypes.byref(lo))
+            status = _train(self.handle, dataset.handle,
+                            ctypes.byref(lo) if lo is not None else None)
         finally:
             o.on_step = _STEP_FN()
             _set_options(self.handle, ctypes.byref(o))

@@ -19,7 +19,9 @@ _c_float_p = ctypes.POINTER(ctypes.c_float)
 
 CHANNEL_NONE = -1
 CHANNEL_ALL = -2
-_MODALITIES = {None: 0, "none": 0, "ct": 1, "mri": 2, "mr": 2}
+MODALITY_AUTO = 3
+_MODALITIES = {None: MODALITY_AUTO, "auto": MODALITY_AUTO, "none": 0, "ct": 1, "mri": 2,
+               "mr": 2}
 _MODALITY_NAMES = {0: None, 1: "ct", 2: "mri"}
 _SAVE_DTYPES = {"auto": 0, "float32": 1, "int16": 2, "uint8": 3}
 
@@ -113,7 +115,8 @@ def _path(p):
 def _modality(m):
     key = m.lower() if isinstance(m, str) else m
     if key not in _MODALITIES:
-        raise ValueError(f"modality must be None, 'ct' or 'mri', not {m!r}")
+        raise ValueError(f"modality must be None (auto), 'auto', 'none', 'ct' or 'mri', "
+                         f"not {m!r}")
     return _MODALITIES[key]
 
 
@@ -121,7 +124,7 @@ def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
                   allow_nonfinite=False):
     o = _LoadOptions()
     check(_load_options_init(ctypes.byref(o)))
-    if channel is None:
+    if channel is None or channel == "none":
         o.channel = CHANNEL_NONE
     elif isinstance(channel, str):
         if channel != "all":
@@ -169,8 +172,9 @@ class Volume(Owned):
         """Loads a NIfTI file (.nii, .nii.gz; NIfTI-1 or -2), reoriented to RAS+.
 
         channel: None (a 4-D file is an error), an index into a 4-D file, or "all" to keep
-        every volume as a channel. modality: None, "ct" (clip [-1024, 1024] HU, scale to
-        [0, 1]) or "mri" (z-score, clip to the 1st-99th percentiles, rescale to [0, 1]).
+        every volume as a channel. modality: None or "none" (the stored values), "ct"
+        (clip [-1024, 1024] HU, scale to [0, 1]) or "mri" (z-score, clip to the 1st-99th
+        percentiles, rescale to [0, 1]).
         spacing: resample to this spacing in mm (a number or 3 values; 0 keeps an axis).
         Raises csal3d.FormatError, IOError_, UnsupportedError, NumericalError (NaN/Inf
         voxels unless allow_nonfinite), InvalidArgumentError (e.g. 4-D without channel).
@@ -291,8 +295,8 @@ class Volume(Owned):
     # ---- preprocessing ----
 
     def normalize(self, modality):
-        """Normalises in place ("ct" or "mri"); returns self."""
-        check(_normalize(self.handle, _modality(modality)))
+        """Normalises in place ("ct" or "mri"; None or "none" leaves it); returns self."""
+        check(_normalize(self.handle, 0 if modality is None else _modality(modality)))
         return self
 
     def resample(self, spacing):
@@ -349,7 +353,9 @@ class Case:
         self.label_path = dataset._string(index, "label") if has_label.value else None
 
     def load_image(self, channel=None, modality=None, spacing=None, **kw):
-        """The image as a Volume (several channel files are stacked as channels)."""
+        """The image as a Volume (several channel files are stacked as channels).
+        modality None (or "auto") normalises as the dataset.json states, if it does;
+        "none" keeps the stored values."""
         o = _load_options(channel, modality, spacing, **kw)
         h = _vp()
         check(_ds_load_image(self._dataset.handle, self.index, ctypes.byref(o),

@@ -18,6 +18,8 @@ BASE = {
     "ssl.inpainting_masked_only": "1", "ssl.inpainting_zscore_target": "0",
     "ssl.checkpoint_every": "2", "ssl.cache_bytes": "1073741824",
     "ssl.checkpoint_path": "/tmp/ssl.safetensors",
+    "data.modality": "mri", "data.channel": "all", "data.spacing": "1.5,1.5,2",
+    "data.intensity": '{"crops":8,"voxels":262144,"mean":0.25,"std":0.125,"min":0,"max":1}',
 }
 
 
@@ -62,3 +64,31 @@ write("invalid_invalid_clip_negative", variant(optim__clip_norm="-1"))
 write("invalid_invalid_checkpoint_every", variant(ssl__checkpoint_every="-2"))
 write("invalid_format_cache_text", variant(ssl__cache_bytes=""))
 write("invalid_invalid_embed_dim", variant(embed_dim="10"))
+# the data options (data.*): absent keys are unknown, malformed ones FORMAT errors
+write("valid_data_none", variant(data__modality="none", data__channel="3",
+                                 data__spacing="native", data__intensity=None))
+write("valid_data_absent", variant(data__modality=None, data__channel=None,
+                                   data__spacing=None, data__intensity=None))
+write("valid_data_intensity_extra_key",
+      variant(data__intensity='{"crops":1,"voxels":1,"mean":0.5,"std":0,"min":0.5,'
+                              '"max":0.5,"p99":0.5}'))
+write("invalid_format_data_modality", variant(data__modality="CT"))
+write("invalid_format_data_modality_auto", variant(data__modality="auto"))
+write("invalid_format_data_channel_negative", variant(data__channel="-1"))
+write("invalid_format_data_channel_text", variant(data__channel="first"))
+write("invalid_format_data_channel_huge", variant(data__channel="99999999999"))
+write("invalid_format_data_spacing_two", variant(data__spacing="1.5,1.5"))
+write("invalid_format_data_spacing_negative", variant(data__spacing="1.5,-1,1.5"))
+write("invalid_format_data_spacing_nan", variant(data__spacing="nan,1,1"))
+write("invalid_format_data_spacing_space", variant(data__spacing="1, 1,1"))
+write("invalid_format_data_intensity_text", variant(data__intensity="mean 0.5"))
+write("invalid_format_data_intensity_missing",
+      variant(data__intensity='{"crops":8,"voxels":8,"mean":0.5,"min":0,"max":1}'))
+write("invalid_format_data_intensity_zero_crops",
+      variant(data__intensity='{"crops":0,"voxels":8,"mean":0.5,"std":0,"min":0,"max":1}'))
+write("invalid_format_data_intensity_min_above_max",
+      variant(data__intensity='{"crops":1,"voxels":8,"mean":0.5,"std":0,"min":2,"max":1}'))
+write("invalid_format_data_intensity_negative_std",
+      variant(data__intensity='{"crops":1,"voxels":8,"mean":0.5,"std":-1,"min":0,"max":1}'))
+write("invalid_format_data_intensity_string",
+      variant(data__intensity='{"crops":"1","voxels":8,"mean":0.5,"std":0,"min":0,"max":1}'))
