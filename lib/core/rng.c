@@ -83,10 +83,6 @@ double c3_rng_uniform(c3_rng *r) {
   return (double)(c3_rng_u64(r) >> 11) * 0x1.0p-53;
 }
 
-float c3_rng_uniform_f(c3_rng *r) {
-  return (float)(c3_rng_u32(r) >> 8) * 0x1.0p-24f;
-}
-
 /* Box-Muller from two uniforms, the first in (0, 1] so the log is finite. */
 static double c3_box_muller(uint64_t a, uint64_t b) {
   double u1 = ((double)(a >> 11) + 1.0) * 0x1.0p-53;

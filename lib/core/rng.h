@@ -46,8 +46,6 @@ uint32_t c3_rng_u32(c3_rng *r);
 uint64_t c3_rng_u64(c3_rng *r);
 /* Uniform in [0, 1) with 53 random bits. */
 double c3_rng_uniform(c3_rng *r);
-/* Uniform in [0, 1) as float with 24 random bits. */
-float c3_rng_uniform_f(c3_rng *r);
 /* Standard normal (Box-Muller on two uniforms; uses 4 words per value). */
 double c3_rng_normal(c3_rng *r);
 /* Uniform integer in [0, n), unbiased (rejection); n >= 1. */

@@ -48,17 +48,6 @@ int c3_st_dtype_parse(const char *name, c3_st_dtype *out) {
   return -1;
 }
 
-c3_st_dtype c3_st_dtype_from_c3(c3_dtype d) {
-  switch (d) {
-    case C3_F64: return C3_ST_F64;
-    case C3_I32: return C3_ST_I32;
-    case C3_I64: return C3_ST_I64;
-    case C3_U8: return C3_ST_U8;
-    case C3_BF16: return C3_ST_BF16;
-    default: return C3_ST_F32;
-  }
-}
-
 /* ---- the parsed file ---- */
 
 struct c3_safetensors {

@@ -133,9 +133,6 @@ void c3_model_free(c3_model *m);
 size_t c3_model_param_total(const c3_model *m);
 /* The index of a parameter by MONAI name, or -1. */
 int c3_model_find_param(const c3_model *m, const char *name);
-/* Engine pointers to a parameter's values / gradient. */
-float *c3_model_param_ptr(const c3_model *m, int index);
-float *c3_model_grad_ptr(const c3_model *m, int index);
 
 /* Initialises as PyTorch/MONAI: truncated normal (std 0.02, bounds +-2) for Linear
  * weights and relative position tables, zero Linear biases, LayerNorm ones/zeros,

@@ -332,14 +332,6 @@ int c3_model_find_param(const c3_model *m, const char *name) {
   return -1;
 }
 
-float *c3_model_param_ptr(const c3_model *m, int i) {
-  return m->w + m->params[i].offset;
-}
-
-float *c3_model_grad_ptr(const c3_model *m, int i) {
-  return m->g ? m->g + m->params[i].offset : NULL;
-}
-
 /* ---- initialisation ---- */
 
 csal3d_status c3_model_init(c3_model *m, uint64_t seed) {
