@@ -1,4 +1,4 @@
-/* Tests of lib/core and the context: errors, allocation, tensors, random numbers,
+/* Tests of lib/core and the context: errors, allocation, random numbers,
  * threads, options ABI, logging, progress and device selection. */
 #include <check.h>
 #include <math.h>
@@ -12,7 +12,6 @@
 #include "core/error.h"
 #include "core/report.h"
 #include "core/rng.h"
-#include "core/tensor.h"
 #include "core/threads.h"
 #include "csal3d/csal3d.h"
 
@@ -91,51 +90,6 @@ START_TEST(calloc_zeroes) {
   ck_assert_int_eq(c3_calloc_array(100, 3, "z", (void **)&p), CSAL3D_OK);
   for (int i = 0; i < 300; i++) ck_assert_uint_eq(p[i], 0);
   c3_free(p);
-}
-END_TEST
-
-/* ---- tensors ---- */
-
-START_TEST(tensor_shape_strides_and_copy) {
-  c3_tensor t, v, u;
-  int64_t shape[5] = {2, 1, 3, 4, 5};
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 5, shape), CSAL3D_OK);
-  ck_assert_int_eq(c3_tensor_numel(&t), 120);
-  ck_assert_uint_eq(c3_tensor_nbytes(&t), 480);
-  ck_assert_int_eq(t.stride[0], 60);
-  ck_assert_int_eq(t.stride[4], 1);
-  ck_assert(c3_tensor_is_contiguous(&t));
-  float *d = t.data;
-  for (int i = 0; i < 120; i++) d[i] = (float)i;
-  ck_assert_int_eq(c3_tensor_transpose(&t, 3, 4, &v), CSAL3D_OK);
-  ck_assert(!c3_tensor_is_contiguous(&v));
-  int64_t vs[5] = {2, 1, 3, 5, 4};
-  ck_assert_int_eq(c3_tensor_alloc(&u, C3_F32, 5, vs), CSAL3D_OK);
-  ck_assert_int_eq(c3_tensor_copy(&u, &v), CSAL3D_OK);
-  /* u[n,0,c,w,h] == t[n,0,c,h,w] */
-  int64_t iu[5] = {1, 0, 2, 3, 1}, it[5] = {1, 0, 2, 1, 3};
-  ck_assert_float_eq(((float *)u.data)[c3_tensor_offset(&u, iu)],
-                     d[c3_tensor_offset(&t, it)]);
-  char desc[64];
-  c3_tensor_describe(&u, desc, sizeof desc);
-  ck_assert_str_eq(desc, "[2, 1, 3, 5, 4] float32");
-  c3_tensor_free(&u);
-  c3_tensor_free(&t);
-  ck_assert_ptr_null(t.data);
-  c3_tensor_free(NULL);
-}
-END_TEST
-
-START_TEST(tensor_rejects_bad_shapes) {
-  c3_tensor t;
-  int64_t zero[2] = {3, 0}, big[5] = {INT64_MAX / 2, 4, 1, 1, 1};
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 2, zero), CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 6, big), CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 5, big), CSAL3D_ERR_UNSUPPORTED);
-  ck_assert_int_eq(c3_tensor_alloc(&t, (c3_dtype)42, 1, zero),
-                   CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_uint_eq(c3_dtype_size(C3_BF16), 2);
-  ck_assert_str_eq(c3_dtype_name(C3_I64), "int64");
 }
 END_TEST
 
@@ -528,8 +482,6 @@ static Suite *core_suite(void) {
   t = tcase_create("memory");
   tcase_add_test(t, alloc_is_aligned_and_reports_failure);
   tcase_add_test(t, calloc_zeroes);
-  tcase_add_test(t, tensor_shape_strides_and_copy);
-  tcase_add_test(t, tensor_rejects_bad_shapes);
   suite_add_tcase(s, t);
   t = tcase_create("rng");
   tcase_set_timeout(t, 60);
