@@ -658,14 +658,6 @@ csal3d_status c3_st_read_f32(const c3_safetensors *st, const char *name,
   return c3_st_entry_read_f32(st, e, dst, count);
 }
 
-csal3d_status c3_st_read_f64(const c3_safetensors *st, const char *name,
-                             double *dst, size_t count) {
-  const c3_st_entry *e = c3_st_find(st, name);
-  C3_TRY(c3_st_check_read(st, e, name, count, 0));
-  for (size_t i = 0; i < count; i++) dst[i] = c3_st_get(e, i);
-  return CSAL3D_OK;
-}
-
 csal3d_status c3_st_read_i64(const c3_safetensors *st, const char *name,
                              int64_t *dst, size_t count) {
   const c3_st_entry *e = c3_st_find(st, name);

@@ -111,9 +111,6 @@ uint32_t c3_st_data_crc32(const c3_safetensors *st);
  * absent or its element count is not `count`. */
 csal3d_status c3_st_read_f32(const c3_safetensors *st, const char *name,
                              float *dst, size_t count);
-/* As c3_st_read_f32 into float64. */
-csal3d_status c3_st_read_f64(const c3_safetensors *st, const char *name,
-                             double *dst, size_t count);
 /* Copies an integer (or BOOL) tensor into int64; float dtypes are refused. */
 csal3d_status c3_st_read_i64(const c3_safetensors *st, const char *name,
                              int64_t *dst, size_t count);

@@ -170,37 +170,6 @@ csal3d_status c3_model_forward(c3_model *m, const float *x, int64_t n,
 csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_recon,
                                 const float *d_logits, float *d_input);
 
-/* How a training pass holds activations. */
-typedef enum c3_model_memory_mode {
-  C3_MODEL_ALL_AT_ONCE = 0,  /* one forward + backward over the n observations */
-  C3_MODEL_ONE_AT_A_TIME = 1 /* activation memory of one observation (see below) */
-} c3_model_memory_mode;
-
-/* The loss of a training pass: from the reconstructions [n, in_ch, d, h, w] and
- * logits [n, 4] of all n observations (engine memory), writes d_recon and
- * d_logits (same shapes, engine memory; every element) and *loss. It sees all
- * observations at once because a loss may couple them (the SSL consistency term). */
-typedef csal3d_status (*c3_model_loss_fn)(void *ctx, c3_model *m, int64_t n,
-                                          const float *recon, const float *logits,
-                                          float *d_recon, float *d_logits,
-                                          double *loss);
-
-/* One training pass over x [n, in_ch, d, h, w]: forward, loss, backward; the
- * parameter gradients ACCUMULATE (zero them first). recon, logits, d_recon,
- * d_logits are the caller's engine buffers for the n observations (they hold the
- * outputs and the loss derivatives afterwards).
- * C3_MODEL_ALL_AT_ONCE: one batched forward in training mode, the loss, one
- * backward. C3_MODEL_ONE_AT_A_TIME: each observation goes through the model alone
- * in inference mode (outputs collected), the loss is evaluated on all of them, then
- * each observation is recomputed in training mode and back-propagated alone:
- * the activation memory of one observation for about one more forward of compute.
- * Both give the same gradients up to float summation order. */
-csal3d_status c3_model_train_pass(c3_model *m, c3_model_memory_mode mode,
-                                  const float *x, int64_t n, const int64_t dhw[3],
-                                  c3_model_loss_fn loss_fn, void *ctx, float *recon,
-                                  float *logits, float *d_recon, float *d_logits,
-                                  double *loss);
-
 /* Outputs of the last forward, engine memory. hidden i (0..4): token-major
  * [n, d_i, h_i, w_i, C_i] after the channel layer norm without affine; sides and
  * channels in shape (n, d, h, w, c). */
@@ -208,15 +177,6 @@ const float *c3_model_hidden(const c3_model *m, int i, int64_t shape[5]);
 const float *c3_model_pooled(const c3_model *m);         /* [n, 16C] */
 const float *c3_model_logits(const c3_model *m);         /* [n, 4] */
 const float *c3_model_reconstruction(const c3_model *m); /* [n, in_ch, d, h, w] */
-
-/* The sampling feature of the last forward into engine memory feat
- * ([n, 256] for C = 48 by default: triplet means of the pooled 16C; [n, 16C]
- * with feature_full), and its width. */
-int64_t c3_model_feature_dim(const c3_model *m);
-csal3d_status c3_model_feature(c3_model *m, float *feat);
-
-/* Frees the activation workspace (the next forward allocates it again). */
-void c3_model_release_workspace(c3_model *m);
 
 /* Bytes of the workspace of the last forward (activations + backward buffers). */
 size_t c3_model_workspace_bytes(const c3_model *m);
