@@ -261,11 +261,3 @@ void c3_ssl_observation_f32(const c3_ssl_draws *d, int o, const float *x, int64_
   if (unmasked) memcpy(unmasked, out, (size_t)(lead * s[0] * s[1] * s[2]) * sizeof *out);
   c3_mask_apply_f32(out, lead, s, d->cube, d->masks[o]);
 }
-
-void c3_ssl_observation_back_f32(const c3_ssl_draws *d, int o, const float *obs,
-                                 int64_t lead, float *out) {
-  int64_t s[3];
-  c3_ssl_observation_shape(d, o, s);
-  c3_axes_apply_f32(c3_axes_inverse(c3_axes_observation(d->view[o], d->k[o])), obs, lead,
-                    s, out);
-}

@@ -113,8 +113,4 @@ void c3_ssl_observation_shape(const c3_ssl_draws *d, int o, int64_t out[3]);
 void c3_ssl_observation_f32(const c3_ssl_draws *d, int o, const float *x, int64_t lead,
                             float *out, float *unmasked);
 
-/* Brings data in observation o's frame back to the crop's frame (R_v^-1). */
-void c3_ssl_observation_back_f32(const c3_ssl_draws *d, int o, const float *obs,
-                                 int64_t lead, float *out);
-
 #endif
