@@ -67,7 +67,7 @@ static void open_engines(void) {
     snprintf(cuda_why, sizeof cuda_why, "%s", csal3d_last_error());
 }
 
-/* bf16 engines get looser bounds (the design's method notes: ~1e-2). */
+/* bf16 engines get looser bounds (bf16 compute: relative errors ~1e-2). */
 static double tol_scale(const c3_engine *e) { return e->device == CSAL3D_DEVICE_CUDA ? 500.0 : 1.0; }
 
 /* ---- the harness ----------------------------------------------------------------------- */
@@ -928,7 +928,7 @@ START_TEST(op_permutes) {
 }
 END_TEST
 
-/* rot90 k=1 in (H, W) is out[.., i, j] = in[.., j, W-1-i] (numpy/torch), as DESIGN.md says */
+/* rot90 k=1 in (H, W) is out[.., i, j] = in[.., j, W-1-i] (numpy/torch), as docs/algorithms.md says */
 START_TEST(permute3d_is_rot90) {
   open_engines();
   c3_engine *e = engines[0];

@@ -34,7 +34,8 @@ typedef enum c3_merge_order {
   /* MONAI's PatchMerging as coded (slots 5 and 6 repeat 2 and 3):
    * 000,100,010,001,101,010,001,111. Weights pretrained with MONAI expect it. */
   C3_MERGE_MONAI = 0,
-  /* DESIGN.md's v1 order, all 8 sub-voxels: 000,100,010,001,110,101,011,111.
+  /* The v1 order (docs/algorithms.md, "Model"), all 8 sub-voxels:
+   * 000,100,010,001,110,101,011,111.
    * The default; the MONAI parity data were computed with it. */
   C3_MERGE_DISTINCT = 1
 } c3_merge_order;
@@ -58,7 +59,9 @@ typedef struct c3_model_config {
   int feature_full; /* 0: 256 triplet means of the pooled 16C (C = 48); 1: all 16C */
 } c3_model_config;
 
-/* The defaults of DESIGN.md for an embed_dim and in_channels. */
+/* The defaults for an embed_dim and in_channels (docs/algorithms.md, "Model"): depths
+ * 2,2,2,2, heads 3,6,12,24, window 7, patch 2, MLP ratio 4, the distinct merge order, the
+ * rotation head on the mean, the reduced feature. */
 void c3_model_config_default(c3_model_config *c, int embed_dim, int in_channels);
 /* Checks a configuration; CSAL3D_ERR_INVALID_ARGUMENT / UNSUPPORTED with the reason. */
 csal3d_status c3_model_config_check(const c3_model_config *c);

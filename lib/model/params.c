@@ -23,7 +23,7 @@ void c3_model_config_default(c3_model_config *c, int embed_dim, int in_channels)
   c->window = 7;
   c->patch = 2;
   c->mlp_ratio = 4;
-  c->merge_order = C3_MERGE_DISTINCT; /* DESIGN.md's v1 order; the parity data use it */
+  c->merge_order = C3_MERGE_DISTINCT; /* the v1 order; the parity data use it */
   c->rot_input = C3_ROT_MEAN;
   c->feature_full = 0;
 }

@@ -1,5 +1,5 @@
 /* Views, rot90 rotations, their inverses and the 16^3-cube masks of the SSL observations
- * (DESIGN.md, "Self-supervised pretraining").
+ * (docs/algorithms.md, "Self-supervised pretraining").
  *
  * Every geometric transform here is a signed permutation of the three spatial axes of a
  * float32 tensor [N, C, D, H, W] (N and C ride along): output axis a reads input axis
