@@ -194,7 +194,7 @@ static int run_file(c3_engine *e, const char *path) {
         for (int64_t c = 0; c < sh[4]; c++)
           u[((size_t)b * (size_t)sh[4] + (size_t)c) * vox + v] =
               t[((size_t)b * vox + v) * (size_t)sh[4] + (size_t)c];
-    char name[16];
+    char name[24];
     snprintf(name, sizeof name, "hidden%d", i);
     compare(st, name, u, cnt, 0, &r);
     free(t);
