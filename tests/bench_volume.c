@@ -121,7 +121,10 @@ int main(void) {
       c3_ssl_draws_random(&d, shape, 16, 0.3, 1, (uint64_t)r, 0);
       for (int o = 0; o < 9; o++) {
         c3_ssl_observation_f32(&d, o, x, 1, obs, tgt);
-        c3_ssl_observation_back_f32(&d, o, tgt, 1, back);
+        int64_t os[3];
+        c3_ssl_observation_shape(&d, o, os);
+        c3_axes_apply_f32(c3_axes_inverse(c3_axes_observation(d.view[o], d.k[o])), tgt, 1, os,
+                          back);
       }
       c3_ssl_draws_free(&d);
     }

@@ -9,6 +9,6 @@ ${CLANG:-clang} -g -O1 -std=c11 -D_GNU_SOURCE -DCSAL3D_BUILDING \
   -Iinclude -Ilib -I/usr/include/nifti \
   tests/fuzz_nifti.c lib/io/nifti.c lib/io/fileutil.c lib/volume/volume_io.c lib/volume/volume.c lib/volume/preprocess.c \
   lib/volume/views.c lib/volume/windows.c lib/core/alloc.c lib/core/error.c \
-  lib/core/options.c lib/core/rng.c lib/core/tensor.c \
+  lib/core/options.c lib/core/rng.c \
   -llapacke -lopenblas -lnifti2 -lznz -lz -lm -lpthread -o build/fuzz_nifti
 echo "built build/fuzz_nifti"

@@ -49,8 +49,6 @@ static void set_grads(c3_model *m, int64_t step, float amp) {
   free(g);
 }
 
-static int have_adamw(c3_engine *e) { return e->adamw && e->dot; }
-
 START_TEST(schedule_known_answers) {
   c3_optim_config c;
   c3_optim_config_default(&c, 1500);
@@ -77,11 +75,6 @@ END_TEST
 
 START_TEST(groups_clipping_and_adamw_update) {
   c3_engine *e = engine();
-  if (!have_adamw(e)) {
-    printf("SKIP: the CPU engine has no adamw yet\n");
-    c3_engine_close(e);
-    return;
-  }
   c3_model *m = small_model(e, 1);
   c3_optim_config c;
   c3_optim_config_default(&c, 100);
@@ -159,11 +152,6 @@ static char tmpdir[256];
 
 START_TEST(exact_resume_and_checksum) {
   c3_engine *e = engine();
-  if (!have_adamw(e)) {
-    printf("SKIP: the CPU engine has no adamw yet\n");
-    c3_engine_close(e);
-    return;
-  }
   snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char path[512];
@@ -450,11 +438,6 @@ static void train_step(c3_model *m, c3_optim *o, const float *x, const float *t,
 
 START_TEST(exact_resume_with_training_steps) {
   c3_engine *e = engine();
-  if (!have_adamw(e) || !e->attn_bwd) {
-    printf("SKIP: the CPU engine lacks ops yet\n");
-    c3_engine_close(e);
-    return;
-  }
   snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char path[512];

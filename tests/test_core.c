@@ -1,7 +1,8 @@
-/* Tests of lib/core and the context: errors, allocation, tensors, random numbers,
+/* Tests of lib/core and the context: errors, allocation, random numbers,
  * threads, options ABI, logging, progress and device selection. */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,6 @@
 #include "core/error.h"
 #include "core/report.h"
 #include "core/rng.h"
-#include "core/tensor.h"
 #include "core/threads.h"
 #include "csal3d/csal3d.h"
 
@@ -94,51 +94,6 @@ START_TEST(calloc_zeroes) {
 }
 END_TEST
 
-/* ---- tensors ---- */
-
-START_TEST(tensor_shape_strides_and_copy) {
-  c3_tensor t, v, u;
-  int64_t shape[5] = {2, 1, 3, 4, 5};
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 5, shape), CSAL3D_OK);
-  ck_assert_int_eq(c3_tensor_numel(&t), 120);
-  ck_assert_uint_eq(c3_tensor_nbytes(&t), 480);
-  ck_assert_int_eq(t.stride[0], 60);
-  ck_assert_int_eq(t.stride[4], 1);
-  ck_assert(c3_tensor_is_contiguous(&t));
-  float *d = t.data;
-  for (int i = 0; i < 120; i++) d[i] = (float)i;
-  ck_assert_int_eq(c3_tensor_transpose(&t, 3, 4, &v), CSAL3D_OK);
-  ck_assert(!c3_tensor_is_contiguous(&v));
-  int64_t vs[5] = {2, 1, 3, 5, 4};
-  ck_assert_int_eq(c3_tensor_alloc(&u, C3_F32, 5, vs), CSAL3D_OK);
-  ck_assert_int_eq(c3_tensor_copy(&u, &v), CSAL3D_OK);
-  /* u[n,0,c,w,h] == t[n,0,c,h,w] */
-  int64_t iu[5] = {1, 0, 2, 3, 1}, it[5] = {1, 0, 2, 1, 3};
-  ck_assert_float_eq(((float *)u.data)[c3_tensor_offset(&u, iu)],
-                     d[c3_tensor_offset(&t, it)]);
-  char desc[64];
-  c3_tensor_describe(&u, desc, sizeof desc);
-  ck_assert_str_eq(desc, "[2, 1, 3, 5, 4] float32");
-  c3_tensor_free(&u);
-  c3_tensor_free(&t);
-  ck_assert_ptr_null(t.data);
-  c3_tensor_free(NULL);
-}
-END_TEST
-
-START_TEST(tensor_rejects_bad_shapes) {
-  c3_tensor t;
-  int64_t zero[2] = {3, 0}, big[5] = {INT64_MAX / 2, 4, 1, 1, 1};
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 2, zero), CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 6, big), CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(c3_tensor_alloc(&t, C3_F32, 5, big), CSAL3D_ERR_UNSUPPORTED);
-  ck_assert_int_eq(c3_tensor_alloc(&t, (c3_dtype)42, 1, zero),
-                   CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_uint_eq(c3_dtype_size(C3_BF16), 2);
-  ck_assert_str_eq(c3_dtype_name(C3_I64), "int64");
-}
-END_TEST
-
 /* ---- random numbers ---- */
 
 START_TEST(philox_known_answers) {
@@ -157,7 +112,7 @@ START_TEST(philox_known_answers) {
 }
 END_TEST
 
-START_TEST(rng_streams_are_keyed_and_seekable) {
+START_TEST(rng_streams_are_keyed) {
   c3_rng a, b, c;
   c3_rng_init(&a, 42, C3_RNG_MASK, 1, 2, 3);
   c3_rng_init(&b, 42, C3_RNG_MASK, 1, 2, 3);
@@ -170,10 +125,6 @@ START_TEST(rng_streams_are_keyed_and_seekable) {
     differ += wa[i] != c3_rng_u32(&c);
   }
   ck_assert_int_ge(differ, 10);
-  c3_rng_init(&b, 42, C3_RNG_MASK, 1, 2, 3);
-  c3_rng_seek(&b, 7);
-  ck_assert_uint_eq(c3_rng_u32(&b), wa[7]);
-  ck_assert_uint_eq(c3_rng_u32(&b), wa[8]);
   /* Different seeds differ. */
   c3_rng_init(&c, 43, C3_RNG_MASK, 1, 2, 3);
   ck_assert_uint_ne(c3_rng_u32(&c), wa[0]);
@@ -266,18 +217,12 @@ START_TEST(rng_fill_is_independent_of_threads) {
   c3_rng_fill_normal(&r, a, N, 0.0f, 0.02f);
   c3_threads_enter(2);
   c3_rng_fill_normal(&r, b, N, 0.0f, 0.02f);
-  ck_assert_mem_eq(a, b, N * sizeof *a);
-  c3_rng_fill_uniform(&r, b, N, -1.0f, 1.0f);
-  c3_threads_enter(1);
-  c3_rng_fill_uniform(&r, a, N, -1.0f, 1.0f);
   c3_threads_leave(prev);
   ck_assert_mem_eq(a, b, N * sizeof *a);
-  double s = 0;
-  for (int i = 0; i < N; i++) {
-    ck_assert(a[i] >= -1.0f && a[i] < 1.0f);
-    s += a[i];
-  }
-  ck_assert_double_eq_tol(s / N, 0.0, 0.01);
+  double s = 0, s2 = 0;
+  for (int i = 0; i < N; i++) s += a[i], s2 += (double)a[i] * a[i];
+  ck_assert_double_eq_tol(s / N, 0.0, 1e-3);
+  ck_assert_double_eq_tol(sqrt(s2 / N), 0.02, 1e-3);
   free(a);
   free(b);
 }
@@ -288,9 +233,9 @@ END_TEST
 START_TEST(threads_enter_and_leave) {
   ck_assert_int_ge(c3_threads_available(), 1);
   int prev = c3_threads_enter(3);
-  ck_assert_int_eq(c3_threads_current(), 3);
+  ck_assert_int_eq(omp_get_max_threads(), 3);
   c3_threads_leave(prev);
-  ck_assert_int_eq(c3_threads_current(), prev);
+  ck_assert_int_eq(omp_get_max_threads(), prev);
 }
 END_TEST
 
@@ -528,13 +473,11 @@ static Suite *core_suite(void) {
   t = tcase_create("memory");
   tcase_add_test(t, alloc_is_aligned_and_reports_failure);
   tcase_add_test(t, calloc_zeroes);
-  tcase_add_test(t, tensor_shape_strides_and_copy);
-  tcase_add_test(t, tensor_rejects_bad_shapes);
   suite_add_tcase(s, t);
   t = tcase_create("rng");
   tcase_set_timeout(t, 60);
   tcase_add_test(t, philox_known_answers);
-  tcase_add_test(t, rng_streams_are_keyed_and_seekable);
+  tcase_add_test(t, rng_streams_are_keyed);
   tcase_add_test(t, rng_uniform_and_normal_moments);
   tcase_add_test(t, rng_below_is_uniform);
   tcase_add_test(t, rng_shuffle_and_sample_are_permutations);

@@ -1,5 +1,7 @@
 /* Numerical tests of the model's forward/backward that need no reference files:
- * the one-observation-at-a-time pass gives the all-at-once gradients, recomputed
+ * observations run one at a time (inference forwards for a loss that sees them all,
+ * then a training forward and backward each, accumulating, as lib/model/ssl.c does)
+ * give the gradients of one batched forward and backward, recomputed
  * attention gives the stored-attention gradients, the options the MONAI reference
  * does not cover (MONAI merging order, first-token rotation head) pass central
  * finite differences, and misuse fails with clear states. Small shapes (embed_dim
@@ -15,6 +17,7 @@
 #include "core/rng.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "model/ssl_internal.h"
 
 typedef struct loss_ctx {
   const float *target;
@@ -47,20 +50,9 @@ typedef struct fixture {
   int32_t *labels;
 } fixture;
 
-static int ops_missing(c3_engine *e) {
-  return !e->attn_bwd || !e->conv3d_bwd_weights || !e->layer_norm_bwd ||
-         !e->inorm_lrelu_bwd || !e->upsample2x_bwd || !e->patch_merge_bwd ||
-         !e->mse_loss || !e->cross_entropy;
-}
-
-static int setup(fixture *f, const c3_model_config *cfg, int64_t n, int64_t wside) {
+static void setup(fixture *f, const c3_model_config *cfg, int64_t n, int64_t wside) {
   memset(f, 0, sizeof *f);
   ck_assert_int_eq(c3_engine_open(CSAL3D_DEVICE_CPU, 0, &f->e), CSAL3D_OK);
-  if (ops_missing(f->e)) {
-    printf("SKIP: the CPU engine lacks backward ops yet\n");
-    c3_engine_close(f->e);
-    return 0;
-  }
   c3_engine *e = f->e;
   ck_assert_int_eq(c3_model_create(e, cfg, &f->m), CSAL3D_OK);
   ck_assert_int_eq(c3_model_init(f->m, 11), CSAL3D_OK);
@@ -86,7 +78,6 @@ static int setup(fixture *f, const c3_model_config *cfg, int64_t n, int64_t wsid
   for (int64_t i = 0; i < n; i++) lab[i] = (int32_t)(i % 4);
   ck_assert_int_eq(e->upload(e, f->labels, lab, (size_t)n * 4), CSAL3D_OK);
   free(h);
-  return 1;
 }
 
 static void teardown(fixture *f) {
@@ -102,14 +93,42 @@ static void teardown(fixture *f) {
   c3_engine_close(e);
 }
 
-/* Gradients of one pass (host copy, m->total floats) and the loss. */
-static float *grads_of(fixture *f, c3_model_memory_mode mode, double *loss, int ce_only) {
+/* Gradients (host copy, m->total floats) and loss of one training pass over the n
+ * observations: one batched forward, the loss, one backward; or (one_at_a_time) an
+ * inference forward per observation with its outputs collected, the loss on all of
+ * them, then per observation a training forward and a backward of its slice of the
+ * loss's derivatives, the gradients accumulating. f->recon and f->logits keep the
+ * outputs. */
+static float *grads_of(fixture *f, int one_at_a_time, double *loss, int ce_only) {
   loss_ctx c = {f->t, f->labels, (int64_t)f->vin, ce_only};
-  ck_assert_int_eq(c3_model_zero_grad(f->m), CSAL3D_OK);
-  csal3d_status s = c3_model_train_pass(f->m, mode, f->x, f->n, f->dhw, readme_loss, &c,
-                                        f->recon, f->logits, f->drec, f->dlog, loss);
+  c3_model *m = f->m;
+  c3_engine *e = f->e;
+  const size_t vin = f->vin, nb = (size_t)f->n * vin * sizeof(float);
+  ck_assert_int_eq(c3_model_zero_grad(m), CSAL3D_OK);
+  int64_t k = one_at_a_time ? f->n : 1, per = one_at_a_time ? 1 : f->n;
+  for (int64_t i = 0; i < k; i++) {
+    ck_assert_int_eq(c3_model_forward(m, f->x + (size_t)i * vin, per, f->dhw, !one_at_a_time),
+                     CSAL3D_OK);
+    ck_assert_int_eq(e->copy(e, f->recon + (size_t)i * vin, c3_model_reconstruction(m),
+                             nb / (size_t)k),
+                     CSAL3D_OK);
+    ck_assert_int_eq(e->copy(e, f->logits + (size_t)i * 4, c3_model_logits(m),
+                             (size_t)per * 4 * sizeof(float)),
+                     CSAL3D_OK);
+  }
+  csal3d_status s = readme_loss(&c, m, f->n, f->recon, f->logits, f->drec, f->dlog, loss);
   ck_assert_msg(s == CSAL3D_OK, "%s", csal3d_last_error());
-  float *g = malloc(f->m->total * sizeof(float));
+  if (!one_at_a_time) {
+    s = c3_model_backward(m, f->x, f->drec, f->dlog, NULL);
+    ck_assert_msg(s == CSAL3D_OK, "%s", csal3d_last_error());
+  }
+  for (int64_t i = 0; one_at_a_time && i < f->n; i++) {
+    ck_assert_int_eq(c3_model_forward(m, f->x + (size_t)i * vin, 1, f->dhw, 1), CSAL3D_OK);
+    s = c3_model_backward(m, f->x + (size_t)i * vin, f->drec + (size_t)i * vin,
+                          f->dlog + (size_t)i * 4, NULL);
+    ck_assert_msg(s == CSAL3D_OK, "%s", csal3d_last_error());
+  }
+  float *g = malloc(m->total * sizeof(float));
   ck_assert_int_eq(c3_model_get_grads(f->m, g), CSAL3D_OK);
   return g;
 }
@@ -147,12 +166,12 @@ START_TEST(one_at_a_time_equals_all_at_once) {
   c3_model_config cfg;
   c3_model_config_default(&cfg, 12, 1);
   fixture f;
-  if (!setup(&f, &cfg, 2, 64)) return;
+  setup(&f, &cfg, 2, 64);
   double l1, l2;
-  float *g1 = grads_of(&f, C3_MODEL_ALL_AT_ONCE, &l1, 0);
+  float *g1 = grads_of(&f, 0, &l1, 0);
   float *r1 = malloc(f.vin * 2 * sizeof(float));
   ck_assert_int_eq(f.e->download(f.e, r1, f.recon, f.vin * 2 * 4), CSAL3D_OK);
-  float *g2 = grads_of(&f, C3_MODEL_ONE_AT_A_TIME, &l2, 0);
+  float *g2 = grads_of(&f, 1, &l2, 0);
   float *r2 = malloc(f.vin * 2 * sizeof(float));
   ck_assert_int_eq(f.e->download(f.e, r2, f.recon, f.vin * 2 * 4), CSAL3D_OK);
   ck_assert_msg(fabs(l1 - l2) <= 1e-6 * fabs(l1), "loss %.9g vs %.9g", l1, l2);
@@ -180,12 +199,12 @@ START_TEST(recomputed_attention_equals_stored) {
   c3_model_config cfg;
   c3_model_config_default(&cfg, 12, 1);
   fixture f;
-  if (!setup(&f, &cfg, 1, 32)) return;
+  setup(&f, &cfg, 1, 32);
   double l1, l2;
-  float *g1 = grads_of(&f, C3_MODEL_ALL_AT_ONCE, &l1, 0);
+  float *g1 = grads_of(&f, 0, &l1, 0);
   size_t with_probs = c3_model_workspace_bytes(f.m);
   f.m->recompute_attention = 1;
-  float *g2 = grads_of(&f, C3_MODEL_ALL_AT_ONCE, &l2, 0);
+  float *g2 = grads_of(&f, 0, &l2, 0);
   ck_assert(l1 == l2);
   const char *worst = "";
   double zmax;
@@ -212,11 +231,11 @@ END_TEST
  * differences (the decoder's gradients are checked against MONAI instead). */
 static void fd_check(const c3_model_config *cfg) {
   fixture f;
-  if (!setup(&f, cfg, 1, 32)) return;
+  setup(&f, cfg, 1, 32);
   c3_engine *e = f.e;
   c3_model *m = f.m;
   double l0;
-  float *g = grads_of(&f, C3_MODEL_ALL_AT_ONCE, &l0, 1);
+  float *g = grads_of(&f, 0, &l0, 1);
   float *w0 = malloc(m->total * 4), *w = malloc(m->total * 4), *v = calloc(m->total, 4);
   ck_assert_int_eq(c3_model_get_params(m, w0), CSAL3D_OK);
   c3_rng r;
@@ -320,7 +339,7 @@ START_TEST(misuse_fails_with_clear_states) {
   c3_model_config cfg;
   c3_model_config_default(&cfg, 12, 1);
   fixture f;
-  if (!setup(&f, &cfg, 1, 32)) return;
+  setup(&f, &cfg, 1, 32);
   c3_model *m = f.m;
   ck_assert_int_eq(c3_model_backward(m, f.x, f.drec, f.dlog, NULL), CSAL3D_ERR_STATE);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "forward with train = 1"));
@@ -342,10 +361,10 @@ START_TEST(misuse_fails_with_clear_states) {
   ck_assert_int_eq(c3_model_forward(m, f.x, 1, f.dhw, 0), CSAL3D_OK);
   ck_assert_int_eq(c3_model_backward(m, f.x, f.drec, f.dlog, NULL), CSAL3D_ERR_STATE);
   /* Feature: triplet means of the pooled feature. */
-  ck_assert_int_eq(c3_model_feature_dim(m), 64);
+  ck_assert_int_eq(c3_ssl_feature_width(m, CSAL3D_FEATURE_DEFAULT), 64);
   float *feat, pooled[192], fh[64];
   ck_assert_int_eq(f.e->alloc(f.e, 64 * 4, "feat", (void **)&feat), CSAL3D_OK);
-  ck_assert_int_eq(c3_model_feature(m, feat), CSAL3D_OK);
+  ck_assert_int_eq(c3_ssl_feature(m, CSAL3D_FEATURE_DEFAULT, feat), CSAL3D_OK);
   ck_assert_int_eq(f.e->download(f.e, fh, feat, 64 * 4), CSAL3D_OK);
   ck_assert_int_eq(f.e->download(f.e, pooled, c3_model_pooled(m), 192 * 4), CSAL3D_OK);
   for (int i = 0; i < 64; i++)

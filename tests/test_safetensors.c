@@ -102,9 +102,13 @@ START_TEST(round_trip_all_dtypes_metadata_and_alignment) {
   float got[6];
   ck_assert_int_eq(c3_st_read_f32(st, "w.f32", got, 6), CSAL3D_OK);
   ck_assert_mem_eq(got, f32, sizeof f32);
+  const c3_st_entry *ed = c3_st_find(st, "f64");
+  ck_assert_int_eq(ed->dtype, C3_ST_F64);
   double gd[3];
-  ck_assert_int_eq(c3_st_read_f64(st, "f64", gd, 3), CSAL3D_OK);
+  memcpy(gd, ed->data, sizeof gd);
   ck_assert_mem_eq(gd, f64, sizeof f64);
+  ck_assert_int_eq(c3_st_read_f32(st, "f64", got, 3), CSAL3D_OK);
+  for (int i = 0; i < 3; i++) ck_assert(got[i] == (float)f64[i]);
   int64_t gi[2];
   ck_assert_int_eq(c3_st_read_i64(st, "i64", gi, 2), CSAL3D_OK);
   ck_assert_mem_eq(gi, i64, sizeof i64);

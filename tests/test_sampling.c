@@ -234,7 +234,7 @@ START_TEST(mkkm_weights_sum_to_one_and_objective_decreases) {
       for (int64_t i = 0; i < n; i++) dot += H[i * 6 + a] * H[i * 6 + b];
       ck_assert_double_lt(fabs(dot - (a == b)), 1e-8);
     }
-  /* gammas are the design's over the median squared distance */
+  /* gammas are {0.1, 1, 10} over the median squared distance (docs/algorithms.md) */
   ck_assert_double_gt(r.median, 0);
   ck_assert_double_lt(fabs(r.gammas[1] * r.median - 1), 1e-12);
   ck_assert_double_lt(fabs(r.gammas[2] / r.gammas[0] - 100), 1e-9);

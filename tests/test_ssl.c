@@ -212,7 +212,8 @@ START_TEST(terms_match_their_definitions) {
     for (int k = 0; k < 4; k++) z += exp(lg[k] - mx);
     rot += (log(z) + mx - lg[f.d.k[o]]) / 9;
     al[o] = malloc(vox * 4);
-    c3_ssl_observation_back_f32(&f.d, o, rec, 1, al[o]);
+    c3_axes_apply_f32(c3_axes_inverse(c3_axes_observation(f.d.view[o], f.d.k[o])), rec, 1,
+                      os, al[o]);
   }
   double cons = 0;
   for (int v = 0; v < 3; v++)

@@ -164,7 +164,8 @@ static void known_variance(int channels, const int64_t win[3], const int64_t vsh
       c3_ssl_observation_shape(&d, o, os);
       ck_assert_int_eq(c3_model_forward(m, dz, 1, os, 0), CSAL3D_OK);
       ck_assert_int_eq(e->download(e, rec, c3_model_reconstruction(m), nw * 4), CSAL3D_OK);
-      c3_ssl_observation_back_f32(&d, o, rec, channels, back);
+      c3_axes_apply_f32(c3_axes_inverse(c3_axes_observation(d.view[o], d.k[o])), rec,
+                        channels, os, back);
       for (size_t i = 0; i < nw; i++) al[o * nw + i] = back[i];
     }
     c3_ssl_draws_free(&d);

@@ -6,7 +6,7 @@
  * @brief The self-supervised model: Swin-UNETR encoder, inpainting decoder, rotation head.
  *
  * A ::csal3d_ssl_model holds the parameters (MONAI names), the optimiser
- * state and the training schedule of the CSAL-3D pretext task (DESIGN.md,
+ * state and the training schedule of the CSAL-3D pretext task (docs/algorithms.md,
  * "Self-supervised pretraining"). Each crop x gives 9 observations: 3 views
  * (identity, D<->H, D<->W) x 3 rotations by k in {0..3} quarter turns in the
  * (H, W) plane, each with round(mask_ratio x cubes) of its 16^3 cubes hidden.

@@ -11,7 +11,7 @@
  * voxel variance. It returns one score per volume, the volume's feature for
  * sampling (from the same sweep), and optionally the per-voxel map as NIfTI.
  *
- * Exactly (DESIGN.md, "Uncertainty"):
+ * Exactly (docs/algorithms.md, "Uncertainty"):
  * - the preprocessed volume is zero-padded at the end of each axis to at
  *   least one window; along an axis of (padded) size n the window starts are
  *   0, s, 2s, ... up to n - w, plus n - w itself; windows are numbered in

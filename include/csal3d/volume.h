@@ -47,7 +47,7 @@ typedef struct csal3d_volume csal3d_volume;
 /** An opaque, lazily loaded list of cases (image paths, optional label path, case id). */
 typedef struct csal3d_dataset csal3d_dataset;
 
-/** How intensities are normalised (DESIGN.md, "Data and I/O"). */
+/** How intensities are normalised (csal3d_volume_normalize(); docs/algorithms.md, "Data"). */
 typedef enum csal3d_modality {
   /** No normalisation: the stored values (after scl_slope / scl_inter). */
   CSAL3D_MODALITY_NONE = 0,

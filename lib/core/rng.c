@@ -66,13 +66,6 @@ static void c3_rng_set_block(c3_rng *r, uint64_t block) {
   r->ctr[1] = (uint32_t)(block >> 32);
 }
 
-void c3_rng_seek(c3_rng *r, uint64_t word) {
-  c3_rng_set_block(r, word / 4);
-  c3_philox4x32_10(r->ctr, r->key, r->buf);
-  c3_rng_set_block(r, word / 4 + 1);
-  r->used = (int)(word % 4);
-}
-
 uint32_t c3_rng_u32(c3_rng *r) {
   if (r->used == 4) {
     c3_philox4x32_10(r->ctr, r->key, r->buf);
@@ -90,10 +83,6 @@ uint64_t c3_rng_u64(c3_rng *r) {
 
 double c3_rng_uniform(c3_rng *r) {
   return (double)(c3_rng_u64(r) >> 11) * 0x1.0p-53;
-}
-
-float c3_rng_uniform_f(c3_rng *r) {
-  return (float)(c3_rng_u32(r) >> 8) * 0x1.0p-24f;
 }
 
 /* Box-Muller from two uniforms, the first in (0, 1] so the log is finite. */
@@ -164,16 +153,5 @@ void c3_rng_fill_normal(const c3_rng *stream, float *out, size_t n, float mean,
     c3_block(stream, i, w);
     double z = c3_box_muller((uint64_t)w[0] << 32 | w[1], (uint64_t)w[2] << 32 | w[3]);
     out[i] = mean + std * (float)z;
-  }
-}
-
-void c3_rng_fill_uniform(const c3_rng *stream, float *out, size_t n, float lo,
-                         float hi) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (size_t i = 0; i < n; i++) {
-    uint32_t w[4];
-    c3_block(stream, i, w);
-    double u = (double)(((uint64_t)w[0] << 32 | w[1]) >> 11) * 0x1.0p-53;
-    out[i] = lo + (hi - lo) * (float)u;
   }
 }

@@ -43,15 +43,10 @@ uint64_t c3_rng_key_string(const char *s);
 void c3_rng_init(c3_rng *r, uint64_t seed, uint32_t purpose, uint64_t id0,
                  uint64_t id1, uint64_t id2);
 
-/* Moves to 32-bit word `word` of the stream (random access). */
-void c3_rng_seek(c3_rng *r, uint64_t word);
-
 uint32_t c3_rng_u32(c3_rng *r);
 uint64_t c3_rng_u64(c3_rng *r);
 /* Uniform in [0, 1) with 53 random bits. */
 double c3_rng_uniform(c3_rng *r);
-/* Uniform in [0, 1) as float with 24 random bits. */
-float c3_rng_uniform_f(c3_rng *r);
 /* Standard normal (Box-Muller on two uniforms; uses 4 words per value). */
 double c3_rng_normal(c3_rng *r);
 /* Uniform integer in [0, n), unbiased (rejection); n >= 1. */
@@ -64,12 +59,10 @@ void c3_rng_shuffle(c3_rng *r, int64_t *items, size_t n);
  * Fisher-Yates shuffle over a temporary array of n indices. */
 csal3d_status c3_rng_sample(c3_rng *r, int64_t n, int64_t k, int64_t *out);
 
-/* Fills out[i] for i in [0, n) with normal / uniform values where out[i] depends
- * only on the stream and i (element i uses word block i): parallel and
- * independent of the thread count. */
+/* Fills out[i] for i in [0, n) with normal values where out[i] depends only on the
+ * stream and i (element i uses word block i): parallel and independent of the
+ * thread count. */
 void c3_rng_fill_normal(const c3_rng *stream, float *out, size_t n, float mean,
                         float std);
-void c3_rng_fill_uniform(const c3_rng *stream, float *out, size_t n, float lo,
-                         float hi);
 
 #endif

@@ -15,5 +15,3 @@ int c3_threads_enter(int n) {
 }
 
 void c3_threads_leave(int previous) { omp_set_num_threads(previous); }
-
-int c3_threads_current(void) { return omp_get_max_threads(); }

@@ -16,7 +16,4 @@ int c3_threads_available(void);
 int c3_threads_enter(int n);
 void c3_threads_leave(int previous);
 
-/* The calling thread's current OpenMP thread count. */
-int c3_threads_current(void);
-
 #endif

@@ -48,17 +48,6 @@ int c3_st_dtype_parse(const char *name, c3_st_dtype *out) {
   return -1;
 }
 
-c3_st_dtype c3_st_dtype_from_c3(c3_dtype d) {
-  switch (d) {
-    case C3_F64: return C3_ST_F64;
-    case C3_I32: return C3_ST_I32;
-    case C3_I64: return C3_ST_I64;
-    case C3_U8: return C3_ST_U8;
-    case C3_BF16: return C3_ST_BF16;
-    default: return C3_ST_F32;
-  }
-}
-
 /* ---- the parsed file ---- */
 
 struct c3_safetensors {
@@ -659,14 +648,6 @@ csal3d_status c3_st_read_f32(const c3_safetensors *st, const char *name,
   const c3_st_entry *e = c3_st_find(st, name);
   C3_TRY(c3_st_check_read(st, e, name, count, 0));
   return c3_st_entry_read_f32(st, e, dst, count);
-}
-
-csal3d_status c3_st_read_f64(const c3_safetensors *st, const char *name,
-                             double *dst, size_t count) {
-  const c3_st_entry *e = c3_st_find(st, name);
-  C3_TRY(c3_st_check_read(st, e, name, count, 0));
-  for (size_t i = 0; i < count; i++) dst[i] = c3_st_get(e, i);
-  return CSAL3D_OK;
 }
 
 csal3d_status c3_st_read_i64(const c3_safetensors *st, const char *name,

@@ -25,7 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/tensor.h"
 #include "csal3d/common.h"
 
 /* Largest JSON header accepted (the reference implementation's limit). */
@@ -61,8 +60,6 @@ const char *c3_st_dtype_name(c3_st_dtype dtype);
 size_t c3_st_dtype_size(c3_st_dtype dtype);
 /* Parses a dtype name ("F32"); returns 0 and sets *out, or -1. */
 int c3_st_dtype_parse(const char *name, c3_st_dtype *out);
-/* The safetensors dtype of a tensor dtype (F32, F64, I32, I64, U8, BF16). */
-c3_st_dtype c3_st_dtype_from_c3(c3_dtype dtype);
 
 /* One tensor of a parsed file. */
 typedef struct c3_st_entry {
@@ -114,9 +111,6 @@ uint32_t c3_st_data_crc32(const c3_safetensors *st);
  * absent or its element count is not `count`. */
 csal3d_status c3_st_read_f32(const c3_safetensors *st, const char *name,
                              float *dst, size_t count);
-/* As c3_st_read_f32 into float64. */
-csal3d_status c3_st_read_f64(const c3_safetensors *st, const char *name,
-                             double *dst, size_t count);
 /* Copies an integer (or BOOL) tensor into int64; float dtypes are refused. */
 csal3d_status c3_st_read_i64(const c3_safetensors *st, const char *name,
                              int64_t *dst, size_t count);

@@ -588,45 +588,6 @@ csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_reco
   return CSAL3D_OK;
 }
 
-/* ---- training passes ---- */
-
-csal3d_status c3_model_train_pass(c3_model *m, c3_model_memory_mode mode,
-                                  const float *x, int64_t n, const int64_t dhw[3],
-                                  c3_model_loss_fn loss_fn, void *ctx, float *recon,
-                                  float *logits, float *d_recon, float *d_logits,
-                                  double *loss) {
-  C3_CHECK_ARG(m && x && dhw && loss_fn && recon && logits && d_recon && d_logits &&
-                   loss,
-               "c3_model_train_pass: NULL argument");
-  C3_CHECK_ARG(mode == C3_MODEL_ALL_AT_ONCE || mode == C3_MODEL_ONE_AT_A_TIME,
-               "unknown memory mode %d", (int)mode);
-  C3_CHECK_ARG(n >= 1, "train pass: %lld observations", (long long)n);
-  if (!m->g) C3_TRY(c3_model_zero_grad(m));
-  c3_engine *e = m->e;
-  size_t vin = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
-  size_t vlog = C3_MODEL_CLASSES;
-  if (mode == C3_MODEL_ALL_AT_ONCE) {
-    C3_TRY(c3_model_forward(m, x, n, dhw, 1));
-    C3_TRY(e->copy(e, recon, c3_model_reconstruction(m), (size_t)n * vin * sizeof(float)));
-    C3_TRY(e->copy(e, logits, c3_model_logits(m), (size_t)n * vlog * sizeof(float)));
-    C3_TRY(loss_fn(ctx, m, n, recon, logits, d_recon, d_logits, loss));
-    return c3_model_backward(m, x, d_recon, d_logits, NULL);
-  }
-  for (int64_t i = 0; i < n; i++) {
-    C3_TRY(c3_model_forward(m, x + (size_t)i * vin, 1, dhw, 0));
-    C3_TRY(e->copy(e, recon + (size_t)i * vin, c3_model_reconstruction(m),
-                   vin * sizeof(float)));
-    C3_TRY(e->copy(e, logits + (size_t)i * vlog, c3_model_logits(m), vlog * sizeof(float)));
-  }
-  C3_TRY(loss_fn(ctx, m, n, recon, logits, d_recon, d_logits, loss));
-  for (int64_t i = 0; i < n; i++) {
-    C3_TRY(c3_model_forward(m, x + (size_t)i * vin, 1, dhw, 1));
-    C3_TRY(c3_model_backward(m, x + (size_t)i * vin, d_recon + (size_t)i * vin,
-                             d_logits + (size_t)i * vlog, NULL));
-  }
-  return CSAL3D_OK;
-}
-
 /* ---- accessors ---- */
 
 const float *c3_model_hidden(const c3_model *m, int i, int64_t shape[5]) {
@@ -660,25 +621,6 @@ const float *c3_model_logits(const c3_model *m) {
 const float *c3_model_reconstruction(const c3_model *m) {
   const c3_model_plan *p = m->plan;
   return p ? A(p->recon) : NULL;
-}
-
-int64_t c3_model_feature_dim(const c3_model *m) {
-  int64_t c16 = 16 * (int64_t)m->cfg.embed_dim;
-  return m->cfg.feature_full ? c16 : c16 / 3;
-}
-
-csal3d_status c3_model_feature(c3_model *m, float *feat) {
-  const c3_model_plan *p = m->plan;
-  if (!p) return c3_error(CSAL3D_ERR_STATE, "model feature: no forward has run");
-  int64_t c16 = 16 * (int64_t)m->cfg.embed_dim;
-  if (m->cfg.feature_full)
-    return m->e->copy(m->e, feat, A(p->pooled), (size_t)(p->n * c16) * sizeof(float));
-  return m->e->reduce_sum(m->e, p->n * (c16 / 3), 3, 1, 1.0f / 3.0f, A(p->pooled), feat,
-                          0);
-}
-
-void c3_model_release_workspace(c3_model *m) {
-  if (m) c3_model_plan_free(m);
 }
 
 size_t c3_model_workspace_bytes(const c3_model *m) {

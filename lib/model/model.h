@@ -34,7 +34,8 @@ typedef enum c3_merge_order {
   /* MONAI's PatchMerging as coded (slots 5 and 6 repeat 2 and 3):
    * 000,100,010,001,101,010,001,111. Weights pretrained with MONAI expect it. */
   C3_MERGE_MONAI = 0,
-  /* DESIGN.md's v1 order, all 8 sub-voxels: 000,100,010,001,110,101,011,111.
+  /* The v1 order (docs/algorithms.md, "Model"), all 8 sub-voxels:
+   * 000,100,010,001,110,101,011,111.
    * The default; the MONAI parity data were computed with it. */
   C3_MERGE_DISTINCT = 1
 } c3_merge_order;
@@ -58,7 +59,9 @@ typedef struct c3_model_config {
   int feature_full; /* 0: 256 triplet means of the pooled 16C (C = 48); 1: all 16C */
 } c3_model_config;
 
-/* The defaults of DESIGN.md for an embed_dim and in_channels. */
+/* The defaults for an embed_dim and in_channels (docs/algorithms.md, "Model"): depths
+ * 2,2,2,2, heads 3,6,12,24, window 7, patch 2, MLP ratio 4, the distinct merge order, the
+ * rotation head on the mean, the reduced feature. */
 void c3_model_config_default(c3_model_config *c, int embed_dim, int in_channels);
 /* Checks a configuration; CSAL3D_ERR_INVALID_ARGUMENT / UNSUPPORTED with the reason. */
 csal3d_status c3_model_config_check(const c3_model_config *c);
@@ -133,9 +136,6 @@ void c3_model_free(c3_model *m);
 size_t c3_model_param_total(const c3_model *m);
 /* The index of a parameter by MONAI name, or -1. */
 int c3_model_find_param(const c3_model *m, const char *name);
-/* Engine pointers to a parameter's values / gradient. */
-float *c3_model_param_ptr(const c3_model *m, int index);
-float *c3_model_grad_ptr(const c3_model *m, int index);
 
 /* Initialises as PyTorch/MONAI: truncated normal (std 0.02, bounds +-2) for Linear
  * weights and relative position tables, zero Linear biases, LayerNorm ones/zeros,
@@ -173,37 +173,6 @@ csal3d_status c3_model_forward(c3_model *m, const float *x, int64_t n,
 csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_recon,
                                 const float *d_logits, float *d_input);
 
-/* How a training pass holds activations. */
-typedef enum c3_model_memory_mode {
-  C3_MODEL_ALL_AT_ONCE = 0,  /* one forward + backward over the n observations */
-  C3_MODEL_ONE_AT_A_TIME = 1 /* activation memory of one observation (see below) */
-} c3_model_memory_mode;
-
-/* The loss of a training pass: from the reconstructions [n, in_ch, d, h, w] and
- * logits [n, 4] of all n observations (engine memory), writes d_recon and
- * d_logits (same shapes, engine memory; every element) and *loss. It sees all
- * observations at once because a loss may couple them (the SSL consistency term). */
-typedef csal3d_status (*c3_model_loss_fn)(void *ctx, c3_model *m, int64_t n,
-                                          const float *recon, const float *logits,
-                                          float *d_recon, float *d_logits,
-                                          double *loss);
-
-/* One training pass over x [n, in_ch, d, h, w]: forward, loss, backward; the
- * parameter gradients ACCUMULATE (zero them first). recon, logits, d_recon,
- * d_logits are the caller's engine buffers for the n observations (they hold the
- * outputs and the loss derivatives afterwards).
- * C3_MODEL_ALL_AT_ONCE: one batched forward in training mode, the loss, one
- * backward. C3_MODEL_ONE_AT_A_TIME: each observation goes through the model alone
- * in inference mode (outputs collected), the loss is evaluated on all of them, then
- * each observation is recomputed in training mode and back-propagated alone:
- * the activation memory of one observation for about one more forward of compute.
- * Both give the same gradients up to float summation order. */
-csal3d_status c3_model_train_pass(c3_model *m, c3_model_memory_mode mode,
-                                  const float *x, int64_t n, const int64_t dhw[3],
-                                  c3_model_loss_fn loss_fn, void *ctx, float *recon,
-                                  float *logits, float *d_recon, float *d_logits,
-                                  double *loss);
-
 /* Outputs of the last forward, engine memory. hidden i (0..4): token-major
  * [n, d_i, h_i, w_i, C_i] after the channel layer norm without affine; sides and
  * channels in shape (n, d, h, w, c). */
@@ -211,15 +180,6 @@ const float *c3_model_hidden(const c3_model *m, int i, int64_t shape[5]);
 const float *c3_model_pooled(const c3_model *m);         /* [n, 16C] */
 const float *c3_model_logits(const c3_model *m);         /* [n, 4] */
 const float *c3_model_reconstruction(const c3_model *m); /* [n, in_ch, d, h, w] */
-
-/* The sampling feature of the last forward into engine memory feat
- * ([n, 256] for C = 48 by default: triplet means of the pooled 16C; [n, 16C]
- * with feature_full), and its width. */
-int64_t c3_model_feature_dim(const c3_model *m);
-csal3d_status c3_model_feature(c3_model *m, float *feat);
-
-/* Frees the activation workspace (the next forward allocates it again). */
-void c3_model_release_workspace(c3_model *m);
 
 /* Bytes of the workspace of the last forward (activations + backward buffers). */
 size_t c3_model_workspace_bytes(const c3_model *m);

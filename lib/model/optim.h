@@ -11,7 +11,7 @@
 #include "model/model.h"
 
 typedef struct c3_optim_config {
-  double lr;           /* peak learning rate (DESIGN: 5e-4 x batch / 2) */
+  double lr;           /* peak learning rate (default 5e-4 x batch / 2, as SwinMM) */
   double beta1, beta2; /* 0.9, 0.999 */
   double eps;          /* 1e-8 */
   double weight_decay; /* 0.1, on the decay group only */

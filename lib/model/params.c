@@ -23,7 +23,7 @@ void c3_model_config_default(c3_model_config *c, int embed_dim, int in_channels)
   c->window = 7;
   c->patch = 2;
   c->mlp_ratio = 4;
-  c->merge_order = C3_MERGE_DISTINCT; /* DESIGN.md's v1 order; the parity data use it */
+  c->merge_order = C3_MERGE_DISTINCT; /* the v1 order; the parity data use it */
   c->rot_input = C3_ROT_MEAN;
   c->feature_full = 0;
 }
@@ -330,14 +330,6 @@ int c3_model_find_param(const c3_model *m, const char *name) {
   for (size_t i = 0; i < m->nparams; i++)
     if (strcmp(m->params[i].name, name) == 0) return (int)i;
   return -1;
-}
-
-float *c3_model_param_ptr(const c3_model *m, int i) {
-  return m->w + m->params[i].offset;
-}
-
-float *c3_model_grad_ptr(const c3_model *m, int i) {
-  return m->g ? m->g + m->params[i].offset : NULL;
 }
 
 /* ---- initialisation ---- */

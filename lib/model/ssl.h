@@ -1,5 +1,5 @@
-/* The CSAL-3D self-supervised task on the model (DESIGN.md, "Self-supervised
- * pretraining", paper Eq. 1-4): the 9 observations of a crop, the inpainting,
+/* The CSAL-3D self-supervised task on the model (docs/algorithms.md, "Self-supervised
+ * pretraining"; paper Eq. 1-4): the 9 observations of a crop, the inpainting,
  * rotation and consistency losses, their gradients, and one AdamW step over a batch.
  *
  * One crop at a time, one observation at a time: the 9 observations are first run

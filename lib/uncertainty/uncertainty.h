@@ -1,4 +1,4 @@
-/* The ensemble uncertainty estimator (DESIGN.md, "Uncertainty", paper Eq. 5-8) and
+/* The ensemble uncertainty estimator (docs/algorithms.md, "Uncertainty"; paper Eq. 5-8) and
  * the windowed volume feature, in one sweep.
  *
  * The volume [ch, D, H, W] is zero-padded at the end of each axis to at least one

@@ -125,59 +125,6 @@ void c3_axes_apply_f32(c3_axes_map m, const float *in, int64_t lead,
   }
 }
 
-static csal3d_status c3_spatial_of(const c3_tensor *t, const char *what, int64_t *lead,
-                                   int64_t shape[3]) {
-  C3_CHECK_ARG(t && t->data, "%s: NULL tensor", what);
-  C3_CHECK_ARG(t->dtype == C3_F32 && t->memory == C3_MEM_HOST,
-               "%s: expected a host float32 tensor, got %s", what, c3_dtype_name(t->dtype));
-  C3_CHECK_ARG(t->ndim >= 3 && t->ndim <= 5, "%s: expected 3 to 5 dimensions, got %d",
-               what, t->ndim);
-  C3_CHECK_ARG(c3_tensor_is_contiguous(t), "%s: the tensor must be contiguous", what);
-  *lead = 1;
-  for (int i = 0; i < t->ndim - 3; i++) *lead *= t->shape[i];
-  for (int i = 0; i < 3; i++) shape[i] = t->shape[t->ndim - 3 + i];
-  return CSAL3D_OK;
-}
-
-csal3d_status c3_axes_apply(c3_axes_map m, const c3_tensor *in, c3_tensor *out) {
-  int64_t lead_in, lead_out, s_in[3], s_out[3], want[3];
-  C3_TRY(c3_spatial_of(in, "axes map input", &lead_in, s_in));
-  C3_TRY(c3_spatial_of(out, "axes map output", &lead_out, s_out));
-  c3_axes_shape(m, s_in, want);
-  char a[96], b[96];
-  c3_tensor_describe(in, a, sizeof a);
-  c3_tensor_describe(out, b, sizeof b);
-  C3_CHECK_ARG(in->ndim == out->ndim && lead_in == lead_out && s_out[0] == want[0] &&
-                   s_out[1] == want[1] && s_out[2] == want[2],
-               "axes map: output %s does not match input %s mapped to spatial "
-               "[%lld, %lld, %lld]",
-               b, a, (long long)want[0], (long long)want[1], (long long)want[2]);
-  C3_CHECK_ARG(in->data != out->data, "axes map: input and output must differ");
-  c3_axes_apply_f32(m, in->data, lead_in, s_in, out->data);
-  return CSAL3D_OK;
-}
-
-csal3d_status c3_view_apply(const c3_tensor *in, int view, c3_tensor *out) {
-  C3_CHECK_ARG(view >= 0 && view <= 2, "view must be 0, 1 or 2, got %d", view);
-  return c3_axes_apply(c3_axes_view(view), in, out);
-}
-
-csal3d_status c3_rot90_apply(const c3_tensor *in, int k, c3_tensor *out) {
-  return c3_axes_apply(c3_axes_rot90(k), in, out);
-}
-
-csal3d_status c3_observation_forward(const c3_tensor *in, int view, int k,
-                                     c3_tensor *out) {
-  C3_CHECK_ARG(view >= 0 && view <= 2, "view must be 0, 1 or 2, got %d", view);
-  return c3_axes_apply(c3_axes_observation(view, k), in, out);
-}
-
-csal3d_status c3_observation_inverse(const c3_tensor *obs, int view, int k,
-                                     c3_tensor *out) {
-  C3_CHECK_ARG(view >= 0 && view <= 2, "view must be 0, 1 or 2, got %d", view);
-  return c3_axes_apply(c3_axes_inverse(c3_axes_observation(view, k)), obs, out);
-}
-
 /* ---- masks ---- */
 
 void c3_mask_grid(const int64_t shape[3], int cube, int64_t cubes[3]) {
@@ -313,12 +260,4 @@ void c3_ssl_observation_f32(const c3_ssl_draws *d, int o, const float *x, int64_
   c3_axes_apply_f32(c3_axes_observation(d->view[o], d->k[o]), x, lead, d->shape, out);
   if (unmasked) memcpy(unmasked, out, (size_t)(lead * s[0] * s[1] * s[2]) * sizeof *out);
   c3_mask_apply_f32(out, lead, s, d->cube, d->masks[o]);
-}
-
-void c3_ssl_observation_back_f32(const c3_ssl_draws *d, int o, const float *obs,
-                                 int64_t lead, float *out) {
-  int64_t s[3];
-  c3_ssl_observation_shape(d, o, s);
-  c3_axes_apply_f32(c3_axes_inverse(c3_axes_observation(d->view[o], d->k[o])), obs, lead,
-                    s, out);
 }

@@ -1,5 +1,5 @@
 /* Views, rot90 rotations, their inverses and the 16^3-cube masks of the SSL observations
- * (DESIGN.md, "Self-supervised pretraining").
+ * (docs/algorithms.md, "Self-supervised pretraining").
  *
  * Every geometric transform here is a signed permutation of the three spatial axes of a
  * float32 tensor [N, C, D, H, W] (N and C ride along): output axis a reads input axis
@@ -20,7 +20,6 @@
 
 #include <stdint.h>
 
-#include "core/tensor.h"
 #include "csal3d/common.h"
 
 /* Observations per crop: 3 views x 3 rotations. */
@@ -55,20 +54,6 @@ int c3_axes_equal(c3_axes_map a, c3_axes_map b);
  * whose spatial shape is c3_axes_shape(m, {D, H, W}). in and out must not overlap. */
 void c3_axes_apply_f32(c3_axes_map m, const float *in, int64_t lead,
                        const int64_t in_shape[3], float *out);
-
-/* As c3_axes_apply_f32 on tensors: in is a contiguous host float32 tensor of 3 to 5
- * dimensions (the last three spatial); out must be allocated with the same leading
- * dimensions and the mapped spatial shape (checked). */
-csal3d_status c3_axes_apply(c3_axes_map m, const c3_tensor *in, c3_tensor *out);
-
-/* Convenience forms of c3_axes_apply. */
-csal3d_status c3_view_apply(const c3_tensor *in, int view, c3_tensor *out);
-csal3d_status c3_rot90_apply(const c3_tensor *in, int k, c3_tensor *out);
-/* out = rot90(view(in, view), k); c3_observation_inverse undoes it (out gets in's shape). */
-csal3d_status c3_observation_forward(const c3_tensor *in, int view, int k,
-                                     c3_tensor *out);
-csal3d_status c3_observation_inverse(const c3_tensor *obs, int view, int k,
-                                     c3_tensor *out);
 
 /* ---- masks ---- */
 
@@ -127,9 +112,5 @@ void c3_ssl_observation_shape(const c3_ssl_draws *d, int o, int64_t out[3]);
  * same observation before masking (the inpainting target). */
 void c3_ssl_observation_f32(const c3_ssl_draws *d, int o, const float *x, int64_t lead,
                             float *out, float *unmasked);
-
-/* Brings data in observation o's frame back to the crop's frame (R_v^-1). */
-void c3_ssl_observation_back_f32(const c3_ssl_draws *d, int o, const float *obs,
-                                 int64_t lead, float *out);
 
 #endif

@@ -1,5 +1,5 @@
 /* Sliding windows over a volume and the accumulation of per-window maps into a per-voxel
- * mean (DESIGN.md, "Uncertainty").
+ * mean (docs/algorithms.md, "Uncertainty").
  *
  * Along an axis of size n with window w and stride s: the axis is padded with zeros at its
  * end to n' = max(n, w); the starts are 0, s, 2s, ... up to n' - w, plus n' - w itself if

@@ -63,8 +63,6 @@ csal3d_status c3_cpu_matmul_nd(c3_engine *e, int ndims, const int64_t *dims_a,
                                const int64_t *strides_c, float alpha, float beta,
                                const float *a, const float *b, const float *bias,
                                float *c);
-/* In-place softmax over the last axis of contiguous [rows, cols]. */
-csal3d_status c3_cpu_softmax_inplace(c3_engine *e, int64_t rows, int64_t cols, float *x);
 
 /* ---- convolution as im2col + matmul (cpu_conv_gemm.c) ---- */
 int c3_cpu_conv_use_gemm(const c3_conv3d_desc *d);

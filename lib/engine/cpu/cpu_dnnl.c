@@ -944,10 +944,6 @@ static csal3d_status cpu_softmax_fwd(c3_engine *e, int64_t rows, int64_t cols,
   return dn_run(e, en, ptr, NULL);
 }
 
-csal3d_status c3_cpu_softmax_inplace(c3_engine *e, int64_t rows, int64_t cols, float *x) {
-  return cpu_softmax_fwd(e, rows, cols, x, x);
-}
-
 static csal3d_status cpu_softmax_bwd(c3_engine *e, int64_t rows, int64_t cols,
                                      const float *y, const float *dy, float *dx, int accum) {
   C3_CHECK_ARG(rows >= 1 && cols >= 1 && y && dy && dx, "softmax_bwd: bad arguments");
