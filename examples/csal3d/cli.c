@@ -437,6 +437,22 @@ int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc) {
   }
 }
 
+int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortopts,
+                const struct option *longopts, void (*help)(FILE *), int *rc) {
+  int opt;
+  while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+    if (opt == 'h') {
+      help(stdout);
+      *rc = 0;
+      return OPT_DONE;
+    }
+    if (!common_option(c, opt, optarg, rc) && !(d && data_option(c, d, opt, optarg, rc)))
+      return opt;
+    if (*rc) return OPT_DONE;
+  }
+  return -1;
+}
+
 const char *modality_name(csal3d_modality m) { return choice_name(modality_names, (int)m); }
 
 void spacing_text(char *buf, size_t cap, const double sp[3]) {
@@ -576,7 +592,8 @@ void cmdline_data(cmdline *l, const data_opts *d) {
   if (d->modality_set) cmdline_opt(l, "--modality", "%s", modality_name(d->modality));
   if (d->channel == CSAL3D_CHANNEL_ALL) cmdline_opt(l, "--channel", "all");
   else if (d->channel >= 0) cmdline_opt(l, "--channel", "%d", d->channel);
-  if (d->spacing[0] || d->spacing[1] || d->spacing[2]) cmdline_opt_f64x3(l, "--spacing", d->spacing);
+  if (d->spacing[0] || d->spacing[1] || d->spacing[2])
+    cmdline_opt_f64x3(l, "--spacing", d->spacing);
   if (d->allow_nonfinite) cmdline_add(l, "--allow-nonfinite");
 }
 

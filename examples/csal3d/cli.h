@@ -120,7 +120,8 @@ enum {
   OPT_CHANNEL,
   OPT_SPACING,
   OPT_ALLOW_NONFINITE,
-  OPT_COMMAND = 300
+  OPT_COMMAND = 300,
+  OPT_DONE = -2 /* next_option: stop */
 };
 
 #define COMMON_LONG_OPTIONS                                                    \
@@ -141,10 +142,10 @@ enum {
   "line, 3 bad/unreadable input or unwritable output, 4 device unavailable, 5 out of\n" \
   "memory, 130 interrupted, 1 other library failure.\n"
 
-/* Handles a common option; returns 1 if it was one (and *rc != 0 on a bad value). */
-int common_option(cli *c, int opt, const char *arg, int *rc);
 /* After parsing: whether to draw progress bars. */
 void finish_common(cli *c);
+/* Handles a common option; returns 1 if it was one (and *rc != 0 on a bad value). */
+int common_option(cli *c, int opt, const char *arg, int *rc);
 /* A context with the common options, the seed, the log and the progress callbacks. */
 csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx);
 
@@ -161,6 +162,12 @@ typedef struct data_opts {
 void data_opts_init(data_opts *d);
 /* Handles a data option; returns 1 if it was one. */
 int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc);
+/* getopt_long for a command: the next option that is the command's own (optarg set), after
+ * handling --help (prints @p help), the common options and, with @p d, the data options.
+ * Returns -1 after the last option, or OPT_DONE when the command must return *rc at once
+ * (0 after --help, an exit code after a bad value). Set optind = 0 before the first call. */
+int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortopts,
+                const struct option *longopts, void (*help)(FILE *), int *rc);
 
 #define DATA_LONG_OPTIONS                                                      \
   {"modality", required_argument, NULL, OPT_MODALITY},                         \

@@ -96,15 +96,8 @@ int cmd_demo(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0;
-  while ((opt = getopt_long(argc, argv, "hqvm:", lopts, NULL)) != -1) {
-    if (opt == 'h') {
-      demo_help(stdout);
-      return 0;
-    }
-    if (common_option(&c, opt, optarg, &rc)) {
-      if (rc) return rc;
-      continue;
-    }
+  while ((opt = next_option(&c, NULL, argc, argv, "hqvm:", lopts, demo_help, &rc)) != -1) {
+    if (opt == OPT_DONE) return rc;
     switch (opt) {
     case OPT_DIR: dir = optarg; break;
     case OPT_CASES: rc = parse_i64(&c, "--cases", optarg, 2, 100000, &cases); break;

@@ -289,15 +289,8 @@ int cmd_pretrain(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0;
-  while ((opt = getopt_long(argc, argv, "hqvo:", lopts, NULL)) != -1) {
-    if (opt == 'h') {
-      pretrain_help(stdout);
-      return 0;
-    }
-    if (common_option(&c, opt, optarg, &rc) || data_option(&c, &o.data, opt, optarg, &rc)) {
-      if (rc) return rc;
-      continue;
-    }
+  while ((opt = next_option(&c, &o.data, argc, argv, "hqvo:", lopts, pretrain_help, &rc)) != -1) {
+    if (opt == OPT_DONE) return rc;
     switch (opt) {
     case 'o': o.output = optarg; break;
     case OPT_RESUME: o.resume = optarg; break;
@@ -317,7 +310,9 @@ int cmd_pretrain(int argc, char **argv) {
     case OPT_CKPT_EVERY:
       rc = parse_i64(&c, "--checkpoint-every", optarg, 0, INT64_MAX / 4096, &o.checkpoint_every);
       break;
-    case OPT_CACHE: rc = parse_i64(&c, "--cache-mb", optarg, 0, INT64_MAX >> 21, &o.cache_mb); break;
+    case OPT_CACHE:
+      rc = parse_i64(&c, "--cache-mb", optarg, 0, INT64_MAX >> 21, &o.cache_mb);
+      break;
     default: return usage_error(&c, "unknown option");
     }
     if (rc) return rc;

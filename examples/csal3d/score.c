@@ -369,15 +369,8 @@ int cmd_score(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0, v;
-  while ((opt = getopt_long(argc, argv, "hqvo:", lopts, NULL)) != -1) {
-    if (opt == 'h') {
-      score_help(stdout);
-      return 0;
-    }
-    if (common_option(&c, opt, optarg, &rc) || data_option(&c, &o.data, opt, optarg, &rc)) {
-      if (rc) return rc;
-      continue;
-    }
+  while ((opt = next_option(&c, &o.data, argc, argv, "hqvo:", lopts, score_help, &rc)) != -1) {
+    if (opt == OPT_DONE) return rc;
     switch (opt) {
     case 'o': o.output = optarg; break;
     case OPT_WINDOW: rc = parse_i64x3(&c, "--window", optarg, 32, 4096, o.window); break;

@@ -312,15 +312,8 @@ int cmd_select(int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0, v;
-  while ((opt = getopt_long(argc, argv, "hqvm:o:", lopts, NULL)) != -1) {
-    if (opt == 'h') {
-      select_help(stdout);
-      return 0;
-    }
-    if (common_option(&c, opt, optarg, &rc)) {
-      if (rc) return rc;
-      continue;
-    }
+  while ((opt = next_option(&c, NULL, argc, argv, "hqvm:o:", lopts, select_help, &rc)) != -1) {
+    if (opt == OPT_DONE) return rc;
     switch (opt) {
     case 'm': rc = parse_i64(&c, "--budget", optarg, 1, INT64_MAX, &o.budget); break;
     case OPT_STRATEGY:
