@@ -525,16 +525,17 @@ void warn_degenerate(cli *c, const int64_t dhw[3], const char *what) {
 void cmdline_init(cmdline *l, const char *command) {
   l->n = 0;
   l->used = 0;
+  l->truncated = 0;
   cmdline_add(l, command);
 }
 
 void cmdline_add(cmdline *l, const char *arg) {
   size_t len = strlen(arg) + 1;
   const int max = (int)(sizeof l->arg / sizeof l->arg[0]);
-  if (l->n >= max) return;
+  if (l->truncated) return;
   if (l->n == max - 1 || l->used + len > sizeof l->buf) { /* full: the line ends with ... */
     l->arg[l->n++] = "...";
-    l->used = sizeof l->buf;
+    l->truncated = 1;
     return;
   }
   memcpy(l->buf + l->used, arg, len);

@@ -208,6 +208,7 @@ typedef struct cmdline {
   const char *arg[64];
   char buf[16384];
   size_t used;
+  int truncated; /* too long: ends with "..." */
 } cmdline;
 
 void cmdline_init(cmdline *l, const char *command);
