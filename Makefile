@@ -57,8 +57,12 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
+# The csal3d tool is built from examples/csal3d/*.c; every other examples/*.c is a program.
+TOOL_SRC := $(sort $(wildcard examples/csal3d/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TOOL_BIN := $(OUT_BIN)/csal3d
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
-EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%) $(TOOL_BIN)
 
 SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
 STATIC   := $(OUT_LIB)/libcsal3d.a
@@ -113,7 +117,16 @@ $(PLUGIN): $(CUDA_OBJ)
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # The command-line tool and examples link the shared library, found at run time
-# beside them (bin/ -> ../lib) both in the build tree and once installed.
+# beside them (bin/ -> ../lib) both in the build tree and once installed. They are
+# clients of the library: compiled without its build flags (visibility, CSAL3D_BUILDING).
+$(BUILD)/examples/csal3d/%.o: examples/csal3d/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(TOOL_BIN): $(TOOL_OBJ) $(SHARED)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $(TOOL_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+
 $(OUT_BIN)/%: examples/%.c $(SHARED)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(OUT_LIB) -lcsal3d \
@@ -181,4 +194,4 @@ clean:
 	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so lib/csal3d.pc
 	find bindings -name __pycache__ -type d -exec rm -rf {} +
 
--include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)

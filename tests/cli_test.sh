@@ -88,6 +88,55 @@ grep -q "b.nii.gz" "$tmp/err" || fail "the error names the bad file"
 [ -e "$tmp/bad.safetensors" ] && fail "a failed score left a scores file"
 [ -e "$tmp/badmaps" ] && fail "a failed score left maps"
 
+# Channels and NaN: a channel count that does not fit is bad input (exit 3), and the
+# messages name the tool's options (--channel all, --allow-nonfinite), not the library's.
+nifti() { # FILE CHANNELS [nan]: a 40x40x24 float32 NIfTI-1 image, 4-D when CHANNELS > 1
+  "$PY" - "$@" <<'PY'
+import struct, sys
+out, c, nan = sys.argv[1], int(sys.argv[2]), len(sys.argv) > 3
+x, y, z = 40, 40, 24
+h = bytearray(352)
+struct.pack_into("<i", h, 0, 348)
+struct.pack_into("<8h", h, 40, 4 if c > 1 else 3, x, y, z, c, 1, 1, 1)
+struct.pack_into("<hh", h, 70, 16, 32)                 # float32
+struct.pack_into("<8f", h, 76, 1, 4, 4, 4, 1, 1, 1, 1)  # 4 mm voxels
+struct.pack_into("<f", h, 108, 352)
+struct.pack_into("<h", h, 254, 1)                       # sform
+for r in range(3):
+    struct.pack_into("<4f", h, 280 + 16 * r, *[4.0 if k == r else 0.0 for k in range(4)])
+h[344:348] = b"n+1\0"
+v = [float((i * 7919) % 2000 - 1000) for i in range(x * y * z * c)]
+if nan:
+    v[len(v) // 2] = float("nan")
+with open(out, "wb") as f:
+    f.write(bytes(h) + struct.pack("<%df" % len(v), *v))
+PY
+}
+mkdir "$tmp/four" "$tmp/nan" && nifti "$tmp/four/a.nii" 2 && nifti "$tmp/four/b.nii" 2 &&
+  nifti "$tmp/nan/n.nii" 1 nan || fail "writing NIfTI test images"
+d4="--modality ct --spacing 12 --window 64,32,32 --quiet --threads 1"
+# shellcheck disable=SC2086
+expect_rc 3 "score 4-D images without --channel" "$BIN" score "$tmp/ssl.safetensors" "$tmp/four" \
+  -o "$tmp/x.safetensors" $d4
+grep -q -- "--channel all" "$tmp/err" || fail "4-D without --channel: no hint naming --channel all"
+# shellcheck disable=SC2086
+expect_rc 3 "score 2 channels with a 1-channel model" "$BIN" score "$tmp/ssl.safetensors" \
+  "$tmp/four" -o "$tmp/x.safetensors" --channel all $d4
+grep -q -- "--channel" "$tmp/err" || fail "channel mismatch: no hint naming --channel"
+# shellcheck disable=SC2086
+expect_rc 0 "score one volume of 4-D images" "$BIN" score "$tmp/ssl.safetensors" "$tmp/four" \
+  -o "$tmp/four.safetensors" --channel 1 $d4
+expect_rc 3 "pretrain 4-D images without --channel" "$BIN" pretrain "$tmp/four" \
+  -o "$tmp/x.safetensors" --modality ct --spacing 12 --crop 64,32,32 --iterations 1 --quiet
+[ -e "$tmp/x.safetensors" ] && fail "a failed run left a file"
+# shellcheck disable=SC2086
+expect_rc 3 "score an image with NaN" "$BIN" score "$tmp/ssl.safetensors" "$tmp/nan" \
+  -o "$tmp/x.safetensors" $d4
+grep -q -- "--allow-nonfinite" "$tmp/err" || fail "NaN: no hint naming --allow-nonfinite"
+# shellcheck disable=SC2086
+expect_rc 0 "score with --allow-nonfinite" "$BIN" score "$tmp/ssl.safetensors" "$tmp/nan" \
+  -o "$tmp/nan.safetensors" --allow-nonfinite $d4
+
 expect_rc 0 "select" "$BIN" select "$tmp/scores.safetensors" --budget 3 -o "$tmp/sel" \
   --nnunet "$tmp/raw/Dataset900_Phantom"
 grep -q "rank  case" "$tmp/out" || fail "select prints a table"
@@ -119,6 +168,7 @@ done
 # The nnU-Net folder exists: refused without --overwrite, the manifest still written.
 expect_rc 3 "nnunet folder exists" "$BIN" select "$tmp/scores.safetensors" --budget 2 -o "$tmp/sel2" \
   --nnunet "$tmp/raw/Dataset900_Phantom"
+grep -q -- "--overwrite" "$tmp/err" || fail "an existing nnU-Net folder: no hint naming --overwrite"
 [ "$(ls "$tmp/raw/Dataset900_Phantom/imagesTr" | wc -l)" -eq 3 ] || fail "the existing folder changed"
 # A damaged scores file: exit 3, no manifest.
 cp "$tmp/scores.safetensors" "$tmp/damaged.safetensors"
@@ -127,6 +177,25 @@ printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/da
 expect_rc 3 "damaged scores" "$BIN" select "$tmp/damaged.safetensors" --budget 2 -o "$tmp/sel3"
 grep -q "checksum" "$tmp/err" || fail "a damaged scores file is reported as a checksum failure"
 [ -e "$tmp/sel3/selection.csv" ] && fail "a failed select left a manifest"
+
+# The demo prints the command lines of its steps: run again, they give the same files.
+demo="$tmp/demo"
+expect_rc 0 "demo" "$BIN" demo --dir "$demo" --cases 2 --budget 1 --iterations 1 --crop 64,32,32 \
+  --spacing 20 --threads 1
+mkdir "$tmp/demo_first" && cp "$demo/ssl.safetensors" "$demo/scores.safetensors" \
+  "$demo/selection.csv" "$tmp/demo_first/" || fail "the demo's outputs"
+sed -n 's/^\$ csal3d //p' "$tmp/out" > "$tmp/steps"
+[ "$(wc -l < "$tmp/steps")" -eq 3 ] || fail "the demo prints 3 command lines"
+while read -r step; do
+  eval "expect_rc 0 \"demo step: \$step\" \"\$BIN\" $step --quiet"
+done < "$tmp/steps"
+for f in ssl.safetensors scores.safetensors selection.csv; do
+  cmp -s "$tmp/demo_first/$f" "$demo/$f" || fail "the demo's printed commands give another $f"
+done
+expect_rc 0 "demo --json" "$BIN" demo --dir "$demo" --cases 2 --budget 1 --iterations 1 \
+  --crop 64,32,32 --spacing 20 --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"] == "select", d' \
+  "$tmp/out" || fail "demo --json prints one JSON object"
 
 [ "$fails" -eq 0 ] || { echo "cli_test: $fails failure(s)"; exit 1; }
 echo "cli_test: all passed"

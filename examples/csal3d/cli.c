@@ -1,0 +1,625 @@
+/* What the subcommands of the csal3d tool share (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int exit_code(csal3d_status s) {
+  switch (s) {
+  case CSAL3D_OK: return 0;
+  case CSAL3D_ERR_IO:
+  case CSAL3D_ERR_FORMAT:
+  case CSAL3D_ERR_UNSUPPORTED:
+  case CSAL3D_ERR_NUMERICAL:
+  case CSAL3D_ERR_CHECKSUM: return EXIT_DATA;
+  case CSAL3D_ERR_INVALID_ARGUMENT: return EXIT_USAGE;
+  case CSAL3D_ERR_DEVICE_UNAVAILABLE: return EXIT_DEVICE;
+  case CSAL3D_ERR_OUT_OF_MEMORY: return EXIT_MEMORY;
+  case CSAL3D_ERR_CANCELLED: return EXIT_INTERRUPTED;
+  default: return EXIT_LIBRARY;
+  }
+}
+
+cli cli_for(const cli *parent, const char *cmd) {
+  cli c = *parent;
+  c.cmd = cmd;
+  return c;
+}
+
+/* ---- Ctrl-C ---- */
+
+volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+  if (g_interrupted) { /* a second Ctrl-C stops at once */
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  g_interrupted = 1;
+}
+
+void catch_interrupts(int sigterm_too) {
+  signal(SIGINT, on_sigint);
+  if (sigterm_too) signal(SIGTERM, on_sigint);
+}
+
+void release_interrupts(void) {
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+}
+
+double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void fmt_duration(char *buf, size_t cap, double s) {
+  if (!(s >= 0) || s > 1e8) {
+    snprintf(buf, cap, "--:--");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else snprintf(buf, cap, "%02ld:%02ld", t / 60, t % 60);
+}
+
+/* ---- progress bar ---- */
+
+static bar *g_bar;
+
+static void bar_draw(bar *b, int force) {
+  if (!b || !b->c->tty) return;
+  double t = now();
+  if (!force && t - b->drawn < 0.1) return;
+  b->drawn = t;
+  char el[32], eta[32] = "--:--";
+  fmt_duration(el, sizeof el, t - b->t0);
+  if (b->done > b->first && b->total > b->done)
+    fmt_duration(eta, sizeof eta,
+                 (t - b->t0) / (double)(b->done - b->first) * (double)(b->total - b->done));
+  else if (b->total && b->done >= b->total)
+    snprintf(eta, sizeof eta, "00:00");
+  char bars[32];
+  int width = 24, fill = b->total ? (int)((double)width * (double)b->done / (double)b->total) : 0;
+  if (fill > width) fill = width;
+  for (int i = 0; i < width; i++) bars[i] = i < fill ? '#' : '-';
+  bars[width] = '\0';
+  fprintf(stderr, "\r\033[K%-8s [%s] %" PRIu64 "/%" PRIu64 "  %s  ETA %s  %s%s%s", b->stage,
+          bars, b->done, b->total, el, eta, b->note, b->sub[0] ? "  " : "", b->sub);
+  fflush(stderr);
+  b->shown = 1;
+}
+
+void bar_start(bar *b, cli *c, const char *stage, uint64_t first, uint64_t total) {
+  memset(b, 0, sizeof *b);
+  b->c = c;
+  snprintf(b->stage, sizeof b->stage, "%s", stage);
+  b->first = b->done = first;
+  b->total = total;
+  b->t0 = now();
+  g_bar = b;
+  bar_draw(b, 1);
+}
+
+void bar_update(bar *b, uint64_t done, const char *note) {
+  b->done = done;
+  if (note) snprintf(b->note, sizeof b->note, "%s", note);
+  b->sub[0] = '\0';
+  bar_draw(b, done == b->total);
+}
+
+void bar_clear_line(void) {
+  if (g_bar && g_bar->shown) fprintf(stderr, "\r\033[K");
+}
+
+void bar_finish(bar *b) {
+  if (b->shown) {
+    bar_draw(b, 1);
+    fputc('\n', stderr);
+  }
+  b->shown = 0;
+  if (g_bar == b) g_bar = NULL;
+}
+
+/* The context's progress callback: the running command's stage moves its bar; a nested
+ * stage (windows of one volume, say) shows as a note. Ctrl-C cancels. */
+static int on_progress(void *user, const char *stage, uint64_t done, uint64_t total) {
+  (void)user;
+  bar *b = g_bar;
+  if (b) {
+    if (strcmp(stage, b->stage) == 0) {
+      b->done = done;
+      if (total) b->total = total;
+      bar_draw(b, 0);
+    } else if (total > 1) {
+      snprintf(b->sub, sizeof b->sub, "(%s %" PRIu64 "/%" PRIu64 ")", stage, done, total);
+      bar_draw(b, 0);
+    }
+  }
+  return g_interrupted ? 1 : 0;
+}
+
+static void on_log(void *user, csal3d_log_level level, const char *message) {
+  cli *c = user;
+  if (level > CSAL3D_LOG_WARN && !c->verbose) return;
+  bar_clear_line();
+  fprintf(stderr, "csal3d %s: %s%s\n", c->cmd,
+          level == CSAL3D_LOG_ERROR ? "error: " : level == CSAL3D_LOG_WARN ? "warning: " : "",
+          message);
+  if (g_bar) bar_draw(g_bar, 1);
+}
+
+/* ---- messages ---- */
+
+int usage_error(cli *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "csal3d %s: ", c->cmd);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'csal3d %s --help'.\n", c->cmd);
+  return EXIT_USAGE;
+}
+
+/* Library messages that name a C option (or that a tool option causes), and the line the
+ * tool adds to name its option. A channel count that does not fit the data or the model is
+ * bad input (EXIT_DATA) although the library reports it as an invalid argument. */
+typedef struct hint {
+  const char *match; /* a phrase of the library's message */
+  const char *text;  /* the line to add, or NULL */
+  int data_error;
+} hint;
+
+static const hint hints[] = {
+    {"or CSAL3D_CHANNEL_ALL", "the images are 4-D: give --channel N to use their volume N, "
+     "or --channel all to use every volume as a channel", 1},
+    {"does not exist (the image has", "give --channel with a volume that the images have, "
+     "or --channel all", 1},
+    {"asked of a 3-D image", "the images are 3-D: leave out --channel", 1},
+    {"a label image has one channel", NULL, 1},
+    {"channels, the model takes", "every image must have as many channels as the model, "
+     "which takes its count from the first case it was pretrained on: choose the volumes "
+     "with --channel N or --channel all", 1},
+    {"allow_nonfinite", "--allow-nonfinite reads NaN and Inf voxels as 0", 0},
+    {"(labels = none)", "--labels none exports the chosen cases without labels", 0},
+    {"or allow overwriting", "--overwrite replaces it", 0},
+    {"channel_names: ", "fix the list given with --channel-names", 0},
+    {"label_names: ", "fix the list given with --label-names", 0},
+    {"give label names for every value", "name every label value with --label-names", 0},
+    {"(max_voxels)", "csal3d reads images of up to 2^30 voxels; the header may be damaged", 0},
+    {"load a single image with csal3d_volume_load", "give the folder that holds the image, "
+     "or a text file that lists it", 0},
+    {"the foreground is empty", "no voxel of the case exceeds --foreground: lower it", 0},
+    {"volume_resample: spacing", "choose a coarser --spacing", 0},
+};
+
+static int report(cli *c, csal3d_status s, const char *prefix) {
+  bar_clear_line();
+  if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
+    fprintf(stderr, "csal3d %s: interrupted\n", c->cmd);
+    return EXIT_INTERRUPTED;
+  }
+  const char *msg = csal3d_last_error();
+  fprintf(stderr, "csal3d %s: %s%s%s\n", c->cmd, prefix, *prefix ? ": " : "", msg);
+  int rc = exit_code(s);
+  for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
+    if (strstr(msg, hints[i].match)) {
+      if (hints[i].text) fprintf(stderr, "csal3d %s: %s\n", c->cmd, hints[i].text);
+      if (hints[i].data_error && s == CSAL3D_ERR_INVALID_ARGUMENT) rc = EXIT_DATA;
+      break;
+    }
+  return rc;
+}
+
+int fail(cli *c, csal3d_status s) { return report(c, s, ""); }
+
+int fail_at(cli *c, csal3d_status s, const char *fmt, ...) {
+  char prefix[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  va_end(ap);
+  return report(c, s, prefix);
+}
+
+void warning(cli *c, const char *fmt, ...) {
+  bar_clear_line();
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "csal3d %s: warning: ", c->cmd);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+void info(cli *c, const char *fmt, ...) {
+  if (c->quiet || c->json || c->mute) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+}
+
+void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+    else if (*p == '\n') fputs("\\n", f);
+    else if (*p == '\t') fputs("\\t", f);
+    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+    else fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+void json_num(FILE *f, double v) {
+  if (isnan(v)) fputs("null", f);
+  else if (isinf(v)) fputs(v > 0 ? "\"inf\"" : "\"-inf\"", f);
+  else fprintf(f, "%.9g", v);
+}
+
+/* ---- parsing ---- */
+
+int parse_i64(cli *c, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end || errno || v < lo || v > hi)
+    return usage_error(c, "%s needs a whole number from %" PRId64 " to %" PRId64 ", not '%s'",
+                       opt, lo, hi, s);
+  *out = v;
+  return 0;
+}
+
+int parse_int(cli *c, const char *opt, const char *s, int lo, int hi, int *out) {
+  int64_t v;
+  int r = parse_i64(c, opt, s, lo, hi, &v);
+  if (!r) *out = (int)v;
+  return r;
+}
+
+int parse_u64(cli *c, const char *opt, const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (*s == '-') return usage_error(c, "%s needs a non-negative whole number, not '%s'", opt, s);
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || *end || errno)
+    return usage_error(c, "%s needs a non-negative whole number, not '%s'", opt, s);
+  *out = v;
+  return 0;
+}
+
+int parse_f64(cli *c, const char *opt, const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi)
+    return usage_error(c, "%s needs a number from %g to %g, not '%s'", opt, lo, hi, s);
+  *out = v;
+  return 0;
+}
+
+/* Splits "a,b,c" into 1 or 3 parts (in @p buf); 0 when the count is neither. */
+static int split3(const char *s, char *buf, size_t cap, char *parts[3]) {
+  snprintf(buf, cap, "%s", s);
+  char *p[4];
+  int n = 0;
+  for (char *t = strtok(buf, ","); t && n < 4; t = strtok(NULL, ",")) p[n++] = t;
+  if (n != 1 && n != 3) return 0;
+  for (int i = 0; i < 3; i++) parts[i] = p[n == 1 ? 0 : i];
+  return n;
+}
+
+int parse_i64x3(cli *c, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t out[3]) {
+  char buf[128], *parts[3];
+  if (!split3(s, buf, sizeof buf, parts))
+    return usage_error(c, "%s needs N or D,H,W, not '%s'", opt, s);
+  for (int i = 0; i < 3; i++)
+    if (parse_i64(c, opt, parts[i], lo, hi, &out[i])) return EXIT_USAGE;
+  return 0;
+}
+
+int parse_f64x3(cli *c, const char *opt, const char *s, double lo, double hi, double out[3]) {
+  char buf[128], *parts[3];
+  if (!split3(s, buf, sizeof buf, parts))
+    return usage_error(c, "%s needs MM or MM,MM,MM, not '%s'", opt, s);
+  for (int i = 0; i < 3; i++)
+    if (parse_f64(c, opt, parts[i], lo, hi, &out[i])) return EXIT_USAGE;
+  return 0;
+}
+
+static int choice_is_alias(const choice *names, int i) {
+  for (int k = 0; k < i; k++)
+    if (names[k].value == names[i].value) return 1;
+  return 0;
+}
+
+int parse_choice(cli *c, const char *opt, const char *s, const choice *names, int *out) {
+  for (int i = 0; names[i].name; i++)
+    if (!strcasecmp(s, names[i].name)) {
+      *out = names[i].value;
+      return 0;
+    }
+  char list[256] = "";
+  int n = 0, listed = 0;
+  for (int i = 0; names[i].name; i++) n += !choice_is_alias(names, i);
+  for (int i = 0; names[i].name; i++) {
+    if (choice_is_alias(names, i)) continue;
+    size_t l = strlen(list);
+    snprintf(list + l, sizeof list - l, "%s%s", listed == 0 ? "" : listed == n - 1 ? " or " : ", ",
+             names[i].name);
+    listed++;
+  }
+  return usage_error(c, "%s must be %s, not '%s'", opt, list, s);
+}
+
+const char *choice_name(const choice *names, int value) {
+  for (int i = 0; names[i].name; i++)
+    if (names[i].value == value) return names[i].name;
+  return "?";
+}
+
+/* ---- options every command takes ---- */
+
+static const choice device_names[] = {{"auto", CSAL3D_DEVICE_AUTO},
+                                      {"cpu", CSAL3D_DEVICE_CPU},
+                                      {"cuda", CSAL3D_DEVICE_CUDA},
+                                      {"gpu", CSAL3D_DEVICE_CUDA},
+                                      {NULL, 0}};
+
+int common_option(cli *c, int opt, const char *arg, int *rc) {
+  int v;
+  switch (opt) {
+  case 'q': c->quiet = 1; return 1;
+  case 'v': c->verbose = 1; return 1;
+  case OPT_JSON: c->json = 1; return 1;
+  case OPT_THREADS: *rc = parse_int(c, "--threads", arg, 0, 4096, &c->threads); return 1;
+  case OPT_DEVICE:
+    if (!(*rc = parse_choice(c, "--device", arg, device_names, &v))) c->device = (csal3d_device)v;
+    return 1;
+  default: return 0;
+  }
+}
+
+void finish_common(cli *c) { c->tty = !c->quiet && isatty(STDERR_FILENO); }
+
+csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
+  csal3d_context_options o;
+  csal3d_context_options_init(&o);
+  o.device = c->device;
+  o.threads = c->threads;
+  o.seed = seed;
+  o.log = on_log;
+  o.log_user_data = c;
+  o.log_level = c->verbose ? CSAL3D_LOG_INFO : CSAL3D_LOG_WARN;
+  o.progress = on_progress;
+  return csal3d_context_create(&o, ctx);
+}
+
+/* ---- data options ---- */
+
+static const choice modality_names[] = {{"ct", CSAL3D_MODALITY_CT},
+                                        {"mri", CSAL3D_MODALITY_MRI},
+                                        {"mr", CSAL3D_MODALITY_MRI},
+                                        {"none", CSAL3D_MODALITY_NONE},
+                                        {NULL, 0}};
+
+void data_opts_init(data_opts *d) {
+  memset(d, 0, sizeof *d);
+  d->channel = CSAL3D_CHANNEL_NONE;
+}
+
+int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc) {
+  int v;
+  switch (opt) {
+  case OPT_MODALITY:
+    if (!(*rc = parse_choice(c, "--modality", arg, modality_names, &v)))
+      d->modality = (csal3d_modality)v;
+    d->modality_set = 1;
+    return 1;
+  case OPT_CHANNEL:
+    if (!strcasecmp(arg, "all")) d->channel = CSAL3D_CHANNEL_ALL;
+    else *rc = parse_int(c, "--channel", arg, 0, 1 << 20, &d->channel);
+    return 1;
+  case OPT_SPACING: *rc = parse_f64x3(c, "--spacing", arg, 0, 1e4, d->spacing); return 1;
+  case OPT_ALLOW_NONFINITE: d->allow_nonfinite = 1; return 1;
+  default: return 0;
+  }
+}
+
+int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortopts,
+                const struct option *longopts, void (*help)(FILE *), int *rc) {
+  int opt;
+  while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+    if (opt == 'h') {
+      help(stdout);
+      *rc = 0;
+      return OPT_DONE;
+    }
+    if (!common_option(c, opt, optarg, rc) && !(d && data_option(c, d, opt, optarg, rc)))
+      return opt;
+    if (*rc) return OPT_DONE;
+  }
+  return -1;
+}
+
+const char *modality_name(csal3d_modality m) { return choice_name(modality_names, (int)m); }
+
+void spacing_text(char *buf, size_t cap, const double sp[3]) {
+  if (sp[0] == 0 && sp[1] == 0 && sp[2] == 0) snprintf(buf, cap, "native");
+  else snprintf(buf, cap, "%g,%g,%g", sp[0], sp[1], sp[2]);
+}
+
+int open_dataset(cli *c, const char *path, data_opts *d, csal3d_dataset **ds,
+                 csal3d_volume_load_options *lo) {
+  csal3d_status s = csal3d_dataset_open(path, NULL, ds);
+  if (s != CSAL3D_OK) return fail(c, s);
+  size_t n = 0;
+  csal3d_dataset_size(*ds, &n);
+  if (n == 0) {
+    fprintf(stderr, "csal3d %s: %s: no cases found (no NIfTI files, or an empty list)\n",
+            c->cmd, path);
+    csal3d_dataset_free(*ds);
+    *ds = NULL;
+    return EXIT_DATA;
+  }
+  if (!d->modality_set) {
+    csal3d_modality m = CSAL3D_MODALITY_NONE;
+    csal3d_dataset_modality(*ds, &m);
+    if (m == CSAL3D_MODALITY_NONE) {
+      csal3d_dataset_free(*ds);
+      *ds = NULL;
+      return usage_error(c, "%s does not say which modality its images are; give --modality "
+                         "ct, mri or none", path);
+    }
+    d->modality = m;
+  }
+  csal3d_volume_load_options_init(lo);
+  lo->modality = d->modality;
+  lo->channel = d->channel;
+  memcpy(lo->spacing, d->spacing, sizeof lo->spacing);
+  lo->allow_nonfinite = d->allow_nonfinite;
+  return 0;
+}
+
+/* ---- files ---- */
+
+int mkdir_p(const char *path) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* A 32^3 input leaves the deepest feature map 1 voxel wide along every axis: instance
+ * norm then erases the decoder's input, so every reconstruction is the same constant
+ * (no inpainting signal, zero uncertainty). One side of 64 is enough to avoid it. */
+void warn_degenerate(cli *c, const int64_t dhw[3], const char *what) {
+  if (dhw[0] <= 32 && dhw[1] <= 32 && dhw[2] <= 32)
+    warning(c, "a %s of %" PRId64 "x%" PRId64 "x%" PRId64 " leaves the deepest feature map "
+            "1x1x1; instance norm then makes every reconstruction the same, so inpainting "
+            "learns nothing and uncertainty is 0. Use 64 along at least one axis (e.g. "
+            "64,64,32).", what, dhw[0], dhw[1], dhw[2]);
+}
+
+/* ---- equivalent command lines ---- */
+
+void cmdline_init(cmdline *l, const char *command) {
+  l->n = 0;
+  l->used = 0;
+  l->truncated = 0;
+  cmdline_add(l, command);
+}
+
+void cmdline_add(cmdline *l, const char *arg) {
+  size_t len = strlen(arg) + 1;
+  const int max = (int)(sizeof l->arg / sizeof l->arg[0]);
+  if (l->truncated) return;
+  if (l->n == max - 1 || l->used + len > sizeof l->buf) { /* full: the line ends with ... */
+    l->arg[l->n++] = "...";
+    l->truncated = 1;
+    return;
+  }
+  memcpy(l->buf + l->used, arg, len);
+  l->arg[l->n++] = l->buf + l->used;
+  l->used += len;
+}
+
+void cmdline_opt(cmdline *l, const char *opt, const char *fmt, ...) {
+  char v[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v, sizeof v, fmt, ap);
+  va_end(ap);
+  cmdline_add(l, opt);
+  cmdline_add(l, v);
+}
+
+void cmdline_opt_i64x3(cmdline *l, const char *opt, const int64_t v[3]) {
+  if (v[0] == v[1] && v[1] == v[2]) cmdline_opt(l, opt, "%" PRId64, v[0]);
+  else cmdline_opt(l, opt, "%" PRId64 ",%" PRId64 ",%" PRId64, v[0], v[1], v[2]);
+}
+
+/* The shortest text that reads back as @p v. */
+static void fmt_f64(char *buf, size_t cap, double v) {
+  snprintf(buf, cap, "%.15g", v);
+  if (strtod(buf, NULL) != v) snprintf(buf, cap, "%.17g", v);
+}
+
+void cmdline_opt_f64(cmdline *l, const char *opt, double v) {
+  char b[64];
+  fmt_f64(b, sizeof b, v);
+  cmdline_opt(l, opt, "%s", b);
+}
+
+void cmdline_opt_f64x3(cmdline *l, const char *opt, const double v[3]) {
+  if (v[0] == v[1] && v[1] == v[2]) {
+    cmdline_opt_f64(l, opt, v[0]);
+    return;
+  }
+  char b[3][64];
+  for (int i = 0; i < 3; i++) fmt_f64(b[i], sizeof b[i], v[i]);
+  cmdline_opt(l, opt, "%s,%s,%s", b[0], b[1], b[2]);
+}
+
+void cmdline_common(cmdline *l, const cli *c) {
+  if (c->device != CSAL3D_DEVICE_AUTO)
+    cmdline_opt(l, "--device", "%s", choice_name(device_names, (int)c->device));
+  if (c->threads) cmdline_opt(l, "--threads", "%d", c->threads);
+  if (c->quiet) cmdline_add(l, "--quiet");
+  if (c->verbose) cmdline_add(l, "--verbose");
+  if (c->json) cmdline_add(l, "--json");
+}
+
+void cmdline_data(cmdline *l, const data_opts *d) {
+  if (d->modality_set) cmdline_opt(l, "--modality", "%s", modality_name(d->modality));
+  if (d->channel == CSAL3D_CHANNEL_ALL) cmdline_opt(l, "--channel", "all");
+  else if (d->channel >= 0) cmdline_opt(l, "--channel", "%d", d->channel);
+  if (d->spacing[0] || d->spacing[1] || d->spacing[2])
+    cmdline_opt_f64x3(l, "--spacing", d->spacing);
+  if (d->allow_nonfinite) cmdline_add(l, "--allow-nonfinite");
+}
+
+/* Single quotes around an argument that the shell would split or expand. */
+static void print_quoted(FILE *f, const char *s) {
+  int plain = *s != '\0';
+  for (const char *p = s; *p; p++)
+    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%+,-./:=@_", *p))
+      plain = 0;
+  if (plain) {
+    fputs(s, f);
+    return;
+  }
+  fputc('\'', f);
+  for (const char *p = s; *p; p++) {
+    if (*p == '\'') fputs("'\\''", f);
+    else fputc(*p, f);
+  }
+  fputc('\'', f);
+}
+
+void cmdline_print(FILE *f, const cmdline *l) {
+  fputs("csal3d", f);
+  for (int i = 0; i < l->n; i++) {
+    fputc(' ', f);
+    print_quoted(f, l->arg[i]);
+  }
+}

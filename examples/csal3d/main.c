@@ -1,0 +1,103 @@
+/* csal3d: the command-line tool of libcsal3d.
+ *
+ *   csal3d pretrain DATASET -o ssl.safetensors     self-supervised pretraining
+ *   csal3d score ssl.safetensors DATASET -o scores.safetensors
+ *   csal3d select scores.safetensors --budget 20 [--nnunet DIR]
+ *   csal3d demo                                     the whole pipeline on phantom data
+ *   csal3d info                                     version, engines, threads
+ *
+ * Every command has --help. Progress bars go to stderr when it is a terminal (never with
+ * --quiet); results go to stdout, as text or with --json as one JSON object.
+ *
+ * Sources: this file dispatches; one file per command (pretrain.c, score.c, select.c,
+ * demo.c, info.c), each parsing its command line into an options struct for its run_
+ * function (the demo fills those structs itself); cli.c / cli.h hold what they share.
+ *
+ * Environment: OMP_WAIT_POLICY (default passive here, see passive_openmp), OMP_* as usual.
+ *
+ * Exit codes:
+ *   0    success
+ *   1    failure inside the library not covered below (a bug, a call in the wrong state)
+ *   2    bad command line (unknown option, missing or invalid value)
+ *   3    bad or unreadable input, or output that cannot be written (a file is missing,
+ *        truncated, corrupt, not what it should be, holds NaN, has a channel count that
+ *        does not fit --channel or the model, ...)
+ *   4    the requested device (CUDA) is not available
+ *   5    out of memory
+ *   130  interrupted (Ctrl-C); nothing partial is left (pretrain saves a resumable
+ *        checkpoint first)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: csal3d <command> [options]\n"
+          "\n"
+          "Chooses which unlabelled 3D images to annotate first (cold-start active\n"
+          "learning, CSAL-3D): self-supervised pretraining, ensemble uncertainty,\n"
+          "uncertainty-reinforced diversity sampling.\n"
+          "\n"
+          "commands:\n"
+          "  pretrain DATASET -o CKPT        self-supervised pretraining\n"
+          "  score CKPT DATASET -o SCORES    features and uncertainty of every case\n"
+          "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
+          "  demo                            the whole pipeline on phantom data\n"
+          "  info                            version, engines available, threads\n"
+          "\n"
+          "csal3d <command> --help describes a command; csal3d --version the version.\n"
+          "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
+          "unavailable, 5 out of memory, 130 interrupted, 1 other library failure.\n");
+}
+
+/* OpenMP threads that wait for work spin by default; on a machine that is busy with other
+ * work (a shared server, a CI box building in parallel) a spinning thread holds a core
+ * that the thread it waits for needs, and the many short parallel regions of small models
+ * then run several times slower. libgomp reads OMP_WAIT_POLICY when it loads, so the tool
+ * re-executes itself once with OMP_WAIT_POLICY=passive unless the caller chose a policy
+ * (OMP_WAIT_POLICY=active restores spinning). Results do not depend on the policy. */
+static void passive_openmp(char **argv) {
+  if (getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv); /* on failure: go on with the default policy */
+}
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+} commands[] = {{"pretrain", cmd_pretrain},
+                {"score", cmd_score},
+                {"select", cmd_select},
+                {"demo", cmd_demo},
+                {"info", cmd_info}};
+
+int main(int argc, char **argv) {
+  passive_openmp(argv);
+  char *help_argv[3] = {NULL, "--help", NULL};
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    if (argc >= 3 && !strcmp(argv[1], "help")) { /* csal3d help COMMAND */
+      help_argv[0] = argv[2];
+      argv = help_argv;
+      argc = 2;
+      goto dispatch;
+    }
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("csal3d %s\n", csal3d_version());
+    return 0;
+  }
+  argv++;
+  argc--;
+dispatch:
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[0], commands[i].name)) return commands[i].run(argc, argv);
+  fprintf(stderr, "csal3d: unknown command '%s'\n", argv[0]);
+  usage(stderr);
+  return EXIT_USAGE;
+}
