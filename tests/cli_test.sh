@@ -74,10 +74,55 @@ expect_rc 0 "score" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores.sa
 [ "$(ls "$tmp/maps" | wc -l)" -eq 8 ] || fail "8 uncertainty maps expected"
 ls -a "$tmp" | grep -q "tmp\." && fail "a temporary folder was left behind"
 # Same checkpoint, same seed: the same bytes.
+expect_rc 3 "score: maps exist" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores2.safetensors" \
+  --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet
+grep -q -- "add --overwrite" "$tmp/err" || fail "existing maps: no hint naming --overwrite"
+[ -e "$tmp/scores2.safetensors.partial" ] && fail "a refused run left a journal"
+# Without data options the checkpoint's are used (it records --spacing 12).
 expect_rc 0 "score again" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores2.safetensors" \
-  --spacing 12 --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet
+  --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet --overwrite
 cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" ||
-  fail "scoring twice (2 threads, then 1) gave different files"
+  fail "scoring twice (2 threads, then 1; data options given, then the checkpoint's) gave different files"
+# Outputs are checked before any work: a wrong path fails at once.
+t0=$(date +%s%N)
+expect_rc 3 "score into a missing folder" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/no/such/dir/s.safetensors" --window 64,32,32 --threads 1 --quiet
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 1000 ] || fail "a wrong output path took $ms ms to fail (under a second expected)"
+grep -q "does not exist" "$tmp/err" || fail "a missing output folder is named"
+t0=$(date +%s%N)
+expect_rc 3 "pretrain into a missing folder" "$BIN" pretrain "$ph" -o "$tmp/no/such/ck.safetensors" \
+  --crop 64,32,32 --iterations 50 --threads 1 --quiet
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 1000 ] || fail "pretrain with a wrong output path took $ms ms to fail"
+expect_rc 2 "score over its checkpoint" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/ssl.safetensors" --overwrite --quiet
+cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "score replaced its checkpoint"
+expect_rc 3 "resume into an existing file" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" \
+  -o "$tmp/ssl3.safetensors" --iterations 3 --quiet
+# SIGKILL in the middle of scoring, then the same command: the same bytes.
+"$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/killed.safetensors" --window 64,32,32 \
+  --stride 64,32,32 --threads 1 --quiet 2>/dev/null &
+pid=$!
+i=0
+while [ "$i" -lt 600 ]; do # until the journal holds two cases (its header is about 650 bytes)
+  sz=$( (wc -c < "$tmp/killed.safetensors.partial") 2>/dev/null || echo 0)
+  [ "$sz" -gt 1200 ] && break
+  sleep 0.05
+  i=$((i + 1))
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+[ -e "$tmp/killed.safetensors.partial" ] || fail "no journal while scoring"
+expect_rc 0 "score after SIGKILL" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/killed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["reused"] >= 1, d' "$tmp/out" ||
+  fail "the run after SIGKILL did not continue from the journal"
+expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/nomaps.safetensors" \
+  --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
+  fail "scoring killed and run again gave another file"
+[ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
 # A failing score (a case that cannot load) writes nothing.
 mkdir "$tmp/bad" && cp "$ph"/imagesTr/phantom_000.nii.gz "$tmp/bad/a.nii.gz" &&
   printf 'not a nifti' > "$tmp/bad/b.nii.gz"
@@ -87,6 +132,14 @@ expect_rc 3 "score a bad file" "$BIN" score "$tmp/ssl.safetensors" "$tmp/bad" -o
 grep -q "b.nii.gz" "$tmp/err" || fail "the error names the bad file"
 [ -e "$tmp/bad.safetensors" ] && fail "a failed score left a scores file"
 [ -e "$tmp/badmaps" ] && fail "a failed score left maps"
+[ -e "$tmp/bad.safetensors.partial" ] || fail "a failed score keeps the cases it scored"
+expect_rc 0 "score a bad file, skipping it" "$BIN" score "$tmp/ssl.safetensors" "$tmp/bad" \
+  -o "$tmp/bad.safetensors" --modality ct --spacing 12 --window 64,32,32 --maps "$tmp/badmaps" \
+  --threads 1 --skip-failed --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert (d["cases"], d["reused"], d["skipped"]) == (1, 1, 1), d' \
+  "$tmp/out" || fail "--skip-failed after a failed run"
+[ "$(ls "$tmp/badmaps")" = "a_uncertainty.nii.gz" ] || fail "the maps of a run with a skipped case"
+ls -a "$tmp" | grep -q "partial" && fail "a journal or staging folder was left"
 
 # Channels and NaN: a channel count that does not fit is bad input (exit 3), and the
 # messages name the tool's options (--channel all, --allow-nonfinite), not the library's.
@@ -157,19 +210,27 @@ EOF
 cp "$tmp/sel/selection.csv" "$tmp/first.csv"
 for s in urds unc-only div-only random typiclust probcover alps calr coreset usl; do
   expect_rc 0 "select $s" "$BIN" select "$tmp/scores.safetensors" --budget 3 --strategy "$s" \
-    --seed 5 -o "$tmp/s1" --json
+    --seed 5 -o "$tmp/s1" --json --overwrite
   cp "$tmp/out" "$tmp/s1.json"
   expect_rc 0 "select $s again" "$BIN" select "$tmp/scores.safetensors" --budget 3 --strategy "$s" \
-    --seed 5 -o "$tmp/s2" --quiet
+    --seed 5 -o "$tmp/s2" --quiet --overwrite
   cmp -s "$tmp/s1/selection.csv" "$tmp/s2/selection.csv" || fail "select $s twice differs"
   "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); c=[e["case"] for e in d["selection"]]; assert len(set(c)) == 3, d' \
     "$tmp/s1.json" || fail "select $s --json"
 done
-# The nnU-Net folder exists: refused without --overwrite, the manifest still written.
+# The nnU-Net folder exists: refused before any work without --overwrite (no manifest).
 expect_rc 3 "nnunet folder exists" "$BIN" select "$tmp/scores.safetensors" --budget 2 -o "$tmp/sel2" \
   --nnunet "$tmp/raw/Dataset900_Phantom"
 grep -q -- "--overwrite" "$tmp/err" || fail "an existing nnU-Net folder: no hint naming --overwrite"
 [ "$(ls "$tmp/raw/Dataset900_Phantom/imagesTr" | wc -l)" -eq 3 ] || fail "the existing folder changed"
+[ -e "$tmp/sel2/selection.csv" ] && fail "a refused select wrote a manifest"
+# Outputs never replace or hold an input, even with --overwrite.
+expect_rc 2 "select --csv over the scores file" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
+  --csv "$tmp/scores.safetensors" --manifest "$tmp/m.json" --overwrite
+expect_rc 2 "select --nnunet over the dataset" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
+  -o "$tmp/sel4" --nnunet "$ph" --overwrite
+[ "$(ls "$ph/imagesTr" | wc -l)" -eq 8 ] || fail "select --nnunet DATASET --overwrite changed the dataset"
+cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" || fail "select replaced its scores file"
 # A damaged scores file: exit 3, no manifest.
 cp "$tmp/scores.safetensors" "$tmp/damaged.safetensors"
 printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/damaged.safetensors") - 3)) \

@@ -148,13 +148,17 @@ static int on_progress(void *user, const char *stage, uint64_t done, uint64_t to
   return g_interrupted ? 1 : 0;
 }
 
+static void translate(const char *msg, char *out, size_t cap);
+
 static void on_log(void *user, csal3d_log_level level, const char *message) {
   cli *c = user;
   if (level > CSAL3D_LOG_WARN && !c->verbose) return;
   bar_clear_line();
+  char msg[4096];
+  translate(message, msg, sizeof msg);
   fprintf(stderr, "csal3d %s: %s%s\n", c->cmd,
           level == CSAL3D_LOG_ERROR ? "error: " : level == CSAL3D_LOG_WARN ? "warning: " : "",
-          message);
+          msg);
   if (g_bar) bar_draw(g_bar, 1);
 }
 
@@ -180,18 +184,13 @@ typedef struct hint {
 } hint;
 
 static const hint hints[] = {
-    {"or CSAL3D_CHANNEL_ALL", "the images are 4-D: give --channel N to use their volume N, "
-     "or --channel all to use every volume as a channel", 1},
-    {"does not exist (the image has", "give --channel with a volume that the images have, "
-     "or --channel all", 1},
-    {"asked of a 3-D image", "the images are 3-D: leave out --channel", 1},
+    {"4-D image with", "the images are 4-D: --channel N uses their volume N, --channel all "
+     "every volume as a channel", 1},
+    {"does not exist (the image has", NULL, 1},
+    {"asked of a 3-D image", NULL, 1},
     {"a label image has one channel", NULL, 1},
-    {"channels, the model takes", "every image must have as many channels as the model, "
-     "which takes its count from the first case it was pretrained on: choose the volumes "
-     "with --channel N or --channel all", 1},
-    {"allow_nonfinite", "--allow-nonfinite reads NaN and Inf voxels as 0", 0},
-    {"(labels = none)", "--labels none exports the chosen cases without labels", 0},
-    {"or allow overwriting", "--overwrite replaces it", 0},
+    {"the model takes", "a model takes as many channels as the first case it was pretrained "
+     "on has", 1},
     {"channel_names: ", "fix the list given with --channel-names", 0},
     {"label_names: ", "fix the list given with --label-names", 0},
     {"give label names for every value", "name every label value with --label-names", 0},
@@ -200,7 +199,47 @@ static const hint hints[] = {
      "or a text file that lists it", 0},
     {"the foreground is empty", "no voxel of the case exceeds --foreground: lower it", 0},
     {"volume_resample: spacing", "choose a coarser --spacing", 0},
+    {"an output never replaces", "outputs go to new paths: choose another -o (or --maps, "
+     "--csv, --manifest, --nnunet)", 0},
+    {"the journal of an unfinished scoring run", "run the same command again to continue it, "
+     "or add --restart to score from the start", 0},
 };
+
+/* The library names an option as "the option NAME" (its C name); the tool says its own. */
+static const struct {
+  const char *lib, *tool;
+} option_names[] = {
+    {"set the option overwrite to replace it", "add --overwrite to replace it"},
+    {"the option allow_nonfinite", "--allow-nonfinite"},
+    {"the option channel", "--channel"},
+    {"the option modality", "--modality"},
+    {"the option spacing", "--spacing"},
+    {"the option overwrite", "--overwrite"},
+    {"the option labels set to none", "--labels none"},
+    {"the option labels", "--labels"},
+    {"the option in_channels", "--channel"},
+};
+
+/* @p msg with the library's option names replaced by the tool's. */
+static void translate(const char *msg, char *out, size_t cap) {
+  size_t k = 0;
+  while (*msg && k + 1 < cap) {
+    size_t i = 0, n = sizeof option_names / sizeof option_names[0];
+    for (; i < n; i++) {
+      size_t l = strlen(option_names[i].lib);
+      char next = msg[l];
+      if (!strncmp(msg, option_names[i].lib, l) && next != '_' &&
+          !(next >= 'a' && next <= 'z')) {
+        k += (size_t)snprintf(out + k, cap - k, "%s", option_names[i].tool);
+        msg += l;
+        break;
+      }
+    }
+    if (i == n) out[k++] = *msg++;
+    if (k >= cap) k = cap - 1;
+  }
+  out[k] = '\0';
+}
 
 static int report(cli *c, csal3d_status s, const char *prefix) {
   bar_clear_line();
@@ -208,7 +247,8 @@ static int report(cli *c, csal3d_status s, const char *prefix) {
     fprintf(stderr, "csal3d %s: interrupted\n", c->cmd);
     return EXIT_INTERRUPTED;
   }
-  const char *msg = csal3d_last_error();
+  char msg[4096];
+  translate(csal3d_last_error(), msg, sizeof msg);
   fprintf(stderr, "csal3d %s: %s%s%s\n", c->cmd, prefix, *prefix ? ": " : "", msg);
   int rc = exit_code(s);
   for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
@@ -412,6 +452,7 @@ static const choice modality_names[] = {{"ct", CSAL3D_MODALITY_CT},
                                         {"mri", CSAL3D_MODALITY_MRI},
                                         {"mr", CSAL3D_MODALITY_MRI},
                                         {"none", CSAL3D_MODALITY_NONE},
+                                        {"auto", CSAL3D_MODALITY_AUTO},
                                         {NULL, 0}};
 
 void data_opts_init(data_opts *d) {
@@ -430,8 +471,12 @@ int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc) {
   case OPT_CHANNEL:
     if (!strcasecmp(arg, "all")) d->channel = CSAL3D_CHANNEL_ALL;
     else *rc = parse_int(c, "--channel", arg, 0, 1 << 20, &d->channel);
+    d->channel_set = 1;
     return 1;
-  case OPT_SPACING: *rc = parse_f64x3(c, "--spacing", arg, 0, 1e4, d->spacing); return 1;
+  case OPT_SPACING:
+    *rc = parse_f64x3(c, "--spacing", arg, 0, 1e4, d->spacing);
+    d->spacing_set = 1;
+    return 1;
   case OPT_ALLOW_NONFINITE: d->allow_nonfinite = 1; return 1;
   default: return 0;
   }
@@ -460,8 +505,7 @@ void spacing_text(char *buf, size_t cap, const double sp[3]) {
   else snprintf(buf, cap, "%g,%g,%g", sp[0], sp[1], sp[2]);
 }
 
-int open_dataset(cli *c, const char *path, data_opts *d, csal3d_dataset **ds,
-                 csal3d_volume_load_options *lo) {
+int open_dataset(cli *c, const char *path, csal3d_dataset **ds) {
   csal3d_status s = csal3d_dataset_open(path, NULL, ds);
   if (s != CSAL3D_OK) return fail(c, s);
   size_t n = 0;
@@ -473,26 +517,65 @@ int open_dataset(cli *c, const char *path, data_opts *d, csal3d_dataset **ds,
     *ds = NULL;
     return EXIT_DATA;
   }
-  if (!d->modality_set) {
-    csal3d_modality m = CSAL3D_MODALITY_NONE;
-    csal3d_dataset_modality(*ds, &m);
-    if (m == CSAL3D_MODALITY_NONE) {
-      csal3d_dataset_free(*ds);
-      *ds = NULL;
-      return usage_error(c, "%s does not say which modality its images are; give --modality "
-                         "ct, mri or none", path);
-    }
-    d->modality = m;
-  }
-  csal3d_volume_load_options_init(lo);
-  lo->modality = d->modality;
-  lo->channel = d->channel;
-  memcpy(lo->spacing, d->spacing, sizeof lo->spacing);
-  lo->allow_nonfinite = d->allow_nonfinite;
   return 0;
 }
 
+int require_modality(cli *c, const data_opts *d, const csal3d_dataset *ds, const char *path) {
+  if (d->modality_set && d->modality != CSAL3D_MODALITY_AUTO) return 0;
+  csal3d_modality m = CSAL3D_MODALITY_NONE;
+  csal3d_dataset_modality(ds, &m);
+  if (m != CSAL3D_MODALITY_NONE) return 0;
+  return usage_error(c, "%s does not say which modality its images are; give --modality ct, "
+                     "mri or none", path);
+}
+
+const csal3d_volume_load_options *load_options(const data_opts *d, const csal3d_ssl_model *m,
+                                               csal3d_volume_load_options *lo) {
+  csal3d_volume_load_options_init(lo);
+  if (!d->modality_set && !d->channel_set && !d->spacing_set && !d->allow_nonfinite)
+    return NULL;
+  if (m) csal3d_ssl_model_data_options(m, lo, NULL); /* the recorded ones, AUTO if none */
+  if (d->modality_set) lo->modality = d->modality;
+  if (d->channel_set) lo->channel = d->channel;
+  if (d->spacing_set) memcpy(lo->spacing, d->spacing, sizeof lo->spacing);
+  lo->allow_nonfinite = d->allow_nonfinite;
+  return lo;
+}
+
+void data_summary(const csal3d_ssl_model *m, char *buf, size_t cap) {
+  csal3d_volume_load_options lo;
+  csal3d_volume_load_options_init(&lo);
+  int known = 0;
+  buf[0] = '\0';
+  if (csal3d_ssl_model_data_options(m, &lo, &known) != CSAL3D_OK || !known) return;
+  char sp[96];
+  spacing_text(sp, sizeof sp, lo.spacing);
+  size_t k = 0;
+  if (known & CSAL3D_DATA_KNOWN_MODALITY)
+    k += (size_t)snprintf(buf + k, cap - k, "%s", modality_name(lo.modality));
+  if ((known & CSAL3D_DATA_KNOWN_CHANNEL) && lo.channel != CSAL3D_CHANNEL_NONE && k < cap) {
+    if (lo.channel == CSAL3D_CHANNEL_ALL)
+      k += (size_t)snprintf(buf + k, cap - k, "%schannel all", k ? ", " : "");
+    else
+      k += (size_t)snprintf(buf + k, cap - k, "%schannel %d", k ? ", " : "", lo.channel);
+  }
+  if ((known & CSAL3D_DATA_KNOWN_SPACING) && k < cap)
+    snprintf(buf + k, cap - k, "%sspacing %s", k ? ", " : "", sp);
+}
+
 /* ---- files ---- */
+
+int check_output(cli *c, const char *path, csal3d_output_kind kind, const char *what,
+                 const char *const *inputs, size_t n_inputs, int overwrite) {
+  csal3d_status s = csal3d_output_check(path, kind, what, inputs, n_inputs, overwrite);
+  return s == CSAL3D_OK ? 0 : fail(c, s);
+}
+
+int same_file(const char *a, const char *b) {
+  struct stat x, y;
+  return a && b && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
+         x.st_ino == y.st_ino;
+}
 
 int mkdir_p(const char *path) {
   char buf[4096];
@@ -591,10 +674,9 @@ void cmdline_common(cmdline *l, const cli *c) {
 
 void cmdline_data(cmdline *l, const data_opts *d) {
   if (d->modality_set) cmdline_opt(l, "--modality", "%s", modality_name(d->modality));
-  if (d->channel == CSAL3D_CHANNEL_ALL) cmdline_opt(l, "--channel", "all");
-  else if (d->channel >= 0) cmdline_opt(l, "--channel", "%d", d->channel);
-  if (d->spacing[0] || d->spacing[1] || d->spacing[2])
-    cmdline_opt_f64x3(l, "--spacing", d->spacing);
+  if (d->channel_set && d->channel == CSAL3D_CHANNEL_ALL) cmdline_opt(l, "--channel", "all");
+  else if (d->channel_set && d->channel >= 0) cmdline_opt(l, "--channel", "%d", d->channel);
+  if (d->spacing_set) cmdline_opt_f64x3(l, "--spacing", d->spacing);
   if (d->allow_nonfinite) cmdline_add(l, "--allow-nonfinite");
 }
 

@@ -155,7 +155,9 @@ typedef struct data_opts {
   csal3d_modality modality;
   int modality_set;
   int channel; /* CSAL3D_CHANNEL_NONE unless set */
+  int channel_set;
   double spacing[3];
+  int spacing_set;
   int allow_nonfinite;
 } data_opts;
 
@@ -177,10 +179,12 @@ int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortop
 
 #define DATA_HELP                                                              \
   "data options (DATASET: a folder of NIfTI files or with imagesTr/, a decathlon or\n" \
-  "nnU-Net dataset.json, or a text file with one 'image[,label]' per line):\n"  \
+  "nnU-Net dataset.json, or a text file with one 'image[,label]' per line). Left out,\n" \
+  "they are the checkpoint's (a model remembers how it was trained), else the\n" \
+  "dataset.json's modality at native spacing:\n"                                   \
   "  --modality M       ct (clip [-1024, 1024] HU, scale to [0, 1]), mri (z-score,\n" \
-  "                     1st/99th percentiles, [0, 1]) or none; default: what the\n" \
-  "                     dataset.json says\n"                                   \
+  "                     1st/99th percentiles, [0, 1]), none, or auto (default: the\n" \
+  "                     checkpoint's, else what the dataset.json says)\n"           \
   "  --channel C        which volume of 4-D images (0, 1, ...) or 'all' as channels\n" \
   "  --spacing MM       resample to this spacing (MM or MM,MM,MM; 0 keeps an axis)\n" \
   "  --allow-nonfinite  read NaN and Inf voxels as 0 (default: refuse such images)\n"
@@ -188,12 +192,27 @@ int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortop
 const char *modality_name(csal3d_modality m);
 /* "native" or "D,H,W" (mm). */
 void spacing_text(char *buf, size_t cap, const double spacing[3]);
-/* Opens the dataset and fills the load options (the modality from dataset.json unless
- * given: d->modality is then set); returns an exit code. */
-int open_dataset(cli *c, const char *path, data_opts *d, csal3d_dataset **ds,
-                 csal3d_volume_load_options *lo);
+/* Opens the dataset (it must have cases); returns an exit code. */
+int open_dataset(cli *c, const char *path, csal3d_dataset **ds);
+/* Fails (a usage error) when neither --modality nor the dataset.json says what the images
+ * are; for a new model, whose checkpoint records nothing yet. */
+int require_modality(cli *c, const data_opts *d, const csal3d_dataset *ds, const char *path);
+/* The load options to hand the library: NULL when no data option was given (the library
+ * then loads as the model was trained, else as the dataset.json says), else those given
+ * over the model's recorded ones (@p m may be NULL), the modality "auto" unless given. */
+const csal3d_volume_load_options *load_options(const data_opts *d, const csal3d_ssl_model *m,
+                                               csal3d_volume_load_options *lo);
+/* "ct, spacing 1.5,1.5,1.5" of the data options a model records ("" when none). */
+void data_summary(const csal3d_ssl_model *m, char *buf, size_t cap);
 
 /* ---- files ---- */
+
+/* An output checked before any work (csal3d_output_check): 0, or the exit code after the
+ * message (and the hint naming --overwrite). */
+int check_output(cli *c, const char *path, csal3d_output_kind kind, const char *what,
+                 const char *const *inputs, size_t n_inputs, int overwrite);
+/* Whether two paths name the same existing file. */
+int same_file(const char *a, const char *b);
 
 /* mkdir -p; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
@@ -232,6 +251,7 @@ void cmdline_print(FILE *f, const cmdline *l);
 /* pretrain.c. -1 (or unset flags): the library's default, or the checkpoint's on --resume. */
 typedef struct pretrain_opts {
   const char *dataset, *output, *resume; /* output NULL: the resumed file */
+  int overwrite;                         /* -o may replace an existing file */
   data_opts data;
   int64_t embed_dim, batch, iterations, warmup, checkpoint_every, cache_mb;
   int64_t crop[3];
@@ -248,6 +268,7 @@ int cmd_pretrain(int argc, char **argv);
 /* score.c. -1 / NaN / unset flags: defaults (the checkpoint's crop, half the window, ...). */
 typedef struct score_opts {
   const char *checkpoint, *dataset, *output, *maps;
+  int overwrite, restart, skip_failed; /* --overwrite, --restart, --skip-failed */
   data_opts data;
   int64_t window[3], stride[3];
   double foreground;

@@ -159,6 +159,8 @@ int cmd_demo(int argc, char **argv) {
   p.batch = batch;
   p.iterations = iterations;
   p.data.spacing[0] = p.data.spacing[1] = p.data.spacing[2] = spacing;
+  p.data.spacing_set = 1;
+  p.overwrite = 1; /* the demo's own folder: a second run replaces the first */
   p.seed = seed;
   p.seed_set = 1;
   pretrain_cmdline(&l, &step, &p);
@@ -171,8 +173,8 @@ int cmd_demo(int argc, char **argv) {
   score_opts_init(&s);
   s.checkpoint = ckpt;
   s.dataset = data;
-  s.output = scores;
-  s.data = p.data;
+  s.output = scores; /* loaded as the checkpoint was trained: no data options to repeat */
+  s.overwrite = 1;
   memcpy(s.window, window, sizeof s.window);
   memcpy(s.stride, window, sizeof s.stride);
   s.maps = maps;

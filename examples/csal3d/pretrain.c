@@ -20,7 +20,9 @@ static void pretrain_help(FILE *f) {
           "options:\n"
           "  -o, --output PATH      the checkpoint to write (with --resume: default the\n"
           "                         resumed file, replaced atomically)\n"
-          "  --resume PATH          continue a run from its checkpoint (same data options!)\n"
+          "  --resume PATH          continue a run from its checkpoint (with the data\n"
+          "                         options it records)\n"
+          "  --overwrite            -o may replace an existing file\n"
           "  --embed-dim C          encoder width, a multiple of 12 (default 48)\n"
           "  --crop N               crop size N or D,H,W, multiples of 32 (default 128)\n"
           "  --batch B              crops per step (default 4)\n"
@@ -62,6 +64,7 @@ void pretrain_cmdline(cmdline *l, const cli *c, const pretrain_opts *o) {
   if (o->checkpoint_every != -1)
     cmdline_opt(l, "--checkpoint-every", "%" PRId64, o->checkpoint_every);
   if (o->cache_mb != -1) cmdline_opt(l, "--cache-mb", "%" PRId64, o->cache_mb);
+  if (o->overwrite) cmdline_add(l, "--overwrite");
   if (c) cmdline_common(l, c);
 }
 
@@ -95,14 +98,9 @@ static int on_step(void *user, const csal3d_ssl_losses *l, int64_t iterations) {
   return g_interrupted ? 1 : 0;
 }
 
-static int file_exists(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0;
-}
-
 /* After Ctrl-C: saves a resumable checkpoint and says how to continue. */
-static int pretrain_interrupted(csal3d_ssl_model *m, const pretrain_opts *o, const data_opts *d,
-                                const char *output, int64_t start) {
+static int pretrain_interrupted(csal3d_ssl_model *m, const pretrain_opts *o, const char *output,
+                                int64_t start) {
   int64_t step = 0;
   csal3d_ssl_model_step(m, &step);
   if (step <= start) {
@@ -114,12 +112,10 @@ static int pretrain_interrupted(csal3d_ssl_model *m, const pretrain_opts *o, con
             csal3d_last_error());
     return EXIT_INTERRUPTED;
   }
-  pretrain_opts next;
+  pretrain_opts next; /* the checkpoint records the data options: none to repeat */
   pretrain_opts_init(&next);
   next.dataset = o->dataset;
   next.resume = output;
-  next.data = *d; /* with the modality that was used */
-  next.data.modality_set = 1;
   cmdline l;
   pretrain_cmdline(&l, NULL, &next);
   fprintf(stderr, "csal3d pretrain: interrupted after %" PRId64 " steps; saved %s; continue "
@@ -133,10 +129,18 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   int rc = pretrain_check(c, o);
   if (rc) return rc;
   const char *output = o->output ? o->output : o->resume;
-  data_opts d = o->data;
   csal3d_dataset *ds = NULL;
-  csal3d_volume_load_options lo;
-  if ((rc = open_dataset(c, o->dataset, &d, &ds, &lo))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  /* Before any work: the checkpoint's folder, and no existing file replaced unless asked
+   * (the resumed checkpoint itself is continued in place). */
+  const char *inputs[] = {o->dataset};
+  int in_place = o->resume && (!o->output || same_file(o->output, o->resume));
+  if ((rc = check_output(c, output, CSAL3D_OUTPUT_FILE, "the checkpoint (-o)", inputs, 1,
+                         o->overwrite || in_place)) ||
+      (!o->resume && (rc = require_modality(c, &o->data, ds, o->dataset)))) {
+    csal3d_dataset_free(ds);
+    return rc;
+  }
   size_t ncases;
   csal3d_dataset_size(ds, &ncases);
   csal3d_context *ctx = NULL;
@@ -160,7 +164,9 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   } else {
     /* in_channels from the first case, so that multi-channel data just works. */
     csal3d_volume *first = NULL;
-    s = csal3d_dataset_load_image(ds, 0, &lo, &first);
+    csal3d_volume_load_options flo;
+    const csal3d_volume_load_options *fl = load_options(&o->data, NULL, &flo);
+    s = csal3d_dataset_load_image(ds, 0, fl ? fl : &flo, &first);
     if (s == CSAL3D_OK) {
       int64_t sh[4];
       csal3d_volume_shape(first, sh);
@@ -193,28 +199,30 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   int64_t start = 0, step = 0, params = 0;
   csal3d_ssl_model_step(m, &start);
   csal3d_ssl_model_parameter_count(m, &params);
-  char sp[64];
-  spacing_text(sp, sizeof sp, d.spacing);
-  info(c, "pretraining on %zu cases (%s, spacing %s): embed-dim %d (%" PRId64
-       " parameters), crop %" PRId64 "x%" PRId64 "x%" PRId64 ", batch %d, steps %" PRId64
-       "..%" PRId64 "\n", ncases, modality_name(d.modality), sp, so.embed_dim, params,
-       so.crop_size[0], so.crop_size[1], so.crop_size[2], so.batch_size, start, so.iterations);
+  info(c, "pretraining on %zu cases: embed-dim %d (%" PRId64 " parameters), crop %" PRId64
+       "x%" PRId64 "x%" PRId64 ", batch %d, steps %" PRId64 "..%" PRId64 "\n", ncases,
+       so.embed_dim, params, so.crop_size[0], so.crop_size[1], so.crop_size[2], so.batch_size,
+       start, so.iterations);
+  csal3d_volume_load_options lo;
+  const csal3d_volume_load_options *load = load_options(&o->data, o->resume ? m : NULL, &lo);
   catch_interrupts(1);
   bar_start(&ps.b, c, "pretrain", (uint64_t)start, (uint64_t)so.iterations);
   double t0 = now();
-  s = csal3d_ssl_model_train(m, ds, &lo);
+  s = csal3d_ssl_model_train(m, ds, load);
   double secs = now() - t0;
   bar_finish(&ps.b);
   if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
-    rc = pretrain_interrupted(m, o, &d, output, start);
+    rc = pretrain_interrupted(m, o, output, start);
     goto done;
   }
   if (s != CSAL3D_OK) goto lib_fail;
   csal3d_ssl_model_step(m, &step);
-  if (!file_exists(output)) { /* no step was run (already at iterations) */
+  if (step == start && !in_place) { /* no step was run (already at iterations) */
     s = csal3d_ssl_model_save(m, output);
     if (s != CSAL3D_OK) goto lib_fail;
   }
+  char data[160];
+  data_summary(m, data, sizeof data);
   csal3d_ssl_losses l;
   memset(&l, 0, sizeof l);
   l.struct_size = sizeof l;
@@ -224,6 +232,8 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
     json_str(stdout, output);
     printf(", \"dataset\": ");
     json_str(stdout, o->dataset);
+    printf(", \"data\": ");
+    json_str(stdout, data);
     printf(", \"cases\": %zu, \"embed_dim\": %d, \"parameters\": %" PRId64
            ", \"start_step\": %" PRId64 ", \"step\": %" PRId64 ", \"iterations\": %" PRId64
            ", \"seconds\": %.3f",
@@ -240,7 +250,7 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
     if (have_losses)
       info(c, "last step: loss %.4f = inpainting %.4f + rotation %.4f + consistency %.4f\n",
            l.loss, l.inpainting, l.rotation, l.consistency);
-    info(c, "checkpoint: %s\n", output);
+    info(c, "checkpoint: %s (data: %s)\n", output, data);
   }
   rc = 0;
   goto done;
@@ -265,7 +275,8 @@ enum {
   OPT_MASK_RATIO,
   OPT_SEED,
   OPT_CKPT_EVERY,
-  OPT_CACHE
+  OPT_CACHE,
+  OPT_OVERWRITE
 };
 
 int cmd_pretrain(int argc, char **argv) {
@@ -286,6 +297,7 @@ int cmd_pretrain(int argc, char **argv) {
       {"seed", required_argument, NULL, OPT_SEED},
       {"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
       {"cache-mb", required_argument, NULL, OPT_CACHE},
+      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0;
@@ -313,6 +325,7 @@ int cmd_pretrain(int argc, char **argv) {
     case OPT_CACHE:
       rc = parse_i64(&c, "--cache-mb", optarg, 0, INT64_MAX >> 21, &o.cache_mb);
       break;
+    case OPT_OVERWRITE: o.overwrite = 1; break;
     default: return usage_error(&c, "unknown option");
     }
     if (rc) return rc;

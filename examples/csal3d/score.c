@@ -19,7 +19,10 @@ static void score_help(FILE *f) {
           "back, the voxel variance of the 9 averaged over the volume (the uncertainty\n"
           "score), and the encoder's feature of the volume from the same sweep. Writes a\n"
           "scores file (safetensors: features, scores, case paths; see docs/guide.md) that\n"
-          "'csal3d select' reads.\n"
+          "'csal3d select' reads. Cases are loaded as the checkpoint was trained unless the\n"
+          "data options below say otherwise. While it runs, each scored case is kept in\n"
+          "SCORES.partial: after Ctrl-C, a kill or a failed case, the same command again\n"
+          "continues where it stopped and writes the same file as an uninterrupted run.\n"
           "\n"
           "options:\n"
           "  -o, --output PATH      the scores file to write (required)\n"
@@ -32,6 +35,10 @@ static void score_help(FILE *f) {
           "  --feature F            reduced (16C/3 values, default) or full (16C)\n"
           "  --seed S               seed of the masks and rotations (default: the\n"
           "                         checkpoint's)\n"
+          "  --overwrite            replace an existing scores file and maps\n"
+          "  --restart              ignore SCORES.partial of an earlier run: score all again\n"
+          "  --skip-failed          leave out cases that cannot be read or scored (listed in\n"
+          "                         the file's metadata \"skipped_cases\") instead of stopping\n"
           "%s%s",
           DATA_HELP, COMMON_HELP);
 }
@@ -60,46 +67,40 @@ void score_cmdline(cmdline *l, const cli *c, const score_opts *o) {
   if (o->feature != CSAL3D_FEATURE_DEFAULT)
     cmdline_opt(l, "--feature", "%s", choice_name(feature_names, (int)o->feature));
   if (o->seed_set) cmdline_opt(l, "--seed", "%" PRIu64, o->seed);
+  if (o->overwrite) cmdline_add(l, "--overwrite");
+  if (o->restart) cmdline_add(l, "--restart");
+  if (o->skip_failed) cmdline_add(l, "--skip-failed");
   if (c) cmdline_common(l, c);
 }
 
-/* The scores file's metadata: where the scores come from and how they were computed. */
-static void set_metadata(csal3d_scores *sc, const score_opts *o, const data_opts *d,
-                         const csal3d_ssl_model *m, const csal3d_ssl_options *so,
-                         const csal3d_uncertainty_options *uo) {
-  char abs_ckpt[4096], abs_ds[4096], buf[256];
-  if (!realpath(o->checkpoint, abs_ckpt)) snprintf(abs_ckpt, sizeof abs_ckpt, "%s", o->checkpoint);
-  if (!realpath(o->dataset, abs_ds)) snprintf(abs_ds, sizeof abs_ds, "%s", o->dataset);
-  int64_t step = 0;
-  csal3d_ssl_model_step(m, &step);
-  csal3d_scores_set_metadata(sc, "checkpoint", abs_ckpt);
-  snprintf(buf, sizeof buf, "%" PRId64, step);
-  csal3d_scores_set_metadata(sc, "checkpoint_step", buf);
-  snprintf(buf, sizeof buf, "%d", so->embed_dim);
-  csal3d_scores_set_metadata(sc, "embed_dim", buf);
-  csal3d_scores_set_metadata(sc, "dataset", abs_ds);
-  csal3d_scores_set_metadata(sc, "modality", modality_name(d->modality));
-  if (d->channel == CSAL3D_CHANNEL_ALL) snprintf(buf, sizeof buf, "all");
-  else if (d->channel == CSAL3D_CHANNEL_NONE) snprintf(buf, sizeof buf, "none");
-  else snprintf(buf, sizeof buf, "%d", d->channel);
-  csal3d_scores_set_metadata(sc, "channel", buf);
-  spacing_text(buf, sizeof buf, d->spacing);
-  csal3d_scores_set_metadata(sc, "spacing", buf);
-  snprintf(buf, sizeof buf, "%" PRId64 ",%" PRId64 ",%" PRId64, uo->window[0], uo->window[1],
-           uo->window[2]);
-  csal3d_scores_set_metadata(sc, "window", buf);
-  snprintf(buf, sizeof buf, "%" PRId64 ",%" PRId64 ",%" PRId64, uo->stride[0], uo->stride[1],
-           uo->stride[2]);
-  csal3d_scores_set_metadata(sc, "stride", buf);
-  if (!isnan(o->foreground)) {
-    snprintf(buf, sizeof buf, "%.9g", o->foreground);
-    csal3d_scores_set_metadata(sc, "foreground_threshold", buf);
+/* What the per-case callback gathers for the bar and the summary. */
+typedef struct score_state {
+  bar b;
+  size_t done, scored, reused, skipped;
+  double smin, smax, ssum;
+} score_state;
+
+static int on_case(void *user, size_t index, const char *id, csal3d_status status,
+                   double score, int reused, const char *message) {
+  score_state *st = user;
+  (void)index;
+  char note[192];
+  st->done++;
+  if (status == CSAL3D_OK) {
+    st->scored++;
+    st->reused += reused != 0;
+    st->ssum += score;
+    st->smin = score < st->smin ? score : st->smin;
+    st->smax = score > st->smax ? score : st->smax;
+    snprintf(note, sizeof note, "%.100s: %.4g%s", id, score, reused ? " (from the journal)" : "");
+  } else {
+    st->skipped++;
+    bar_clear_line();
+    fprintf(stderr, "csal3d score: skipped %s: %s\n", id, message);
+    snprintf(note, sizeof note, "%.100s: skipped", id);
   }
-  if (o->seed_set) {
-    snprintf(buf, sizeof buf, "%" PRIu64, o->seed);
-    csal3d_scores_set_metadata(sc, "seed", buf);
-  }
-  csal3d_scores_set_metadata(sc, "library_version", csal3d_version());
+  bar_update(&st->b, st->done, note);
+  return g_interrupted ? 1 : 0;
 }
 
 int run_score(cli *c, const score_opts *o) {
@@ -107,23 +108,19 @@ int run_score(cli *c, const score_opts *o) {
   for (int a = 0; a < 3; a++)
     if (o->window[a] != -1 && o->window[a] % 32)
       return usage_error(c, "--window sides must be multiples of 32");
-  const char *maps = o->maps;
-  data_opts d = o->data;
   int rc;
   csal3d_dataset *ds = NULL;
-  csal3d_volume_load_options lo;
-  if ((rc = open_dataset(c, o->dataset, &d, &ds, &lo))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
   size_t n;
   csal3d_dataset_size(ds, &n);
   csal3d_context *ctx = NULL;
   csal3d_ssl_model *m = NULL;
   csal3d_uncertainty *u = NULL;
-  csal3d_scores *sc = NULL;
-  float *feat = NULL;
-  char *maps_tmp = NULL;
-  char **map_names = NULL;
-  bar b;
-  memset(&b, 0, sizeof b);
+  csal3d_scores *table = NULL;
+  score_state st;
+  memset(&st, 0, sizeof st);
+  st.smin = INFINITY;
+  st.smax = -INFINITY;
   csal3d_status s = make_context(c, 0, &ctx);
   if (s == CSAL3D_OK) s = csal3d_ssl_model_load(ctx, o->checkpoint, &m);
   if (s != CSAL3D_OK) goto lib_fail;
@@ -146,181 +143,80 @@ int run_score(cli *c, const score_opts *o) {
     uo.foreground_threshold = o->foreground;
   }
   uo.feature = o->feature;
-  uo.keep_map = maps != NULL;
+  uo.keep_map = o->maps != NULL;
   if (o->seed_set) {
     uo.use_seed = 1;
     uo.seed = o->seed;
   }
   warn_degenerate(c, uo.window, "window");
   s = csal3d_uncertainty_create(m, &uo, &u);
-  int64_t fdim = 0;
-  if (s == CSAL3D_OK) s = csal3d_uncertainty_feature_dim(u, &fdim);
-  if (s == CSAL3D_OK) s = csal3d_scores_create((int64_t)n, fdim, &sc);
-  if (s == CSAL3D_OK && !(feat = calloc((size_t)fdim, sizeof(float))))
-    s = CSAL3D_ERR_OUT_OF_MEMORY;
   if (s != CSAL3D_OK) goto lib_fail;
-  if (maps) {
-    /* Maps are written into a temporary folder beside DIR and moved in at the end. */
-    struct stat sb;
-    if (stat(maps, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
-      rc = usage_error(c, "--maps %s exists and is not a folder", maps);
-      goto done;
-    }
-    size_t ml = strlen(maps) + 32;
-    maps_tmp = malloc(ml);
-    map_names = calloc(n, sizeof *map_names);
-    if (!maps_tmp || !map_names) {
-      fprintf(stderr, "csal3d score: out of memory\n");
-      rc = EXIT_MEMORY;
-      goto done;
-    }
-    size_t l = strlen(maps);
-    while (l > 1 && maps[l - 1] == '/') l--;
-    snprintf(maps_tmp, ml, "%.*s.tmp.XXXXXX", (int)l, maps);
-    if (!mkdtemp(maps_tmp)) {
-      fprintf(stderr, "csal3d score: cannot create a folder beside %s: %s\n", maps,
-              strerror(errno));
-      free(maps_tmp);
-      maps_tmp = NULL;
-      rc = EXIT_DATA;
-      goto done;
-    }
-  }
-  char sp[64];
-  spacing_text(sp, sizeof sp, d.spacing);
-  info(c, "scoring %zu cases (%s, spacing %s): windows %" PRId64 "x%" PRId64 "x%" PRId64
-       ", stride %" PRId64 "x%" PRId64 "x%" PRId64 ", feature of %" PRId64 " values\n",
-       n, modality_name(d.modality), sp, uo.window[0], uo.window[1], uo.window[2],
-       uo.stride[0], uo.stride[1], uo.stride[2], fdim);
+  csal3d_volume_load_options lo;
+  csal3d_score_options sco;
+  csal3d_score_options_init(&sco);
+  sco.load = load_options(&o->data, m, &lo);
+  sco.output = o->output;
+  sco.maps_dir = o->maps;
+  sco.overwrite = o->overwrite;
+  sco.resume = !o->restart;
+  sco.on_error = o->skip_failed ? CSAL3D_CASE_ERRORS_SKIP : CSAL3D_CASE_ERRORS_STOP;
+  sco.on_case = on_case;
+  sco.on_case_user_data = &st;
+  info(c, "scoring %zu cases: windows %" PRId64 "x%" PRId64 "x%" PRId64 ", stride %" PRId64
+       "x%" PRId64 "x%" PRId64 "\n", n, uo.window[0], uo.window[1], uo.window[2], uo.stride[0],
+       uo.stride[1], uo.stride[2]);
   catch_interrupts(1);
-  bar_start(&b, c, "score", 0, n);
-  double t0 = now(), smin = INFINITY, smax = -INFINITY, ssum = 0;
-  int reported = 0; /* a case's failure was reported (rc set) */
-  for (size_t i = 0; i < n; i++) {
-    if (g_interrupted) {
-      s = CSAL3D_ERR_CANCELLED;
-      break;
-    }
-    char id[512] = "";
-    csal3d_dataset_case_string(ds, i, "id", id, sizeof id, NULL);
-    csal3d_volume *v = NULL;
-    double score = 0;
-    s = csal3d_dataset_load_image(ds, i, &lo, &v);
-    if (s == CSAL3D_OK)
-      s = csal3d_uncertainty_score(u, v, NULL, (uint64_t)i, &score, feat, (size_t)fdim);
-    csal3d_volume_free(v);
-    if (s == CSAL3D_OK && !isfinite(score)) {
-      bar_clear_line();
-      fprintf(stderr, "csal3d score: case %zu (%s): the score is not finite\n", i, id);
-      s = CSAL3D_ERR_NUMERICAL;
-      rc = EXIT_DATA;
-      reported = 1;
-      break;
-    }
-    if (s == CSAL3D_OK)
-      s = csal3d_scores_set_case_from_dataset(sc, (int64_t)i, ds, i, (float)score, feat);
-    if (s == CSAL3D_OK && maps) {
-      size_t ml = strlen(maps_tmp) + strlen(id) + 32;
-      char *p = malloc(ml);
-      map_names[i] = malloc(strlen(id) + 32);
-      if (!p || !map_names[i]) {
-        free(p);
-        s = CSAL3D_ERR_OUT_OF_MEMORY;
-        break;
-      }
-      snprintf(map_names[i], strlen(id) + 32, "%s_uncertainty.nii.gz", id);
-      snprintf(p, ml, "%s/%s", maps_tmp, map_names[i]);
-      s = csal3d_uncertainty_save_map(u, p);
-      free(p);
-      if (s == CSAL3D_OK) {
-        size_t fl = strlen(maps) + strlen(map_names[i]) + 2;
-        char *final = malloc(fl);
-        if (!final) {
-          s = CSAL3D_ERR_OUT_OF_MEMORY;
-          break;
-        }
-        snprintf(final, fl, "%s/%s", maps, map_names[i]);
-        s = csal3d_scores_set_case_map(sc, (int64_t)i, final);
-        free(final);
-      }
-    }
-    if (s != CSAL3D_OK) {
-      if (s != CSAL3D_ERR_CANCELLED) {
-        rc = fail_at(c, s, "case %zu (%s)", i, id);
-        reported = 1;
-      }
-      break;
-    }
-    ssum += score;
-    smin = score < smin ? score : smin;
-    smax = score > smax ? score : smax;
-    char note[160];
-    snprintf(note, sizeof note, "%.100s: %.4g", id, score);
-    bar_update(&b, i + 1, note);
-  }
-  bar_finish(&b);
+  bar_start(&st.b, c, "score", 0, n);
+  double t0 = now();
+  s = csal3d_score_dataset(u, ds, &sco, &table);
   double secs = now() - t0;
-  if (s == CSAL3D_OK) {
-    set_metadata(sc, o, &d, m, &so, &uo);
-    /* Maps into place first (the scores file names them), then the scores file. */
-    if (maps) {
-      if (mkdir_p(maps) != 0) {
-        fprintf(stderr, "csal3d score: cannot create %s: %s\n", maps, strerror(errno));
-        rc = EXIT_DATA;
-        goto done;
-      }
-      for (size_t i = 0; i < n; i++) {
-        char from[8192], to[8192];
-        snprintf(from, sizeof from, "%s/%s", maps_tmp, map_names[i]);
-        snprintf(to, sizeof to, "%s/%s", maps, map_names[i]);
-        if (rename(from, to) != 0) {
-          fprintf(stderr, "csal3d score: cannot move %s to %s: %s\n", from, to, strerror(errno));
-          for (size_t k = 0; k < i; k++) { /* take back the ones already moved */
-            snprintf(to, sizeof to, "%s/%s", maps, map_names[k]);
-            unlink(to);
-          }
-          rc = EXIT_DATA;
-          goto done;
-        }
-      }
-    }
-    s = csal3d_scores_save(sc, o->output);
-    if (s != CSAL3D_OK && maps)
-      for (size_t i = 0; i < n; i++) {
-        char to[8192];
-        snprintf(to, sizeof to, "%s/%s", maps, map_names[i]);
-        unlink(to);
-      }
-  }
-  if (s != CSAL3D_OK) {
-    if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
-      fprintf(stderr, "csal3d score: interrupted; nothing written\n");
-      rc = EXIT_INTERRUPTED;
-    } else if (!reported) {
-      rc = fail(c, s);
-    }
+  bar_finish(&st.b);
+  if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
+    fprintf(stderr, "csal3d score: interrupted after %zu cases; %s\n", st.scored,
+            st.scored ? "run the same command again to continue from them" : "nothing kept");
+    rc = EXIT_INTERRUPTED;
     goto done;
   }
+  if (s != CSAL3D_OK) goto lib_fail;
+  int64_t fdim = 0;
+  csal3d_scores_size(table, NULL, &fdim);
+  char modality[32] = "", spacing[96] = "";
+  csal3d_scores_get_metadata(table, "modality", modality, sizeof modality, NULL);
+  csal3d_scores_get_metadata(table, "spacing", spacing, sizeof spacing, NULL);
+  double mean = st.scored ? st.ssum / (double)st.scored : NAN;
   if (c->json) {
     printf("{\"command\": \"score\", \"scores\": ");
     json_str(stdout, o->output);
     printf(", \"checkpoint\": ");
     json_str(stdout, o->checkpoint);
-    printf(", \"cases\": %zu, \"feature_dim\": %" PRId64 ", \"score_min\": %.9g, "
-           "\"score_mean\": %.9g, \"score_max\": %.9g, \"seconds\": %.3f",
-           n, fdim, smin, ssum / (double)n, smax, secs);
-    if (maps) {
+    printf(", \"cases\": %zu, \"reused\": %zu, \"skipped\": %zu, \"feature_dim\": %" PRId64
+           ", \"modality\": ", st.scored, st.reused, st.skipped, fdim);
+    json_str(stdout, modality);
+    printf(", \"spacing\": ");
+    json_str(stdout, spacing);
+    printf(", \"score_min\": ");
+    json_num(stdout, st.scored ? st.smin : NAN);
+    printf(", \"score_mean\": ");
+    json_num(stdout, mean);
+    printf(", \"score_max\": ");
+    json_num(stdout, st.scored ? st.smax : NAN);
+    printf(", \"seconds\": %.3f", secs);
+    if (o->maps) {
       printf(", \"maps\": ");
-      json_str(stdout, maps);
+      json_str(stdout, o->maps);
     }
     printf("}\n");
   } else {
     char el[32];
     fmt_duration(el, sizeof el, secs);
-    info(c, "done: %zu cases in %s (%.2f s per case); scores %.4g .. %.4g, mean %.4g\n", n, el,
-         secs / (double)n, smin, smax, ssum / (double)n);
+    info(c, "done: %zu cases (%s, spacing %s) in %s", st.scored, modality, spacing, el);
+    if (st.reused) info(c, ", %zu of them from an earlier run's journal", st.reused);
+    info(c, "; scores %.4g .. %.4g, mean %.4g\n", st.smin, st.smax, mean);
+    if (st.skipped)
+      info(c, "skipped %zu cases that could not be scored (listed in the file's "
+           "\"skipped_cases\")\n", st.skipped);
     info(c, "scores file: %s\n", o->output);
-    if (maps) info(c, "uncertainty maps: %s/\n", maps);
+    if (o->maps) info(c, "uncertainty maps: %s/\n", o->maps);
   }
   rc = 0;
   goto done;
@@ -328,22 +224,7 @@ lib_fail:
   rc = fail(c, s);
 done:
   release_interrupts();
-  if (maps_tmp) {
-    /* Whatever is left in the temporary folder (nothing after success). */
-    for (size_t i = 0; map_names && i < n; i++)
-      if (map_names[i]) {
-        char p[8192];
-        snprintf(p, sizeof p, "%s/%s", maps_tmp, map_names[i]);
-        unlink(p);
-      }
-    rmdir(maps_tmp);
-  }
-  if (map_names)
-    for (size_t i = 0; i < n; i++) free(map_names[i]);
-  free(map_names);
-  free(maps_tmp);
-  free(feat);
-  csal3d_scores_free(sc);
+  csal3d_scores_free(table);
   csal3d_uncertainty_free(u);
   csal3d_ssl_model_free(m);
   csal3d_context_free(ctx);
@@ -351,7 +232,17 @@ done:
   return rc;
 }
 
-enum { OPT_WINDOW = OPT_COMMAND, OPT_STRIDE, OPT_MAPS, OPT_FOREGROUND, OPT_FEATURE, OPT_SEED };
+enum {
+  OPT_WINDOW = OPT_COMMAND,
+  OPT_STRIDE,
+  OPT_MAPS,
+  OPT_FOREGROUND,
+  OPT_FEATURE,
+  OPT_SEED,
+  OPT_OVERWRITE,
+  OPT_RESTART,
+  OPT_SKIP_FAILED
+};
 
 int cmd_score(int argc, char **argv) {
   cli c = {.cmd = "score"};
@@ -366,6 +257,9 @@ int cmd_score(int argc, char **argv) {
       {"foreground", required_argument, NULL, OPT_FOREGROUND},
       {"feature", required_argument, NULL, OPT_FEATURE},
       {"seed", required_argument, NULL, OPT_SEED},
+      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {"restart", no_argument, NULL, OPT_RESTART},
+      {"skip-failed", no_argument, NULL, OPT_SKIP_FAILED},
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0, v;
@@ -387,6 +281,9 @@ int cmd_score(int argc, char **argv) {
       rc = parse_u64(&c, "--seed", optarg, &o.seed);
       o.seed_set = 1;
       break;
+    case OPT_OVERWRITE: o.overwrite = 1; break;
+    case OPT_RESTART: o.restart = 1; break;
+    case OPT_SKIP_FAILED: o.skip_failed = 1; break;
     default: return usage_error(&c, "unknown option");
     }
     if (rc) return rc;

@@ -39,7 +39,7 @@ static void select_help(FILE *f) {
           "  --channel-names LIST   channel names ('CT' or 'T2,ADC'); default: the source's\n"
           "  --source-dataset PATH  the dataset.json those names come from (default: the\n"
           "                         dataset the scores were computed on)\n"
-          "  --overwrite            replace an existing DIR\n"
+          "  --overwrite            replace existing manifests and an existing nnU-Net DIR\n"
           "%s",
           COMMON_HELP);
 }
@@ -165,6 +165,41 @@ static int print_selection(cli *c, const select_opts *o, const csal3d_scores *sc
   return 0;
 }
 
+/* The files the selection reads, which no output may replace or hold: the scores file
+ * and every image and label it names. Returns an array of n strings (free_inputs). */
+static char **scores_inputs(const char *scores_path, const csal3d_scores *sc, size_t *n) {
+  int64_t cases = 0;
+  csal3d_scores_size(sc, &cases, NULL);
+  size_t cap = 1, k = 0;
+  for (int64_t i = 0; i < cases; i++) {
+    int files = 0;
+    csal3d_scores_case_info(sc, i, &files, NULL);
+    cap += (size_t)files + 1;
+  }
+  char **in = calloc(cap, sizeof *in);
+  if (!in) return NULL;
+  in[k++] = strdup(scores_path);
+  for (int64_t i = 0; i < cases; i++) {
+    int files = 0, has_label = 0;
+    csal3d_scores_case_info(sc, i, &files, &has_label);
+    for (int f = 0; f <= files; f++) {
+      char what[32], buf[8192];
+      if (f < files) snprintf(what, sizeof what, "image:%d", f);
+      else if (has_label) snprintf(what, sizeof what, "label");
+      else break;
+      if (csal3d_scores_case_string(sc, i, what, buf, sizeof buf, NULL) == CSAL3D_OK)
+        in[k++] = strdup(buf);
+    }
+  }
+  *n = k;
+  return in;
+}
+
+static void free_inputs(char **in, size_t n) {
+  for (size_t i = 0; in && i < n; i++) free(in[i]);
+  free(in);
+}
+
 int run_select(cli *c, const select_opts *o) {
   if (o->budget < 0) return usage_error(c, "give the budget with --budget M");
   char csv_path[8192], json_path[8192];
@@ -187,9 +222,29 @@ int run_select(cli *c, const select_opts *o) {
   bar b;
   memset(&b, 0, sizeof b);
   int64_t n = 0, d = 0, count = 0;
+  char **inputs = NULL;
+  size_t n_inputs = 0;
   csal3d_status s = csal3d_scores_load(o->scores, &sc);
   if (s != CSAL3D_OK) goto lib_fail;
   csal3d_scores_size(sc, &n, &d);
+  /* Before any work: every output writable, none an input, none replaced unless asked. */
+  if (!(inputs = scores_inputs(o->scores, sc, &n_inputs))) {
+    fprintf(stderr, "csal3d select: out of memory\n");
+    rc = EXIT_MEMORY;
+    goto done;
+  }
+  const int ow = o->export_opts.overwrite;
+  if ((rc = check_output(c, csv_path, CSAL3D_OUTPUT_FILE, "the CSV manifest",
+                         (const char *const *)inputs, n_inputs, ow)) ||
+      (rc = check_output(c, json_path, CSAL3D_OUTPUT_FILE, "the JSON manifest",
+                         (const char *const *)inputs, n_inputs, ow)) ||
+      (o->nnunet && (rc = check_output(c, o->nnunet, CSAL3D_OUTPUT_FOLDER, "the nnU-Net folder",
+                                       (const char *const *)inputs, n_inputs, ow))))
+    goto done;
+  if (same_file(csv_path, json_path)) {
+    rc = usage_error(c, "--csv and --manifest name the same file");
+    goto done;
+  }
   if (o->budget > n) {
     rc = usage_error(c, "--budget %" PRId64 " is more than the %" PRId64 " cases of %s",
                      o->budget, n, o->scores);
@@ -260,6 +315,7 @@ lib_fail:
   rc = fail(c, s);
 done:
   release_interrupts();
+  free_inputs(inputs, n_inputs);
   free(feat);
   free(scores);
   free(assignment);

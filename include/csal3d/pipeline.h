@@ -92,7 +92,9 @@ typedef struct csal3d_score_options {
   const char *output;
   /** A folder for each case's uncertainty map, `CASE_uncertainty.nii.gz` on the case's
    *  grid (created if missing), or NULL (default): no maps. The estimator must keep its
-   *  map (csal3d_uncertainty_options.keep_map). */
+   *  map (csal3d_uncertainty_options.keep_map). While the run goes on, maps wait in a
+   *  hidden folder beside it (`.NAME.partial`); they move into the maps folder when the
+   *  run succeeds, so the folder never holds the maps of an unfinished run. */
   const char *maps_dir;
   /** 1: replace an existing @ref output and existing maps of the same names; 0
    *  (default): refuse them before any work (::CSAL3D_ERR_IO naming the file). */

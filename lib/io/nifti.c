@@ -235,8 +235,9 @@ csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
   if (nt > 1) {
     if (o->channel == CSAL3D_CHANNEL_NONE) {
       s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                   "%s: 4-D image with %lld channels; set channel (0..%lld) or "
-                   "CSAL3D_CHANNEL_ALL", path, (long long)nt, (long long)nt - 1);
+                   "%s: 4-D image with %lld channels; set the option channel to one of "
+                   "0..%lld, or to all to keep every volume", path, (long long)nt,
+                   (long long)nt - 1);
       goto done;
     }
     if (o->channel == CSAL3D_CHANNEL_ALL) {
@@ -248,14 +249,16 @@ csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
       }
     } else if (o->channel >= nt) {
       s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s: channel %d does not exist (the image has "
-                   "%lld: 0..%lld)", path, o->channel, (long long)nt, (long long)nt - 1);
+                   "%lld: set the option channel to one of 0..%lld, or to all)", path,
+                   o->channel, (long long)nt, (long long)nt - 1);
       goto done;
     } else {
       first = o->channel;
     }
   } else if (o->channel > 0) {
     s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                 "%s: channel %d asked of a 3-D image (it has only channel 0)", path, o->channel);
+                 "%s: channel %d asked of a 3-D image (it has only channel 0: leave the "
+                 "option channel out)", path, o->channel);
     goto done;
   }
   /* For an uncompressed image file, a short file is found before reading it. */
@@ -344,7 +347,7 @@ csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
     int64_t c = bad_at / vox, r = bad_at % vox;
     s = c3_error(CSAL3D_ERR_NUMERICAL,
                  "%s: %lld NaN or Inf voxels (the first at i=%lld j=%lld k=%lld, channel "
-                 "%lld); fix the file or set allow_nonfinite to read them as 0", path,
+                 "%lld); fix the file, or set the option allow_nonfinite to read them as 0", path,
                  (long long)bad, (long long)(r % nx), (long long)(r / nx % ny),
                  (long long)(r / nx / ny), (long long)(c + first));
     goto done;

@@ -80,7 +80,7 @@ csal3d_status c3_data_options_resolve(const csal3d_ssl_model *model, const csal3
         o.modality != rec.modality)
       return c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
                       "%s: the model was trained on %s (modality %s); modality %s contradicts "
-                      "it: set modality to %s (or auto, which takes the model's)",
+                      "it: set the option modality to %s (or auto, which takes the model's)",
                       purpose, c3_modality_upper(rec.modality), c3_modality_name(rec.modality),
                       c3_modality_name(o.modality), c3_modality_name(rec.modality));
     if ((known & CSAL3D_DATA_KNOWN_SPACING) &&
@@ -144,7 +144,7 @@ csal3d_status c3_data_check_case(c3_data_check *c, const csal3d_volume *raw,
                     "case '%s' has %lld channel(s), the model takes %lld: set the option "
                     "channel (an index to take one volume of a 4-D image, or all)%s",
                     case_id, (long long)sh[0], (long long)c->in_channels,
-                    pre ? ", or create the model with in_channels to match" : "");
+                    pre ? ", or create the model with the option in_channels to match" : "");
   }
   if (c->warned || c->modality == CSAL3D_MODALITY_NONE) return CSAL3D_OK;
   const float *x;

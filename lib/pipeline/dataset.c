@@ -471,6 +471,24 @@ const char *c3_dataset_image(const csal3d_dataset *ds, size_t i, int k) {
 }
 const char *c3_dataset_label(const csal3d_dataset *ds, size_t i) { return ds->cases[i].label; }
 
+csal3d_status c3_dataset_files(const csal3d_dataset *ds, const char *extra, const char ***out,
+                               size_t *count) {
+  size_t cap = 2;
+  for (size_t i = 0; i < ds->n; i++) cap += (size_t)ds->cases[i].nimages + 1;
+  const char **in;
+  C3_TRY(c3_alloc_array(cap, sizeof *in, "input list", (void **)&in));
+  size_t k = 0;
+  if (extra) in[k++] = extra;
+  in[k++] = c3_dataset_source(ds);
+  for (size_t i = 0; i < ds->n; i++) {
+    for (int c = 0; c < ds->cases[i].nimages; c++) in[k++] = ds->cases[i].images[c];
+    if (ds->cases[i].label) in[k++] = ds->cases[i].label;
+  }
+  *out = in;
+  *count = k;
+  return CSAL3D_OK;
+}
+
 CSAL3D_API csal3d_status csal3d_dataset_size(const csal3d_dataset *dataset, size_t *size) {
   C3_CHECK_ARG(dataset && size, "dataset_size: NULL argument");
   *size = dataset->n;

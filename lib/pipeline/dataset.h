@@ -14,4 +14,10 @@ int c3_dataset_image_count(const csal3d_dataset *ds, size_t i);
 const char *c3_dataset_image(const csal3d_dataset *ds, size_t i, int k);
 const char *c3_dataset_label(const csal3d_dataset *ds, size_t i); /* NULL: none */
 
+/* The files a run on the dataset reads, which no output may replace: `extra` (a
+ * checkpoint, say; may be NULL), the path it was opened from, every image and label.
+ * *out (c3_free it) points into the dataset. */
+csal3d_status c3_dataset_files(const csal3d_dataset *ds, const char *extra, const char ***out,
+                               size_t *count);
+
 #endif

@@ -1,5 +1,6 @@
 /* nnU-Net v2 raw dataset export of the chosen cases (include/csal3d/manifest.h). */
 #include "pipeline/nnunet.h"
+#include "pipeline/outputs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -268,20 +269,6 @@ static csal3d_status c3_make_parents(const char *path) {
   return st;
 }
 
-static int c3_dir_empty(const char *path) {
-  int empty = 1;
-  DIR *d = opendir(path);
-  if (!d) return 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      empty = 0;
-      break;
-    }
-  closedir(d);
-  return empty;
-}
-
 /* Copies one 3-D image or label file to dst (.nii.gz): byte copy, gzip or re-save. */
 static csal3d_status c3_export_file(const char *src, const char *dst, const csal3d_volume *v) {
   if (c3_ends_with(src, ".nii.gz")) return c3_file_copy(src, dst);
@@ -510,18 +497,29 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
                                                    with_label > 0)) {
     if (without >= 0)
       return c3_error(CSAL3D_ERR_STATE, "case '%s' has no label but %d of the %" PRId64
-                      " chosen cases have one; export without labels (labels = none) or give "
+                      " chosen cases have one; export without labels (the option labels set to none) or give "
                       "every chosen case its label", c3_scores_id(s, without), with_label, count);
     copy_labels = 1;
   }
-  /* The target must not exist (or be empty) unless overwriting. */
+  /* The target must not exist (or be empty) unless overwriting, and never be or hold an
+   * input: the cases' images and labels (all of them, not only the chosen ones). */
+  {
+    size_t cap = 1;
+    for (int64_t i = 0; i < n; i++) cap += (size_t)c3_scores_image_count(s, i) + 1;
+    const char **in;
+    C3_TRY(c3_alloc_array(cap, sizeof *in, "input list", (void **)&in));
+    size_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+      for (int f = 0; f < c3_scores_image_count(s, i); f++) in[k++] = c3_scores_image(s, i, f);
+      if (c3_scores_label(s, i)) in[k++] = c3_scores_label(s, i);
+    }
+    csal3d_status oc = c3_output_check(folder, CSAL3D_OUTPUT_FOLDER, "the nnU-Net folder", in,
+                                       k, o.overwrite);
+    c3_free(in);
+    C3_TRY(oc);
+  }
   struct stat sb;
   int exists = lstat(folder, &sb) == 0;
-  if (exists && !S_ISDIR(sb.st_mode))
-    return c3_error(CSAL3D_ERR_IO, "%s exists and is not a folder", folder);
-  if (exists && !o.overwrite && !c3_dir_empty(folder))
-    return c3_error(CSAL3D_ERR_IO, "%s exists and is not empty; choose another folder or "
-                    "allow overwriting", folder);
   /* Names. */
   c3_names chan, labs, src_labs, src_chan;
   memset(&chan, 0, sizeof chan);

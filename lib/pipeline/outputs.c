@@ -69,7 +69,26 @@ csal3d_status c3_output_check(const char *path, csal3d_output_kind kind, const c
   if (kind == CSAL3D_OUTPUT_FILE && len < strlen(path))
     return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s %s names a folder, not a file", what,
                     path);
-  C3_TRY(c3_parent_writable(p, what));
+  if (kind == CSAL3D_OUTPUT_FILE) {
+    C3_TRY(c3_parent_writable(p, what));
+  } else {
+    /* A folder is created with its missing parents: the nearest existing one must be a
+     * writable folder. */
+    char anc[PATH_MAX];
+    snprintf(anc, sizeof anc, "%s/x", p);
+    struct stat sa;
+    do {
+      char *slash = strrchr(anc, '/');
+      if (!slash) snprintf(anc, sizeof anc, ".");
+      else if (slash == anc) anc[1] = '\0';
+      else *slash = '\0';
+    } while (stat(anc, &sa) != 0 && strcmp(anc, ".") && strcmp(anc, "/"));
+    if (stat(anc, &sa) != 0 || !S_ISDIR(sa.st_mode))
+      return c3_error(CSAL3D_ERR_IO, "%s %s: %s is not a folder", what, path, anc);
+    if (access(anc, W_OK | X_OK) != 0)
+      return c3_error(CSAL3D_ERR_IO, "%s %s: cannot write into %s (%s)", what, path, anc,
+                      strerror(errno));
+  }
   struct stat st;
   int exists = stat(p, &st) == 0;
   if (kind == CSAL3D_OUTPUT_FILE) {
@@ -83,8 +102,8 @@ csal3d_status c3_output_check(const char *path, csal3d_output_kind kind, const c
                         "another path", what, path, inputs[i]);
     }
     if (exists && !overwrite)
-      return c3_error(CSAL3D_ERR_IO, "%s %s exists (replacing it was not asked for)", what,
-                      path);
+      return c3_error(CSAL3D_ERR_IO, "%s %s exists; set the option overwrite to replace it",
+                      what, path);
     return CSAL3D_OK;
   }
   if (exists && !S_ISDIR(st.st_mode))
@@ -109,8 +128,8 @@ csal3d_status c3_output_check(const char *path, csal3d_output_kind kind, const c
       }
     closedir(d);
     if (!empty && !overwrite)
-      return c3_error(CSAL3D_ERR_IO, "%s %s exists and is not empty (replacing it was not "
-                      "asked for)", what, path);
+      return c3_error(CSAL3D_ERR_IO, "%s %s exists and is not empty; set the option "
+                      "overwrite to replace it", what, path);
   }
   /* A folder that does not exist yet cannot hold an existing input. */
   return CSAL3D_OK;

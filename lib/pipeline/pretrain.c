@@ -12,6 +12,8 @@
 #include "core/threads.h"
 #include "model/ssl_internal.h"
 #include "pipeline/data_options.h"
+#include "pipeline/dataset.h"
+#include "pipeline/outputs.h"
 
 /* The cases of an epoch in a seeded order. */
 static void c3_epoch_order(uint64_t seed, uint64_t epoch, int64_t n, int64_t *perm) {
@@ -85,6 +87,15 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *h,
   size_t nc;
   C3_TRY(csal3d_dataset_size(ds, &nc));
   C3_CHECK_ARG(nc >= 1, "csal3d_ssl_model_train: the dataset has no cases");
+  if (h->ckpt_path) { /* before any work: a wrong path fails now, not after the steps */
+    const char **in = NULL;
+    size_t nin = 0;
+    C3_TRY(c3_dataset_files(ds, NULL, &in, &nin));
+    csal3d_status cs = c3_output_check(h->ckpt_path, CSAL3D_OUTPUT_FILE,
+                                       "the checkpoint (checkpoint_path)", in, nin, 1);
+    c3_free(in);
+    C3_TRY(cs);
+  }
   csal3d_volume_load_options lo;
   C3_TRY(c3_data_options_resolve(h, ds, load, "pretraining", h->ctx, &lo));
   c3_data_check chk;

@@ -134,7 +134,8 @@ typedef struct c3_run {
   size_t n;
   int64_t d;
   char **map_paths;         /* absolute, per case of the run (NULL without maps) */
-  unsigned char *created;   /* maps this run created (taken back on failure w/o journal) */
+  char **stage_paths;       /* where each map is written until the run succeeds */
+  char *stage_dir;          /* the hidden staging folder beside the maps folder */
   float *scores, *features; /* per case of the run */
   char *have;               /* 1: scored (or reused) */
   c3_skip *skips;
@@ -145,11 +146,15 @@ typedef struct c3_run {
 
 static void c3_run_free(c3_run *r, int failed) {
   for (size_t i = 0; r->map_paths && i < r->n; i++) {
-    if (failed && r->created && r->created[i] && !r->journaled) unlink(r->map_paths[i]);
+    /* Without a journal to resume from, a failed run's staged maps go. */
+    if (failed && !r->journaled && r->stage_paths[i]) unlink(r->stage_paths[i]);
     c3_free(r->map_paths[i]);
+    c3_free(r->stage_paths[i]);
   }
+  if (r->stage_dir && (!failed || !r->journaled)) rmdir(r->stage_dir); /* if empty */
   c3_free(r->map_paths);
-  c3_free(r->created);
+  c3_free(r->stage_paths);
+  c3_free(r->stage_dir);
   c3_free(r->cases);
   c3_free(r->scores);
   c3_free(r->features);
@@ -186,27 +191,6 @@ static int c3_cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The inputs that no output may be: the checkpoint and the dataset's files. */
-static csal3d_status c3_run_inputs(const c3_run *r, const char ***out, size_t *count) {
-  size_t cap = 2;
-  for (size_t i = 0; i < c3_dataset_n(r->ds); i++)
-    cap += (size_t)c3_dataset_image_count(r->ds, i) + 1;
-  const char **in;
-  C3_TRY(c3_alloc_array(cap, sizeof *in, "inputs", (void **)&in));
-  size_t k = 0;
-  const char *ckpt = c3_ssl_source(r->model, NULL);
-  if (ckpt) in[k++] = ckpt;
-  in[k++] = c3_dataset_source(r->ds);
-  for (size_t i = 0; i < c3_dataset_n(r->ds); i++) {
-    for (int c = 0; c < c3_dataset_image_count(r->ds, i); c++)
-      in[k++] = c3_dataset_image(r->ds, i, c);
-    if (c3_dataset_label(r->ds, i)) in[k++] = c3_dataset_label(r->ds, i);
-  }
-  *out = in;
-  *count = k;
-  return CSAL3D_OK;
-}
-
 static char *c3_dirname_dup(const char *path) {
   const char *slash = strrchr(path, '/');
   size_t n = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
@@ -222,7 +206,7 @@ static char *c3_dirname_dup(const char *path) {
 static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
   const char **in = NULL;
   size_t nin = 0;
-  C3_TRY(c3_run_inputs(r, &in, &nin));
+  C3_TRY(c3_dataset_files(r->ds, c3_ssl_source(r->model, NULL), &in, &nin));
   csal3d_status s = CSAL3D_OK;
   if (r->o.output) {
     s = c3_output_check(r->o.output, CSAL3D_OUTPUT_FILE, "the scores file", in, nin,
@@ -239,27 +223,8 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
         s = c3_error(CSAL3D_ERR_IO, "the maps folder %s: cannot write into it (%s)",
                      r->o.maps_dir, strerror(errno));
     } else {
-      /* it will be created, with its missing parents: the nearest existing one must be
-       * a writable folder */
-      char anc[PATH_MAX];
-      snprintf(anc, sizeof anc, "%s", r->o.maps_dir);
-      struct stat sa;
-      for (;;) {
-        char *slash = strrchr(anc, '/');
-        if (!slash) {
-          snprintf(anc, sizeof anc, ".");
-          break;
-        }
-        if (slash == anc) {
-          anc[1] = '\0';
-          break;
-        }
-        *slash = '\0';
-        if (stat(anc, &sa) == 0) break;
-      }
-      if (stat(anc, &sa) != 0 || !S_ISDIR(sa.st_mode) || access(anc, W_OK | X_OK) != 0)
-        s = c3_error(CSAL3D_ERR_IO, "the maps folder %s cannot be created: %s is not a "
-                     "writable folder", r->o.maps_dir, anc);
+      /* it will be created (with its missing parents) */
+      s = c3_output_check(r->o.maps_dir, CSAL3D_OUTPUT_FOLDER, "the maps folder", NULL, 0, 0);
     }
     /* Maps never go among the case images: a folder dataset would take them for cases. */
     char real[PATH_MAX];
@@ -302,22 +267,66 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
   return s;
 }
 
-/* Existing maps that this run would replace without being asked to: refused, unless
- * an earlier run of the same settings (the journal) wrote them. */
+/* Existing maps that this run would replace without being asked to: refused (a run's maps
+ * appear in the maps folder only when it succeeds). */
 static csal3d_status c3_run_check_existing_maps(c3_run *r) {
   if (!r->o.maps_dir || r->o.overwrite) return CSAL3D_OK;
   for (size_t i = 0; i < r->n; i++) {
     struct stat st;
-    if (stat(r->map_paths[i], &st) != 0) continue;
-    size_t c = r->cases[i];
-    const c3_journal_rec *jr =
-        r->journaled ? c3_journal_find(&r->j, c3_dataset_id(r->ds, c), c3_dataset_image(r->ds, c, 0))
-                     : NULL;
-    if (!jr || !jr->map || strcmp(jr->map, r->map_paths[i]))
-      return c3_error(CSAL3D_ERR_IO, "the uncertainty map %s exists (replacing it was not "
-                      "asked for)", r->map_paths[i]);
+    if (stat(r->map_paths[i], &st) == 0)
+      return c3_error(CSAL3D_ERR_IO, "the uncertainty map %s exists; set the option "
+                      "overwrite to replace it", r->map_paths[i]);
   }
   return CSAL3D_OK;
+}
+
+/* The staging folder of the maps: ".NAME.partial" beside the maps folder NAME, and each
+ * case's map in it. */
+static csal3d_status c3_run_stage_paths(c3_run *r) {
+  char *abs = NULL;
+  C3_TRY(c3_path_absolute(r->o.maps_dir, &abs));
+  size_t len = strlen(abs);
+  while (len > 1 && abs[len - 1] == '/') abs[--len] = '\0';
+  const char *slash = strrchr(abs, '/');
+  size_t n = len + 16;
+  csal3d_status s = c3_alloc(n, "staging path", (void **)&r->stage_dir);
+  if (s == CSAL3D_OK)
+    snprintf(r->stage_dir, n, "%.*s.%s.partial", (int)(slash - abs + 1), abs, slash + 1);
+  c3_free(abs);
+  for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
+    const char *base = strrchr(r->map_paths[i], '/') + 1;
+    size_t m = strlen(r->stage_dir) + strlen(base) + 2;
+    s = c3_alloc(m, "staging path", (void **)&r->stage_paths[i]);
+    if (s == CSAL3D_OK) snprintf(r->stage_paths[i], m, "%s/%s", r->stage_dir, base);
+  }
+  return s;
+}
+
+/* After the last case: the staged maps into the maps folder (undone on failure). */
+static csal3d_status c3_run_publish_maps(c3_run *r) {
+  size_t moved = 0;
+  csal3d_status s = CSAL3D_OK;
+  for (; moved < r->n; moved++) {
+    if (!r->have[moved]) continue;
+    if (rename(r->stage_paths[moved], r->map_paths[moved]) != 0) {
+      s = c3_error(CSAL3D_ERR_IO, "cannot move the uncertainty map %s into %s: %s",
+                   r->stage_paths[moved], r->o.maps_dir, strerror(errno));
+      break;
+    }
+  }
+  if (s != CSAL3D_OK)
+    while (moved-- > 0)
+      if (r->have[moved] && rename(r->map_paths[moved], r->stage_paths[moved]) != 0) {
+      }
+  return s;
+}
+
+/* The maps published by c3_run_publish_maps back to the staging folder (the scores file
+ * could not be written: the journal still points at them). */
+static void c3_run_unpublish_maps(c3_run *r) {
+  for (size_t i = 0; i < r->n; i++)
+    if (r->have[i] && rename(r->map_paths[i], r->stage_paths[i]) != 0) {
+    }
 }
 
 static int c3_mkdir_p(const char *path) {
@@ -336,20 +345,16 @@ static int c3_mkdir_p(const char *path) {
 static csal3d_status c3_score_case(c3_run *r, size_t i, double *score) {
   size_t c = r->cases[i];
   csal3d_volume *v = NULL;
+  /* (loading errors name the case already) */
   csal3d_status s = c3_data_load_case(&r->check, r->ds, c, &r->lo, &v);
-  if (s == CSAL3D_OK)
-    s = csal3d_uncertainty_score(r->u, v, NULL, c3_rng_key_string(c3_dataset_id(r->ds, c)),
-                                 score, r->d ? r->features + i * (size_t)r->d : NULL,
-                                 (size_t)r->d);
+  if (s != CSAL3D_OK) return s;
+  s = csal3d_uncertainty_score(r->u, v, NULL, c3_rng_key_string(c3_dataset_id(r->ds, c)), score,
+                               r->d ? r->features + i * (size_t)r->d : NULL, (size_t)r->d);
   if (s == CSAL3D_OK && !isfinite(*score))
     s = c3_error(CSAL3D_ERR_NUMERICAL, "the score is not finite (%g)", *score);
   csal3d_volume_free(v);
-  if (s == CSAL3D_OK && r->map_paths) {
-    struct stat st;
-    int existed = stat(r->map_paths[i], &st) == 0;
-    s = csal3d_uncertainty_save_map(r->u, r->map_paths[i]);
-    if (s == CSAL3D_OK && !existed) r->created[i] = 1;
-  }
+  if (s == CSAL3D_OK && r->map_paths) s = csal3d_uncertainty_save_map(r->u, r->stage_paths[i]);
+  if (s != CSAL3D_OK) c3_error_prefix(s, "case '%s'", c3_dataset_id(r->ds, c));
   return s;
 }
 
@@ -386,7 +391,7 @@ static csal3d_status c3_run_cases(c3_run *r) {
     /* A journaled case is reused when its map (if maps are asked for) is still there. */
     if (jr && r->map_paths) {
       struct stat st;
-      if (!jr->map || strcmp(jr->map, r->map_paths[i]) || stat(jr->map, &st) != 0) jr = NULL;
+      if (!jr->map || strcmp(jr->map, r->stage_paths[i]) || stat(jr->map, &st) != 0) jr = NULL;
     }
     csal3d_status s = CSAL3D_OK;
     double score = 0;
@@ -398,10 +403,8 @@ static csal3d_status c3_run_cases(c3_run *r) {
       s = c3_score_case(r, i, &score);
       if (s == CSAL3D_OK && r->journaled)
         s = c3_journal_append(&r->j, id, c3_dataset_image(r->ds, c, 0),
-                              r->map_paths ? r->map_paths[i] : NULL, (float)score,
+                              r->map_paths ? r->stage_paths[i] : NULL, (float)score,
                               r->features + i * (size_t)r->d);
-      else if (s != CSAL3D_OK)
-        c3_error_prefix(s, "case %zu (%s)", c, id);
     }
     if (s == CSAL3D_OK) {
       r->scores[i] = (float)score;
@@ -532,9 +535,11 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   }
   if (s == CSAL3D_OK && r.o.maps_dir) {
     s = c3_calloc_array(r.n, sizeof *r.map_paths, "map paths", (void **)&r.map_paths);
-    if (s == CSAL3D_OK) s = c3_calloc_array(r.n, 1, "map flags", (void **)&r.created);
+    if (s == CSAL3D_OK)
+      s = c3_calloc_array(r.n, sizeof *r.stage_paths, "map paths", (void **)&r.stage_paths);
     for (size_t i = 0; s == CSAL3D_OK && i < r.n; i++)
       s = c3_map_path(r.o.maps_dir, c3_dataset_id(ds, r.cases[i]), &r.map_paths[i]);
+    if (s == CSAL3D_OK) s = c3_run_stage_paths(&r);
   }
   if (s == CSAL3D_OK) s = c3_run_load_options(&r);
   if (s == CSAL3D_OK) s = c3_score_settings(u, ds, &r.lo, &meta);
@@ -555,8 +560,8 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
              journal_path, r.j.n);
   }
   if (s == CSAL3D_OK) s = c3_run_check_existing_maps(&r);
-  if (s == CSAL3D_OK && r.o.maps_dir && c3_mkdir_p(r.o.maps_dir) != 0)
-    s = c3_error(CSAL3D_ERR_IO, "cannot create the maps folder %s: %s", r.o.maps_dir,
+  if (s == CSAL3D_OK && r.o.maps_dir && c3_mkdir_p(r.stage_dir) != 0)
+    s = c3_error(CSAL3D_ERR_IO, "cannot create the folder %s for the maps: %s", r.stage_dir,
                  strerror(errno));
   if (s == CSAL3D_OK) {
     char sp[64];
@@ -568,9 +573,19 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   }
   csal3d_scores *table = NULL;
   if (s == CSAL3D_OK) s = c3_run_table(&r, meta, &table);
+  /* The maps into place, then the scores file that names them. */
+  int published = 0;
+  if (s == CSAL3D_OK && r.o.maps_dir) {
+    if (c3_mkdir_p(r.o.maps_dir) != 0)
+      s = c3_error(CSAL3D_ERR_IO, "cannot create the maps folder %s: %s", r.o.maps_dir,
+                   strerror(errno));
+    if (s == CSAL3D_OK) s = c3_run_publish_maps(&r);
+    published = s == CSAL3D_OK;
+  }
   if (s == CSAL3D_OK && r.o.output) s = csal3d_scores_save(table, r.o.output);
-  if (s == CSAL3D_OK) {
-    c3_journal_close(&r.j, 1);
+  if (s != CSAL3D_OK && published) c3_run_unpublish_maps(&r);
+  if (s == CSAL3D_OK || (r.journaled && r.j.n == 0)) {
+    c3_journal_close(&r.j, 1); /* done, or nothing to resume from */
     r.journaled = 0;
   } else if (r.journaled) {
     char msg[C3_ERROR_MAX];

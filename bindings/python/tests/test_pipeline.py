@@ -244,6 +244,27 @@ class TestScores(_Base):
         with self.assertRaises(ZeroDivisionError):
             csal3d.score_dataset(m, self.dataset, progress=lambda i, n, c, s: 1 / 0, **kw)
 
+    def test_tool_and_python_write_the_same_scores_file(self):
+        lib = os.environ.get("CSAL3D_LIBRARY", "")
+        tool = os.path.join(os.path.dirname(lib), "..", "bin", "csal3d")
+        if not os.access(tool, os.X_OK):
+            self.skipTest("the csal3d tool is not built beside the library")
+        m = self.model(iterations=1)
+        m.train(self.dataset, modality="ct", spacing=12)
+        ckpt = os.path.join(self.dir, "same.safetensors")
+        m.save(ckpt)
+        loaded = csal3d.SSLModel.load(self.ctx, ckpt)
+        a = os.path.join(self.dir, "same_python.safetensors")
+        csal3d.score_dataset(loaded, self.dataset, window=CROP, stride=CROP, output=a)
+        b = os.path.join(self.dir, "same_tool.safetensors")
+        import subprocess
+        w = ",".join(str(x) for x in CROP)
+        subprocess.run([tool, "score", ckpt, self.data, "-o", b, "--window", w, "--stride", w,
+                        "--threads", "1", "--quiet"], check=True)
+        self.assertEqual(csal3d.Scores.load(a).metadata, csal3d.Scores.load(b).metadata)
+        self.assertEqual(_read(a, "rb"), _read(b, "rb"))
+        self.assertEqual(csal3d.Scores.load(a).metadata["spacing"], "12,12,12")
+
     def test_pipeline_score_select_manifest_export(self):
         m = self.model(iterations=1)
         m.train(self.dataset, modality="ct", spacing=12)
