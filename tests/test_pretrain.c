@@ -394,7 +394,7 @@ START_TEST(resume_keeps_spacing_and_refuses_a_contradicting_modality) {
   ck_assert_int_eq(csal3d_ssl_model_train(b, ds, &bad), CSAL3D_ERR_INVALID_ARGUMENT);
   const char *msg = csal3d_last_error();
   ck_assert_msg(strstr(msg, "trained on CT (modality ct)") && strstr(msg, "modality mri") &&
-                    strstr(msg, "set modality to ct"),
+                    strstr(msg, "set the option modality to ct"),
                 "%s", msg);
   int64_t step;
   csal3d_ssl_model_step(b, &step);
