@@ -77,7 +77,7 @@ START_TEST(knn_matches_brute_force) {
   int64_t K = 7;
   float *dist = malloc(sizeof(float) * n * K);
   int64_t *idx = malloc(sizeof(int64_t) * n * K);
-  ck_assert_int_eq(c3_knn(NULL, X, n, 5, K, dist, idx), CSAL3D_OK);
+  ck_assert_int_eq(c3_knn(NULL, X, n, 5, K, 0, dist, idx), CSAL3D_OK);
   double *all = malloc(sizeof(double) * n);
   for (int64_t i = 0; i < n; i++) {
     int64_t cnt = 0;

@@ -15,6 +15,8 @@
 #include "sampling_data.h"
 
 #define N_STRATEGIES csal3d_strategy_count()
+/* the strategies, then the variants options select: TypiClust's original rules */
+#define N_VARIANTS (N_STRATEGIES + 1)
 
 static csal3d_context *t_ctx(int threads, uint64_t seed) {
   csal3d_context_options o;
@@ -61,6 +63,15 @@ static csal3d_sampler_options t_opts(csal3d_strategy strategy) {
   csal3d_sampler_options o;
   csal3d_sampler_options_init(&o);
   o.strategy = strategy;
+  return o;
+}
+
+/* variant v of N_VARIANTS: its options and a name */
+static csal3d_sampler_options t_variant(int v, const char **name) {
+  csal3d_sampler_options o =
+      t_opts(v < N_STRATEGIES ? (csal3d_strategy)v : CSAL3D_STRATEGY_TYPICLUST);
+  *name = v < N_STRATEGIES ? csal3d_strategy_name(o.strategy) : "typiclust (original)";
+  if (v >= N_STRATEGIES) o.typiclust_variant = CSAL3D_TYPICLUST_ORIGINAL;
   return o;
 }
 
@@ -269,7 +280,7 @@ END_TEST
 START_TEST(typiclust_follows_its_definition) {
   /* A = {0, 2, 3, 4, 9}: sums of distances 18 12 11 12 27 -> 3 (T = 4/11), then 2
    * (ties with 4: lower index). B = {50, 51, 53, 60, 61}: 25 22 20 27 30 -> 53.
-   * C = {200, 201} is smaller than 5: passed over, so the third pick is A's next. */
+   * C = {200, 201}: 200 and 201 tie, lower index (K = 1: T = 1 / distance 1). */
   float X[] = {0, 50, 2, 51, 200, 3, 53, 4, 60, 201, 9, 61};
   csal3d_context *ctx = t_ctx(1, 0);
   csal3d_selection sel[3];
@@ -282,16 +293,18 @@ START_TEST(typiclust_follows_its_definition) {
   ck_assert_int_eq(sel[0].cluster_size, 5);
   ck_assert_int_eq(sel[1].index, 6); /* value 53 */
   ck_assert_double_lt(fabs(sel[1].typicality - 4.0 / 20), 1e-6);
+  /* no minimum cluster size by default: C gets its own pick */
+  ck_assert_int_eq(sel[2].index, 4);
+  ck_assert_double_eq(sel[2].typicality, 1);
+  ck_assert_int_eq(sel[2].rule, CSAL3D_RULE_MOST_TYPICAL);
+  ck_assert_int_eq(assign[4], 2);
+  ck_assert_int_eq(assign[9], 2);
+  /* typiclust_min_cluster_size 5: C is passed over, the third pick is A's next */
+  o.typiclust_min_cluster_size = 5;
+  ck_assert_int_eq(t_run(ctx, &o, X, NULL, 12, 1, 3, sel, NULL, NULL), CSAL3D_OK);
   ck_assert_int_eq(sel[2].index, 2); /* value 2 */
   ck_assert_double_lt(fabs(sel[2].typicality - 4.0 / 12), 1e-6);
   ck_assert_int_eq(sel[2].rule, CSAL3D_RULE_REFILL);
-  ck_assert_int_eq(assign[4], 2);
-  ck_assert_int_eq(assign[9], 2);
-  /* with no minimum size, C gets its own pick: 200 and 201 tie, lower index */
-  o.typiclust_min_cluster_size = 0;
-  ck_assert_int_eq(t_run(ctx, &o, X, NULL, 12, 1, 3, sel, NULL, NULL), CSAL3D_OK);
-  ck_assert_int_eq(sel[2].index, 4);
-  ck_assert_double_eq(sel[2].typicality, 1); /* K = 1: 1 / distance 1 */
   csal3d_context_free(ctx);
 }
 END_TEST
@@ -440,12 +453,13 @@ START_TEST(usl_takes_the_densest_without_regulariser) {
   csal3d_sampler_options o = t_opts(CSAL3D_STRATEGY_USL);
   o.usl_lambda = 0;
   ck_assert_int_eq(t_run(ctx, &o, X, NULL, n, 6, NB, sel, assign, NULL), CSAL3D_OK);
-  /* density by brute force: 1 / mean distance to the 20 nearest */
+  /* density by brute force, as the original: 1 / mean squared distance to the 20
+   * nearest, the case itself (0) among them */
   double *rho = malloc(sizeof(double) * n), *dd = malloc(sizeof(double) * n);
   for (int64_t i = 0; i < n; i++) {
     int64_t c = 0;
     for (int64_t j = 0; j < n; j++)
-      if (j != i) dd[c++] = sqrt(t_dist2(X, 6, i, j));
+      if (j != i) dd[c++] = t_dist2(X, 6, i, j);
     for (int64_t a = 1; a < c; a++) { /* insertion sort */
       double v = dd[a];
       int64_t b = a;
@@ -453,7 +467,7 @@ START_TEST(usl_takes_the_densest_without_regulariser) {
       dd[b] = v;
     }
     double m = 0;
-    for (int k = 0; k < 20; k++) m += dd[k];
+    for (int k = 0; k < 19; k++) m += dd[k];
     rho[i] = 20 / m;
   }
   for (int t = 0; t < NB; t++) {
@@ -832,8 +846,9 @@ START_TEST(results_do_not_depend_on_threads) {
   csal3d_context *c1 = t_ctx(1, 5), *c2 = t_ctx(2, 5), *c3 = t_ctx(3, 5);
   csal3d_selection a[12], b[12];
   int64_t *aa = malloc(sizeof(int64_t) * n), *ab = malloc(sizeof(int64_t) * n);
-  for (int q = 0; q < N_STRATEGIES; q++) {
-    csal3d_sampler_options o = t_opts((csal3d_strategy)q);
+  for (int q = 0; q < N_VARIANTS; q++) {
+    const char *name;
+    csal3d_sampler_options o = t_variant(q, &name);
     for (int nys = 0; nys < 2; nys++) {
       if (nys && q != CSAL3D_STRATEGY_URDS) continue;
       o.exact_max_n = nys ? 0 : 8192;
@@ -841,9 +856,8 @@ START_TEST(results_do_not_depend_on_threads) {
       ck_assert_int_eq(t_run(c1, &o, X, S, n, 9, 12, a, aa, NULL), CSAL3D_OK);
       ck_assert_int_eq(t_run(q % 2 ? c2 : c3, &o, X, S, n, 9, 12, b, ab, NULL), CSAL3D_OK);
       ck_assert_msg(!memcmp(a, b, sizeof a), "%s: the picks differ with the thread count",
-                    csal3d_strategy_name(q));
-      ck_assert_msg(!memcmp(aa, ab, sizeof(int64_t) * n), "%s: the clusters differ",
-                    csal3d_strategy_name(q));
+                    name);
+      ck_assert_msg(!memcmp(aa, ab, sizeof(int64_t) * n), "%s: the clusters differ", name);
     }
   }
   free(aa), free(ab), free(S), free(X);
@@ -892,8 +906,9 @@ START_TEST(allocation_failures_are_reported_cleanly) {
   float S[32];
   for (int64_t i = 0; i < n; i++) S[i] = (float)(i % 5);
   csal3d_context *ctx = t_ctx(2, 0);
-  for (int q = 0; q < N_STRATEGIES; q++) {
-    csal3d_sampler_options o = t_opts((csal3d_strategy)q);
+  for (int q = 0; q < N_VARIANTS; q++) {
+    const char *name;
+    csal3d_sampler_options o = t_variant(q, &name);
     o.exact_max_n = q == CSAL3D_STRATEGY_DIV_ONLY ? 0 : 8192; /* Nystrom too */
     o.nystrom_landmarks = 16;
     int ok = 0;
@@ -906,20 +921,20 @@ START_TEST(allocation_failures_are_reported_cleanly) {
       csal3d_status st = csal3d_sampler_select(s, 3);
       c3_alloc_fail_after(0);
       ck_assert_msg(st == CSAL3D_OK || st == CSAL3D_ERR_OUT_OF_MEMORY, "%s, failure %ld: %d",
-                    csal3d_strategy_name(q), fail, (int)st);
+                    name, fail, (int)st);
       if (st == CSAL3D_OK) {
         ok = 1;
         csal3d_selection sel[3];
         int64_t count;
         ck_assert_int_eq(csal3d_sampler_get_selection(s, sel, sizeof sel[0], 3, &count),
                          CSAL3D_OK);
-        t_check_valid(sel, 3, n, NULL, csal3d_strategy_name(q));
+        t_check_valid(sel, 3, n, NULL, name);
       } else {
         ck_assert_int_gt(strlen(csal3d_last_error()), 0);
       }
       csal3d_sampler_free(s);
     }
-    ck_assert_msg(ok, "%s never succeeded", csal3d_strategy_name(q));
+    ck_assert_msg(ok, "%s never succeeded", name);
   }
   free(X);
   csal3d_context_free(ctx);

@@ -57,7 +57,8 @@ typedef enum csal3d_strategy {
   /** M cases drawn uniformly without replacement (seeded). */
   CSAL3D_STRATEGY_RANDOM = 3,
   /** TypiClust (Hacohen et al. 2022): k-means into M clusters, the member
-   *  with the largest kNN typicality of each, largest clusters first. */
+   *  with the largest kNN typicality of each, largest clusters first (see
+   *  ::csal3d_typiclust_variant for the original code's rules). */
   CSAL3D_STRATEGY_TYPICLUST = 4,
   /** ProbCover (Yehuda et al. 2022): greedy maximum coverage of delta-balls. */
   CSAL3D_STRATEGY_PROBCOVER = 5,
@@ -70,7 +71,8 @@ typedef enum csal3d_strategy {
    *  nearest the mean. */
   CSAL3D_STRATEGY_CORESET = 8,
   /** USL (Wang et al. 2022): kNN density, one case per k-means cluster, with
-   *  the regulariser that pushes picks away from the other clusters' picks. */
+   *  the regulariser that pushes picks away from the other clusters' picks (as
+   *  the original code's get_selection_with_reg). */
   CSAL3D_STRATEGY_USL = 9
 } csal3d_strategy;
 
@@ -93,6 +95,25 @@ typedef enum csal3d_gamma_mode {
   /** g_p = gammas[p] as given. */
   CSAL3D_GAMMA_RAW = 1
 } csal3d_gamma_mode;
+
+/** Which TypiClust: the variant the CSAL-3D paper compared against, or the
+ *  original code's (avihu111/TypiClust, deep-al/pycls/al/typiclust.py). */
+typedef enum csal3d_typiclust_variant {
+  /** The paper's (default): typicality = 1 / mean distance to the
+   *  K = min(typiclust_k, |C| - 1) nearest members of the cluster, one pick
+   *  per cluster, largest clusters first, no minimum cluster size (but see
+   *  typiclust_min_cluster_size). */
+  CSAL3D_TYPICLUST_PAPER = 0,
+  /** The original code's, for cold start: min(M, 500) k-means clusters; only
+   *  clusters of more than 5 members are used, largest first, and the picks
+   *  cycle over them; each pick is the member of largest typicality
+   *  1 / (mean squared distance to the K = min(typiclust_k, |R| / 2) nearest
+   *  + 1e-5) among the cluster's members R not yet picked. Selecting fails
+   *  with ::CSAL3D_ERR_UNSUPPORTED (as the original fails) when no cluster has
+   *  more than 5 members or a cluster runs out of members.
+   *  typiclust_min_cluster_size is not read. */
+  CSAL3D_TYPICLUST_ORIGINAL = 1
+} csal3d_typiclust_variant;
 
 /** Which rule chose a case (csal3d_rule_name() gives a short name). */
 typedef enum csal3d_rule {
@@ -162,10 +183,12 @@ typedef struct csal3d_sampler_options {
    *  batch size, used when N is larger than 4 batches. */
   int64_t kmeans_batch;
 
-  /** TypiClust: neighbours K = min(typiclust_k, |C| - 1). Default 20. */
+  /** TypiClust: neighbours K = min(typiclust_k, |C| - 1) (the original
+   *  variant: min(typiclust_k, |R| / 2)). Default 20. */
   int typiclust_k;
-  /** TypiClust: clusters smaller than this are passed over while larger ones
-   *  remain (the original's 5). Default 5. */
+  /** TypiClust, paper variant: clusters smaller than this are passed over
+   *  while larger ones remain, and the picks cycle over the others. Default 0
+   *  (none: every cluster gets its pick, as the paper's variant). */
   int typiclust_min_cluster_size;
   /** ProbCover: the ball radius; 0 chooses it from the purity grid. Default 0. */
   double probcover_delta;
@@ -183,18 +206,24 @@ typedef struct csal3d_sampler_options {
   /** CALR: most leaf subclusters before BIRCH rebuilds with a larger
    *  threshold (at least 4 M). Default 1024. */
   int64_t birch_max_subclusters;
-  /** USL: neighbours of the kNN density. Default 20. */
+  /** USL: neighbours of the kNN density, the case itself included (as the
+   *  original's KNN_K): density = 1 / mean squared distance to the
+   *  min(usl_k, N) nearest. Default 20. */
   int usl_k;
-  /** USL: regulariser weight lambda. Default 0.5. */
+  /** USL: regulariser weight lambda (the original's W). Default 0.5. */
   double usl_lambda;
-  /** USL: regulariser exponent alpha in 1 / distance^alpha. Default 0.5. */
+  /** USL: regulariser exponent alpha in 1 / (squared distance)^alpha. Default 0.5. */
   double usl_alpha;
-  /** USL: regulariser iterations. Default 10. */
+  /** USL: selection passes (the original's NITERS), >= 1; the first uses the
+   *  density alone. Default 10. */
   int usl_iterations;
   /** USL: momentum of the regulariser's moving average. Default 0.9. */
   double usl_momentum;
-  /** USL: the regulariser sums over this many nearest picks of other clusters. Default 4. */
+  /** USL: 0 = the regulariser sums over every other cluster's pick (the
+   *  original); h >= 1: over the h nearest of them. Default 0. */
   int usl_horizon;
+  /** TypiClust: which variant. Default ::CSAL3D_TYPICLUST_PAPER. */
+  csal3d_typiclust_variant typiclust_variant;
 } csal3d_sampler_options;
 
 /**
@@ -374,7 +403,7 @@ enum {
   CSAL3D_SAMPLER_OPT_MKKM = 1u << 4,
   /** kmeans_restarts, kmeans_max_iter, kmeans_tol, kmeans_batch. */
   CSAL3D_SAMPLER_OPT_KMEANS = 1u << 5,
-  /** typiclust_k, typiclust_min_cluster_size. */
+  /** typiclust_k, typiclust_min_cluster_size, typiclust_variant. */
   CSAL3D_SAMPLER_OPT_TYPICLUST = 1u << 6,
   /** probcover_delta, probcover_purity, probcover_grid, probcover_max_edges. */
   CSAL3D_SAMPLER_OPT_PROBCOVER = 1u << 7,

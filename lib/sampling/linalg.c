@@ -222,7 +222,7 @@ done:
 }
 
 csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
-                     int64_t d, int64_t K, float *dist, int64_t *idx) {
+                     int64_t d, int64_t K, int squared, float *dist, int64_t *idx) {
   if (K <= 0) return CSAL3D_OK;
   if (K > n - 1)
     return c3_error(CSAL3D_ERR_INTERNAL, "knn: K = %lld with n = %lld",
@@ -231,9 +231,13 @@ csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
   if (bq > 1024) bq = 1024;
   if (bq < 16) bq = 16;
   if (bq > n) bq = n;
-  float *norms = NULL, *buf = NULL;
+  float *Xc = NULL, *norms = NULL, *buf = NULL;
   int64_t *tmp_idx = NULL;
-  csal3d_status s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&norms);
+  /* centred: the norm trick loses less to cancellation when the features are far
+   * from the origin (distances are unchanged) */
+  csal3d_status s = c3_center_copy(X, n, d, &Xc);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)n, sizeof(float), "norms", (void **)&norms);
   if (s == CSAL3D_OK)
     s = c3_alloc_array((size_t)bq, (size_t)n * sizeof(float), "distance block",
                        (void **)&buf);
@@ -241,10 +245,10 @@ csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
     s = c3_alloc_array((size_t)bq, (size_t)K * sizeof(int64_t), "neighbour block",
                        (void **)&tmp_idx);
   if (s != CSAL3D_OK) goto done;
-  c3_row_sqnorms(X, n, d, norms);
+  c3_row_sqnorms(Xc, n, d, norms);
   for (int64_t q0 = 0; q0 < n; q0 += bq) {
     int64_t q1 = q0 + bq < n ? q0 + bq : n;
-    c3_sqdist(X + q0 * d, norms + q0, q1 - q0, X, norms, n, d, buf);
+    c3_sqdist(Xc + q0 * d, norms + q0, q1 - q0, Xc, norms, n, d, buf);
 #pragma omp parallel for schedule(static) if (((q1 - q0) * n) > C3_PAR_MIN)
     for (int64_t i = q0; i < q1; i++) {
       const float *row = buf + (i - q0) * n;
@@ -264,12 +268,33 @@ csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
         bd[p] = v;
         bi[p] = j;
       }
-      for (int64_t t = 0; t < K; t++) bd[t] = sqrtf(bd[t]);
+      /* the neighbours' distances again, exactly (double, from the differences of the
+       * caller's rows): the norm trick chose them; near-ties it may have misordered
+       * have near-equal distances, so the sums hardly change, and exact ties
+       * (small-integer data) stay exact */
+      for (int64_t t = 0; t < K; t++) {
+        const float *x = X + i * d, *y = X + bi[t] * d;
+        double v = 0;
+        for (int64_t j = 0; j < d; j++) {
+          double e = (double)x[j] - y[j];
+          v += e * e;
+        }
+        float f = squared ? (float)v : (float)sqrt(v);
+        int64_t p = t, id = bi[t];
+        while (p > 0 && (bd[p - 1] > f || (bd[p - 1] == f && bi[p - 1] > id))) {
+          bd[p] = bd[p - 1];
+          bi[p] = bi[p - 1];
+          p--;
+        }
+        bd[p] = f;
+        bi[p] = id;
+      }
     }
     s = c3_progress(ctx, "select", (uint64_t)q1, (uint64_t)n);
     if (s != CSAL3D_OK) goto done;
   }
 done:
+  c3_free(Xc);
   c3_free(norms);
   c3_free(buf);
   c3_free(tmp_idx);

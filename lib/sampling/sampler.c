@@ -114,7 +114,7 @@ csal3d_sampler_options_init(csal3d_sampler_options *o) {
   o->kmeans_tol = 1e-4;
   o->kmeans_batch = 0;
   o->typiclust_k = 20;
-  o->typiclust_min_cluster_size = 5;
+  o->typiclust_min_cluster_size = 0;
   o->probcover_delta = 0;
   o->probcover_purity = 0.95;
   o->probcover_grid = 100;
@@ -127,7 +127,8 @@ csal3d_sampler_options_init(csal3d_sampler_options *o) {
   o->usl_alpha = 0.5;
   o->usl_iterations = 10;
   o->usl_momentum = 0.9;
-  o->usl_horizon = 4;
+  o->usl_horizon = 0;
+  o->typiclust_variant = CSAL3D_TYPICLUST_PAPER;
   return CSAL3D_OK;
 }
 
@@ -160,6 +161,9 @@ static csal3d_status c3_sampler_check_options(const csal3d_sampler_options *o) {
   C3_OPT(o->typiclust_k >= 1, "typiclust_k is %d (must be >= 1)", o->typiclust_k);
   C3_OPT(o->typiclust_min_cluster_size >= 0, "typiclust_min_cluster_size is %d",
          o->typiclust_min_cluster_size);
+  C3_OPT(o->typiclust_variant == CSAL3D_TYPICLUST_PAPER ||
+             o->typiclust_variant == CSAL3D_TYPICLUST_ORIGINAL,
+         "typiclust_variant is %d (0 = paper, 1 = original)", (int)o->typiclust_variant);
   C3_OPT(isfinite(o->probcover_delta) && o->probcover_delta >= 0,
          "probcover_delta is %g (0 = from the purity)", o->probcover_delta);
   C3_OPT(o->probcover_purity > 0 && o->probcover_purity <= 1,
@@ -176,11 +180,12 @@ static csal3d_status c3_sampler_check_options(const csal3d_sampler_options *o) {
   C3_OPT(o->usl_k >= 1, "usl_k is %d (must be >= 1)", o->usl_k);
   C3_OPT(isfinite(o->usl_lambda) && o->usl_lambda >= 0, "usl_lambda is %g", o->usl_lambda);
   C3_OPT(isfinite(o->usl_alpha) && o->usl_alpha > 0, "usl_alpha is %g", o->usl_alpha);
-  C3_OPT(o->usl_iterations >= 0, "usl_iterations is %d", o->usl_iterations);
+  C3_OPT(o->usl_iterations >= 1, "usl_iterations is %d (selection passes, >= 1)",
+         o->usl_iterations);
   C3_OPT(o->usl_momentum >= 0 && o->usl_momentum <= 1, "usl_momentum is %g (in [0, 1])",
          o->usl_momentum);
-  C3_OPT(o->usl_horizon >= 1 && o->usl_horizon <= 64, "usl_horizon is %d (1..64)",
-         o->usl_horizon);
+  C3_OPT(o->usl_horizon >= 0 && o->usl_horizon <= 64,
+         "usl_horizon is %d (0 = every other cluster's pick, or 1..64)", o->usl_horizon);
 #undef C3_OPT
   return CSAL3D_OK;
 }

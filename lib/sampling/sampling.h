@@ -73,10 +73,12 @@ csal3d_status c3_median_sq_distance(const float *X, int64_t n, int64_t d,
                                     uint64_t seed, double *out);
 
 /* k nearest neighbours of every row among the other rows (Euclidean; ties: lower
- * index). dist: n x K, ascending (not squared); idx (may be NULL): n x K.
- * K must be <= n - 1. Blocked: memory O(block x n), no n x n matrix. */
+ * index), chosen by the norm trick on centred features, their distances then computed
+ * again in double from the differences. dist: n x K, ascending, squared distances
+ * when `squared`, else distances; idx (may be NULL): n x K. K must be <= n - 1.
+ * Blocked: memory O(n d + block x n), no n x n matrix. */
 csal3d_status c3_knn(const csal3d_context *ctx, const float *X, int64_t n,
-                     int64_t d, int64_t K, float *dist, int64_t *idx);
+                     int64_t d, int64_t K, int squared, float *dist, int64_t *idx);
 
 /* Selection of the k-th smallest of n doubles (0-based), reordering v. */
 double c3_select_kth(double *v, int64_t n, int64_t k);

@@ -379,27 +379,56 @@ static csal3d_status c3_random(const c3_strategy_in *in, c3_strategy_out *out) {
 
 /* ---- TypiClust, ALPS, CALR ---- */
 
+/* k-means of the features into k clusters (the clustering TypiClust, ALPS and USL
+ * share; ProbCover's purity too). */
 static csal3d_status c3_feature_kmeans(const c3_strategy_in *in, c3_strategy_out *out,
-                                       float *centres) {
+                                       int64_t k, float *centres) {
   c3_kmeans_params kp;
-  c3_kmeans_params_from(in, in->m, C3_KM_FEATURES, &kp);
+  c3_kmeans_params_from(in, k, C3_KM_FEATURES, &kp);
   c3_kmeans_result kr;
   C3_TRY(c3_kmeans(in->ctx, in->X, in->n, in->d, &kp, out->assign, centres, &kr));
   out->info->kmeans_inertia = kr.inertia;
-  out->info->n_clusters = in->m;
+  out->info->n_clusters = k;
   return CSAL3D_OK;
 }
 
-static csal3d_status c3_typiclust(const c3_strategy_in *in, c3_strategy_out *out) {
-  const int64_t n = in->n, d = in->d, m = in->m;
+/* For the cases mem[0..size): mean[t] = the mean over the K nearest others among them
+ * of the distance (squared when `squared`). 1 <= K <= size - 1. */
+static csal3d_status c3_knn_means(const c3_strategy_in *in, const int64_t *mem,
+                                  int64_t size, int64_t K, int squared, double *mean) {
+  const int64_t d = in->d;
+  float *sub = NULL, *dist = NULL;
+  csal3d_status s = c3_alloc_array((size_t)size, (size_t)d * sizeof(float),
+                                   "cluster features", (void **)&sub);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)size, (size_t)K * sizeof(float), "neighbour distances",
+                       (void **)&dist);
+  if (s == CSAL3D_OK) {
+    for (int64_t t = 0; t < size; t++)
+      memcpy(sub + t * d, in->X + mem[t] * d, (size_t)d * sizeof(float));
+    s = c3_knn(in->ctx, sub, size, d, K, squared, dist, NULL);
+  }
+  if (s == CSAL3D_OK)
+    for (int64_t t = 0; t < size; t++) {
+      double v = 0;
+      for (int64_t j = 0; j < K; j++) v += dist[t * K + j];
+      mean[t] = v / (double)K;
+    }
+  c3_free(sub), c3_free(dist);
+  return s;
+}
+
+/* TypiClust as the CSAL-3D paper compared against (docs/sampling.md). */
+static csal3d_status c3_typiclust_paper(const c3_strategy_in *in, c3_strategy_out *out) {
+  const int64_t n = in->n, m = in->m;
   c3_clusters c;
   memset(&c, 0, sizeof c);
-  double *T = NULL;
-  float *sub = NULL, *dist = NULL;
+  double *T = NULL, *mean = NULL;
   int64_t *eligible = NULL, *used = NULL;
-  csal3d_status s = c3_feature_kmeans(in, out, NULL);
+  csal3d_status s = c3_feature_kmeans(in, out, m, NULL);
   if (s == CSAL3D_OK) s = c3_clusters_build(out->assign, n, m, &c);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "typicality", (void **)&T);
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "typicality", (void **)&mean);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)m, sizeof(int64_t), "clusters", (void **)&eligible);
   if (s == CSAL3D_OK) s = c3_calloc_array((size_t)m, sizeof(int64_t), "clusters", (void **)&used);
   if (s != CSAL3D_OK) goto done;
@@ -413,27 +442,14 @@ static csal3d_status c3_typiclust(const c3_strategy_in *in, c3_strategy_out *out
       T[mem[0]] = INFINITY;
       continue;
     }
-    s = c3_alloc_array((size_t)size, (size_t)d * sizeof(float), "cluster features", (void **)&sub);
-    if (s == CSAL3D_OK)
-      s = c3_alloc_array((size_t)size, (size_t)K * sizeof(float), "neighbour distances", (void **)&dist);
+    s = c3_knn_means(in, mem, size, K, 0, mean);
     if (s != CSAL3D_OK) goto done;
-    for (int64_t t = 0; t < size; t++)
-      memcpy(sub + t * d, in->X + mem[t] * d, (size_t)d * sizeof(float));
-    s = c3_knn(in->ctx, sub, size, d, K, dist, NULL);
-    if (s != CSAL3D_OK) goto done;
-    for (int64_t t = 0; t < size; t++) {
-      double mean = 0;
-      for (int64_t j = 0; j < K; j++) mean += dist[t * K + j];
-      mean /= (double)K;
-      T[mem[t]] = mean > 0 ? 1.0 / mean : INFINITY;
-    }
-    c3_free(sub), c3_free(dist);
-    sub = NULL, dist = NULL;
+    for (int64_t t = 0; t < size; t++) T[mem[t]] = mean[t] > 0 ? 1.0 / mean[t] : INFINITY;
   }
   c3_sort_clusters(&c, T, 1, NULL, 0);
-  /* clusters by size (the numbering); those below the minimum size are passed over
-   * while larger ones remain; picks cycle over the eligible clusters, taking each
-   * one's next most typical member (as TypiClust's loop over its budget) */
+  /* clusters by size (the numbering); those below typiclust_min_cluster_size (none by
+   * default) are passed over while larger ones remain; picks cycle over the eligible
+   * clusters, taking each one's next most typical member */
   int64_t ne = 0;
   for (int64_t q = 0; q < m; q++)
     if (c3_csize(&c, q) >= in->o->typiclust_min_cluster_size && c3_csize(&c, q) > 0)
@@ -470,8 +486,99 @@ static csal3d_status c3_typiclust(const c3_strategy_in *in, c3_strategy_out *out
   out->info->empty_clusters = empty;
 done:
   c3_clusters_free(&c);
-  c3_free(T), c3_free(sub), c3_free(dist), c3_free(eligible), c3_free(used);
+  c3_free(T), c3_free(mean), c3_free(eligible), c3_free(used);
   return s;
+}
+
+/* The original code's constants (TypiClust.MIN_CLUSTER_SIZE, MAX_NUM_CLUSTERS) and
+ * the 1e-5 of its calculate_typicality. */
+#define C3_TYPICLUST_MIN_SIZE 5
+#define C3_TYPICLUST_MAX_CLUSTERS 500
+#define C3_TYPICLUST_EPS 1e-5
+
+/* TypiClust as the original code selects from an empty labelled set:
+ * avihu111/TypiClust, deep-al/pycls/al/typiclust.py, TypiClust.select_samples and
+ * calculate_typicality. min(M, 500) clusters (init_features_and_clusters); the
+ * clusters of more than 5 members, largest first (sort_values on existing_count, all
+ * 0, then -size; ties here: the lower first member, where the original keeps its
+ * k-means label order); pick t goes to the (t mod count)-th of them and takes, among
+ * its members not yet picked, the one of largest 1 / (mean squared distance to its
+ * K = min(typiclust_k, |R| // 2) nearest + 1e-5) (faiss IndexFlatL2: squared L2,
+ * the case itself dropped), the first in index order on ties (argmax). With K = 0
+ * (one member left) the original's mean is NaN and argmax takes that member: here too,
+ * typicality NaN. Where the original fails (no cluster left after the size filter, or
+ * argmax over a cluster with no members left) this is an error. */
+static csal3d_status c3_typiclust_original(const c3_strategy_in *in, c3_strategy_out *out) {
+  const int64_t n = in->n, m = in->m;
+  const int64_t k = m < C3_TYPICLUST_MAX_CLUSTERS ? m : C3_TYPICLUST_MAX_CLUSTERS;
+  c3_clusters c;
+  memset(&c, 0, sizeof c);
+  double *mean = NULL;
+  int64_t *eligible = NULL, *left = NULL;
+  unsigned char *picked = NULL;
+  csal3d_status s = c3_feature_kmeans(in, out, k, NULL);
+  if (s == CSAL3D_OK) s = c3_clusters_build(out->assign, n, k, &c);
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "typicality", (void **)&mean);
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)k, sizeof(int64_t), "clusters", (void **)&eligible);
+  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(int64_t), "members", (void **)&left);
+  if (s == CSAL3D_OK) s = c3_calloc_array((size_t)n, 1, "picked", (void **)&picked);
+  if (s != CSAL3D_OK) goto done;
+  int64_t ne = 0;
+  for (int64_t q = 0; q < k; q++)
+    if (c3_csize(&c, q) > C3_TYPICLUST_MIN_SIZE) eligible[ne++] = q;
+  if (ne == 0) {
+    s = c3_error(CSAL3D_ERR_UNSUPPORTED,
+                 "TypiClust (original variant): none of the %lld clusters has more than "
+                 "%d members (the largest has %lld), and the original code picks only "
+                 "from those; choose fewer cases (a smaller budget) or set the option "
+                 "typiclust_variant to paper", (long long)k, C3_TYPICLUST_MIN_SIZE,
+                 (long long)c3_csize(&c, 0));
+    goto done;
+  }
+  for (int64_t t = 0; t < m; t++) {
+    int64_t q = eligible[t % ne], size = c3_csize(&c, q), nl = 0;
+    for (int64_t u = c.start[q]; u < c.start[q + 1]; u++)
+      if (!picked[c.members[u]]) left[nl++] = c.members[u];
+    if (nl == 0) {
+      s = c3_error(CSAL3D_ERR_UNSUPPORTED,
+                   "TypiClust (original variant): pick %lld of %lld falls to cluster %lld, "
+                   "whose %lld members are all picked already (only %lld of the %lld "
+                   "clusters have more than %d members, and the original code fails "
+                   "here); choose fewer cases (a smaller budget) or set the option "
+                   "typiclust_variant to paper", (long long)(t + 1), (long long)m,
+                   (long long)q, (long long)size, (long long)ne, (long long)k,
+                   C3_TYPICLUST_MIN_SIZE);
+      goto done;
+    }
+    int64_t K = nl / 2 < in->o->typiclust_k ? nl / 2 : in->o->typiclust_k;
+    int64_t best = 0;
+    double tbest = NAN;
+    if (K > 0) {
+      s = c3_knn_means(in, left, nl, K, 1, mean);
+      if (s != CSAL3D_OK) goto done;
+      tbest = 1.0 / (mean[0] + C3_TYPICLUST_EPS);
+      for (int64_t r = 1; r < nl; r++) {
+        double v = 1.0 / (mean[r] + C3_TYPICLUST_EPS);
+        if (v > tbest) tbest = v, best = r;
+      }
+    }
+    picked[left[best]] = 1;
+    c3_record(&out->sel[t], left[best], q, size, tbest,
+              t < ne ? CSAL3D_RULE_MOST_TYPICAL : CSAL3D_RULE_REFILL);
+  }
+  int64_t empty = 0;
+  for (int64_t q = 0; q < k; q++) empty += c3_csize(&c, q) == 0;
+  out->info->empty_clusters = empty;
+done:
+  c3_clusters_free(&c);
+  c3_free(mean), c3_free(eligible), c3_free(left), c3_free(picked);
+  return s;
+}
+
+static csal3d_status c3_typiclust(const c3_strategy_in *in, c3_strategy_out *out) {
+  return in->o->typiclust_variant == CSAL3D_TYPICLUST_ORIGINAL
+             ? c3_typiclust_original(in, out)
+             : c3_typiclust_paper(in, out);
 }
 
 static csal3d_status c3_alps(const c3_strategy_in *in, c3_strategy_out *out) {
@@ -484,7 +591,7 @@ static csal3d_status c3_alps(const c3_strategy_in *in, c3_strategy_out *out) {
   csal3d_status s = c3_alloc_array((size_t)m, (size_t)d * sizeof(float), "centres", (void **)&C);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "distances", (void **)&dist);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(int64_t), "labels", (void **)&raw);
-  if (s == CSAL3D_OK) s = c3_feature_kmeans(in, out, C);
+  if (s == CSAL3D_OK) s = c3_feature_kmeans(in, out, m, C);
   if (s != CSAL3D_OK) goto done;
   memcpy(raw, out->assign, (size_t)n * sizeof(int64_t));
 #pragma omp parallel for schedule(static) if ((n * d) > C3_PAR_MIN)
@@ -819,10 +926,30 @@ done:
 
 /* ---- USL ---- */
 
+/* Squared distances below this count as this in 1 / (d^2)^alpha (the original asserts
+ * that none is 0: a case identical to another cluster's pick). */
+#define C3_USL_MIN_SQ 1e-24
+
+/* USL as the original code selects on CIFAR: TonyLianLong/UnsupervisedSelectiveLabeling,
+ * selective_labeling/usl-cifar.py with shared/utils/nn_utils.py, partitioned_kNN (the
+ * density) and get_selection_with_reg (the selection), defaults from
+ * selective_labeling/config.py (NITERS 10, W 0.5, MOMENTUM 0.9, ALPHA 0.5).
+ * Density rho = 1 / mean of the squared distances to the K = min(usl_k, N) nearest
+ * cases, the case itself (distance 0) among them, as KeOps' Kmin over the whole set
+ * gives. Then usl_iterations passes: each cluster picks its largest
+ * rho - lambda x regulariser (argmax: the first in index order on ties), the first
+ * pass with the regulariser 0; after every pass but the last, regulariser = momentum x
+ * regulariser + (1 - momentum) x sum over the picks of the other clusters of
+ * 1 / (squared distance)^alpha. Not followed: the original's HORIZON_DIST (4) leaves
+ * out picks at squared distance >= 4, which on its unit-length features leaves out
+ * only exact opposites (our features have any scale; usl_horizon > 0 keeps the h
+ * nearest picks instead), and its same-cluster term 1 / (1e10)^alpha, the same for
+ * every case. */
 static csal3d_status c3_usl(const c3_strategy_in *in, c3_strategy_out *out) {
   const int64_t n = in->n, d = in->d, m = in->m;
   const csal3d_sampler_options *o = in->o;
-  int64_t K = o->usl_k < n - 1 ? o->usl_k : n - 1;
+  /* the K nearest with the case itself: K - 1 others */
+  const int64_t K = o->usl_k < n ? o->usl_k : n, Ko = K - 1;
   float *kd = NULL;
   double *rho = NULL, *reg = NULL, *util = NULL;
   int64_t *sel = NULL;
@@ -832,33 +959,28 @@ static csal3d_status c3_usl(const c3_strategy_in *in, c3_strategy_out *out) {
   if (s == CSAL3D_OK) s = c3_calloc_array((size_t)n, sizeof(double), "regulariser", (void **)&reg);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(double), "utility", (void **)&util);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)m, sizeof(int64_t), "picks", (void **)&sel);
-  if (s == CSAL3D_OK && K > 0)
-    s = c3_alloc_array((size_t)n, (size_t)K * sizeof(float), "neighbour distances", (void **)&kd);
+  if (s == CSAL3D_OK && Ko > 0)
+    s = c3_alloc_array((size_t)n, (size_t)Ko * sizeof(float), "neighbour distances", (void **)&kd);
   if (s != CSAL3D_OK) goto done;
-  /* density: 1 / mean distance to the K nearest neighbours */
-  if (K > 0) {
-    s = c3_knn(in->ctx, in->X, n, d, K, kd, NULL);
+  if (Ko > 0) {
+    s = c3_knn(in->ctx, in->X, n, d, Ko, 1, kd, NULL);
     if (s != CSAL3D_OK) goto done;
   }
   for (int64_t i = 0; i < n; i++) {
-    double mean = 0;
-    for (int64_t j = 0; j < K; j++) mean += kd[i * K + j];
-    mean = K > 0 ? mean / (double)K : 0;
-    rho[i] = mean > 0 ? 1.0 / mean : INFINITY;
+    double sum = 0;
+    for (int64_t j = 0; j < Ko; j++) sum += kd[i * Ko + j];
+    rho[i] = sum > 0 ? (double)K / sum : INFINITY;
   }
-  s = c3_feature_kmeans(in, out, NULL);
+  s = c3_feature_kmeans(in, out, m, NULL);
   if (s == CSAL3D_OK) s = c3_clusters_build(out->assign, n, m, &c);
   if (s != CSAL3D_OK) goto done;
-  /* iteration 0: the densest member of each cluster; then utility = density -
-   * lambda x regulariser, the regulariser a moving average of the sum over the
-   * `horizon` nearest picks of other clusters of 1 / distance^alpha */
   for (int64_t i = 0; i < n; i++) util[i] = rho[i];
-  int H = o->usl_horizon;
-  for (int it = 0; it <= o->usl_iterations; it++) {
+  const int H = o->usl_horizon;
+  for (int it = 0; it < o->usl_iterations; it++) {
     if (it > 0) {
 #pragma omp parallel for schedule(static) if ((n * m * d) > C3_PAR_MIN)
       for (int64_t i = 0; i < n; i++) {
-        double near[64];
+        double near[64], nr = 0;
         int have = 0;
         int64_t qi = out->assign[i];
         for (int64_t q = 0; q < m; q++) {
@@ -869,15 +991,17 @@ static csal3d_status c3_usl(const c3_strategy_in *in, c3_strategy_out *out) {
             double e = (double)x[j] - y[j];
             v += e * e;
           }
-          v = sqrt(v);
+          if (v < C3_USL_MIN_SQ) v = C3_USL_MIN_SQ;
+          if (!H) {
+            nr += 1.0 / pow(v, o->usl_alpha);
+            continue;
+          }
           if (have == H && !(v < near[H - 1])) continue;
           int p = have < H ? have++ : H - 1;
           while (p > 0 && near[p - 1] > v) near[p] = near[p - 1], p--;
           near[p] = v;
         }
-        double nr = 0;
-        for (int t = 0; t < have; t++)
-          nr += 1.0 / pow(near[t] > 1e-12 ? near[t] : 1e-12, o->usl_alpha);
+        for (int t = 0; t < have; t++) nr += 1.0 / pow(near[t], o->usl_alpha);
         reg[i] = o->usl_momentum * reg[i] + (1 - o->usl_momentum) * nr;
         util[i] = rho[i] - o->usl_lambda * reg[i];
       }
@@ -927,8 +1051,8 @@ static const c3_strategy_def c3_strategies[] = {
         CSAL3D_SAMPLER_OPT_SEED},
     [CSAL3D_STRATEGY_TYPICLUST] = {
         "typiclust", "TypiClust: k-means into M clusters, the member with the largest kNN "
-        "typicality of each, largest clusters first", c3_typiclust, 0, 1, 1,
-        C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_TYPICLUST},
+        "typicality of each, largest clusters first (or the original code's rules)",
+        c3_typiclust, 0, 1, 1, C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_TYPICLUST},
     [CSAL3D_STRATEGY_PROBCOVER] = {
         "probcover", "ProbCover: greedy maximum coverage of delta-balls, delta from the "
         "purity against k-means", c3_probcover, 0, 1, 0,
@@ -944,7 +1068,8 @@ static const c3_strategy_def c3_strategies[] = {
         0, 1, 0, 0},
     [CSAL3D_STRATEGY_USL] = {
         "usl", "USL: the densest case of each k-means cluster, pushed away from the other "
-        "clusters' picks", c3_usl, 0, 1, 1, C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_USL},
+        "clusters' picks (as the original code)", c3_usl, 0, 1, 1,
+        C3_OPT_KMEANS | CSAL3D_SAMPLER_OPT_USL},
 };
 #define C3_N_STRATEGIES (int)(sizeof c3_strategies / sizeof c3_strategies[0])
 _Static_assert(C3_N_STRATEGIES == CSAL3D_STRATEGY_USL + 1,

@@ -12,7 +12,8 @@ default, "unc-only", "div-only", the baselines...) with what each needs and read
 STRATEGIES and RULES are their names and the rules' names, both read from the library.
 Options are the C struct's members (csal3d_sampler_options) as keyword arguments, e.g.
 kernel="reference", gammas=(0.1, 1, 10), exact_max_n=4096, nystrom_landmarks=512,
-probcover_delta=0.5.
+probcover_delta=0.5, typiclust_variant="original" (the original TypiClust code's rules;
+"paper", the default, is the variant the CSAL-3D paper compared against).
 """
 
 import ctypes
@@ -26,6 +27,7 @@ from .errors import StateError
 
 _KERNELS = {"mkkm": 0, "reference": 1}
 _GAMMA_MODES = {"median": 0, "raw": 1}
+_TYPICLUST_VARIANTS = {"paper": 0, "original": 1}
 _MAX_KERNELS = 8
 
 
@@ -62,7 +64,8 @@ class _Options(ctypes.Structure):
                 ("usl_alpha", ctypes.c_double),
                 ("usl_iterations", ctypes.c_int),
                 ("usl_momentum", ctypes.c_double),
-                ("usl_horizon", ctypes.c_int)]
+                ("usl_horizon", ctypes.c_int),
+                ("typiclust_variant", ctypes.c_int)]
 
 
 class _Record(ctypes.Structure):
@@ -248,6 +251,11 @@ class Sampler(Owned):
                 o.kernel = _KERNELS[value] if isinstance(value, str) else int(value)
             elif key == "gamma_mode":
                 o.gamma_mode = _GAMMA_MODES[value] if isinstance(value, str) else int(value)
+            elif key == "typiclust_variant":
+                if isinstance(value, str) and value not in _TYPICLUST_VARIANTS:
+                    raise ValueError(f"typiclust_variant: {value!r}; use one of "
+                                     f"{', '.join(_TYPICLUST_VARIANTS)}")
+                o.typiclust_variant = _TYPICLUST_VARIANTS.get(value, value)
             elif key in _OPTION_NAMES:
                 setattr(o, key, value)
             else:

@@ -36,7 +36,9 @@ class TestSampling(unittest.TestCase):
         self.assertEqual(o.struct_size, ctypes.sizeof(sampling._Options))
         self.assertEqual(o.n_cand, 3)
         self.assertEqual(list(o.gammas)[:o.n_kernels], [0.1, 1, 10])
-        self.assertEqual(o.usl_horizon, 4)
+        self.assertEqual(o.usl_horizon, 0)
+        self.assertEqual(o.typiclust_variant, 0)
+        self.assertEqual(o.typiclust_min_cluster_size, 0)
 
     def test_urds_on_blobs(self):
         sizes = [30, 45, 25, 40]
@@ -103,6 +105,25 @@ class TestSampling(unittest.TestCase):
             csal3d.select(x, s, 2, strategy="kcenter")
         with self.assertRaises(csal3d.InvalidArgumentError):
             csal3d.select(x, s, 2, n_cand=0)
+
+    def test_typiclust_variants(self):
+        # N = 16, M = 4, clusters of 6, 5, 3 and 2: the paper's variant (default) picks
+        # in every cluster; the original code's only in the cluster of more than 5
+        x, truth = blobs([6, 5, 3, 2], d=4, sep=3.0, std=0.3, seed=21)
+        picks = csal3d.select(x, None, 4, strategy="typiclust")
+        self.assertEqual(sorted(truth[p.index] for p in picks), [0, 1, 2, 3])
+        picks = csal3d.select(x, None, 4, strategy="typiclust", typiclust_variant="original")
+        self.assertEqual([truth[p.index] for p in picks], [0, 0, 0, 0])
+        self.assertEqual([p.rule for p in picks], ["most-typical"] + ["refill"] * 3)
+        # four clusters of 4: the original has none left, and says so
+        x, _ = blobs([4, 4, 4, 4], d=4, sep=3.0, std=0.3, seed=22)
+        with self.assertRaises(csal3d.UnsupportedError) as cm:
+            csal3d.select(x, None, 4, strategy="typiclust", typiclust_variant="original")
+        self.assertIn("more than 5 members", str(cm.exception))
+        self.assertEqual(len(csal3d.select(x, None, 4, strategy="typiclust",
+                                           typiclust_variant=0)), 4)
+        with self.assertRaises(ValueError):
+            csal3d.select(x, None, 4, strategy="typiclust", typiclust_variant="published")
 
     def test_errors(self):
         x, _ = blobs([5, 5], d=2, seed=7)
