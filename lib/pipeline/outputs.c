@@ -74,7 +74,7 @@ csal3d_status c3_output_check(const char *path, csal3d_output_kind kind, const c
   } else {
     /* A folder is created with its missing parents: the nearest existing one must be a
      * writable folder. */
-    char anc[PATH_MAX];
+    char anc[PATH_MAX + 4]; /* p (shorter than PATH_MAX) and "/x" */
     snprintf(anc, sizeof anc, "%s/x", p);
     struct stat sa;
     do {
