@@ -93,9 +93,13 @@ def _load():
             return ctypes.CDLL(path), path
         except OSError as e:
             tried.append(f"{what}: {e}")
-    raise ImportError("cannot load libcsal3d; tried " + "; ".join(tried) +
-                      ". Set CSAL3D_LIBRARY to the path of libcsal3d.so.0, or install the "
-                      "library (make install) where pkg-config or ldconfig finds it.")
+    if os.environ.get("CSAL3D_LIBRARY"):
+        hint = ("Fix $CSAL3D_LIBRARY, or unset it to search next to the package, "
+                "pkg-config, ldconfig and the loader's path.")
+    else:
+        hint = ("Set CSAL3D_LIBRARY to the path of libcsal3d.so.0, or install the library "
+                "(make install) where pkg-config or ldconfig finds it.")
+    raise ImportError("cannot load libcsal3d; tried " + "; ".join(tried) + ". " + hint)
 
 
 lib, path = _load()
