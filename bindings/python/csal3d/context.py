@@ -53,6 +53,10 @@ class Context(Owned):
     "info" or "debug"); progress(stage, done, total) receives progress and may
     return True to cancel (the running call then raises csal3d.CancelledError).
     Raises csal3d.DeviceUnavailableError when device="cuda" cannot be used.
+
+    Models and samplers made from it keep it alive: close() (or the end of its `with`
+    block) while they live makes the context unusable from Python and frees it when the
+    last of them is closed or collected (see the package docstring).
     """
 
     _FREE = "csal3d_context_free"

@@ -155,10 +155,10 @@ class Scores(Owned):
 
     def case_string(self, index, what):
         """"id", "image", "image:N", "label" or "map" of case `index` ("" when none)."""
-        need = _sz()
-        check(_case_string(self.handle, integer("index", index), what.encode(), None, 0, ctypes.byref(need)))
+        index, need = integer("index", index), _sz()
+        check(_case_string(self.handle, index, what.encode(), None, 0, ctypes.byref(need)))
         buf = ctypes.create_string_buffer(need.value)
-        check(_case_string(self.handle, integer("index", index), what.encode(), buf, need.value, None))
+        check(_case_string(self.handle, index, what.encode(), buf, need.value, None))
         return os.fsdecode(buf.value)
 
     def case_images(self, index):

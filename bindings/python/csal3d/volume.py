@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ._native import Owned, check, choice, declare, hold, integer, let_go, lib, three_ints
+from ._native import Owned, check, choice, declare, hold, integer, let_go, lib
 
 _c_float_p = ctypes.POINTER(ctypes.c_float)
 

@@ -19,7 +19,8 @@ import unittest
 import numpy as np
 
 import csal3d
-from csal3d import _native, convert
+from csal3d import convert
+from tests.helpers import child_env
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -128,11 +129,7 @@ def _main(*args):
 
 def _run_convert(*args):
     """python3 -m csal3d.convert ARGS in a child process: (returncode, stdout, stderr)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (
-        os.path.dirname(os.path.dirname(csal3d.__file__)), env.get("PYTHONPATH")) if p)
-    env.setdefault("CSAL3D_LIBRARY", _native.path)
-    r = subprocess.run([sys.executable, "-m", "csal3d.convert"] + list(args), env=env,
+    r = subprocess.run([sys.executable, "-m", "csal3d.convert"] + list(args), env=child_env(),
                        capture_output=True, text=True, timeout=300, check=False)
     return r.returncode, r.stdout, r.stderr
 

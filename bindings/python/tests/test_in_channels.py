@@ -4,46 +4,34 @@ two-channel model with the parameters an explicit in_channels=2 would give."""
 
 import json
 import os
-import shutil
-import tempfile
 import unittest
 
 import numpy as np
 
 import csal3d
 
+from tests.helpers import DatasetModelTest
+
 CROP = (32, 32, 32)
 
 
-class TestInChannels(unittest.TestCase):
+class TestInChannels(DatasetModelTest):
+    MODEL = dict(DatasetModelTest.MODEL, crop_size=CROP)
+
     @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="csal3d_py_channels_")
-        os.mkdir(os.path.join(cls.dir, "imagesTr"))
+    def make_dataset(cls, folder):
+        os.mkdir(os.path.join(folder, "imagesTr"))
         training = []
         rng = np.random.default_rng(0)
         for i in range(2):
             rel = f"./imagesTr/brain_{i}.nii.gz"
             data = (100 + 800 * rng.random((2, 34, 36, 33))).astype(np.float32)
-            csal3d.Volume.from_numpy(data).save(os.path.join(cls.dir, rel))
+            csal3d.Volume.from_numpy(data).save(os.path.join(folder, rel))
             training.append({"image": rel})
-        with open(os.path.join(cls.dir, "dataset.json"), "w") as f:
+        with open(os.path.join(folder, "dataset.json"), "w") as f:
             json.dump({"name": "two channels", "modality": {"0": "T1", "1": "T2"},
                        "training": training}, f)
-        cls.dataset = csal3d.Dataset(cls.dir)
-        cls.ctx = csal3d.Context(device="cpu", threads=1, seed=0)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dataset.close()
-        cls.ctx.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def model(self, **kw):
-        opts = dict(embed_dim=12, crop_size=CROP, batch_size=1, iterations=1, seed=1,
-                    warmup_steps=0)
-        opts.update(kw)
-        return csal3d.SSLModel(self.ctx, **opts)
+        return csal3d.Dataset(folder)
 
     def test_train_takes_the_channels_of_the_first_case(self):
         self.assertEqual(self.dataset[0].load_image(channel="all").shape[0], 2)

@@ -20,6 +20,7 @@ import numpy as np
 
 import csal3d
 from csal3d import _native
+from tests.helpers import child_env
 
 _FREES = ("csal3d_context_free", "csal3d_ssl_model_free", "csal3d_uncertainty_free",
           "csal3d_sampler_free", "csal3d_dataset_free")
@@ -343,11 +344,7 @@ class TestNeverACrash(unittest.TestCase):
             assert f.shape == (64,)
             print("ok")
         """)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (
-            os.path.dirname(os.path.dirname(csal3d.__file__)), env.get("PYTHONPATH")) if p)
-        env.setdefault("CSAL3D_LIBRARY", _native.path)
-        r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+        r = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True,
                            text=True, timeout=300, check=False)
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
         self.assertEqual(r.stdout.strip(), "ok")
