@@ -2,7 +2,7 @@
 
 import ctypes
 
-from ._native import Owned, check, declare, lib
+from ._native import Owned, check, choice, declare, integer, lib
 
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
 _DEVICE_NAMES = {v: k for k, v in DEVICES.items()}
@@ -40,7 +40,7 @@ lib.csal3d_context_free.argtypes = [ctypes.c_void_p]
 def device_available(device):
     """Whether an engine ("cpu" or "cuda") can run on this machine."""
     out = ctypes.c_int()
-    check(_available(DEVICES[device], ctypes.byref(out)))
+    check(_available(choice("device", device, DEVICES), ctypes.byref(out)))
     return bool(out.value)
 
 
@@ -53,6 +53,10 @@ class Context(Owned):
     "info" or "debug"); progress(stage, done, total) receives progress and may
     return True to cancel (the running call then raises csal3d.CancelledError).
     Raises csal3d.DeviceUnavailableError when device="cuda" cannot be used.
+
+    Models and samplers made from it keep it alive: close() (or the end of its `with`
+    block) while they live makes the context unusable from Python and frees it when the
+    last of them is closed or collected (see the package docstring).
     """
 
     _FREE = "csal3d_context_free"
@@ -60,15 +64,13 @@ class Context(Owned):
 
     def __init__(self, device="auto", threads=0, seed=0, log=None, log_level="info",
                  progress=None, device_index=0):
-        if device not in DEVICES:
-            raise ValueError(f"device must be one of {sorted(DEVICES)}, not {device!r}")
         o = _Options()
         check(_options_init(ctypes.byref(o)))
-        o.device = DEVICES[device]
-        o.device_index = device_index
-        o.threads = threads
-        o.seed = seed
-        o.log_level = LOG_LEVELS[log_level]
+        o.device = choice("device", device, DEVICES)
+        o.device_index = integer("device_index", device_index)
+        o.threads = integer("threads", threads)
+        o.seed = integer("seed", seed, 0)
+        o.log_level = choice("log_level", log_level, LOG_LEVELS)
         level_names = {v: k for k, v in LOG_LEVELS.items()}
         # The callbacks are kept on self so that ctypes does not free them.
         self._log = _LOG_FN(lambda _u, lvl, msg: log(level_names.get(lvl, str(lvl)),

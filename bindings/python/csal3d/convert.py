@@ -1,15 +1,38 @@
 """Convert PyTorch checkpoints (.pt/.pth state_dicts) to safetensors for libcsal3d.
 
 Public Swin-UNETR / SwinMM / CSAL-3D weights are PyTorch pickles; libcsal3d reads
-safetensors only (no pickle, no torch at run time). This module turns a state_dict
-into a safetensors file that the library imports with its key mapping ("module."
-stripped, "swin_vit" -> "swinViT", fc1/fc2 -> linear1/linear2, heads it does not
-use ignored).
+safetensors only (no pickle, no torch at run time). This module turns a state_dict into
+a safetensors file that the library imports with its key mapping.
 
-Command line (torch must be installed for .pt/.pth input)::
+End to end (PyTorch is needed for the conversion only: Debian ``python3-torch`` or
+``pip install torch``)::
 
-    python3 -m csal3d.convert model_swinvit.pt swinvit.safetensors --meta embed_dim=48
-    python3 bindings/python/csal3d/convert.py in.pth out.safetensors
+    python3 -m csal3d.convert model_swinvit.pt swinvit.safetensors
+    # swinvit.safetensors: 126 tensors written (embed_dim 48, in_channels 1)
+
+then, in Python, ``csal3d.SSLModel.load(ctx, "swinvit.safetensors")`` (a whole SSL
+model's weights), or the tool's / library's import of encoder weights.
+
+What is written:
+
+- the tensors of the state_dict, under their own names (the library maps them: "module."
+  stripped, "swin_vit" -> "swinViT", fc1/fc2 -> linear1/linear2, heads it does not use
+  ignored). A checkpoint that wraps its state_dict (under "state_dict", "model", "net"
+  or "network") is unwrapped; entries that are not tensors (epoch, optimiser, ...) are
+  left out. Floating tensors become float32 (--keep-dtype keeps float16/float64; bfloat16
+  always becomes float32); integer tensors (relative_position_index) keep their type.
+- metadata (all strings): "source" (the input's file name), "converted_by"
+  ("csal3d.convert"), "embed_dim" and "in_channels" (read from the patch embedding's
+  weight, ``*patch_embed.proj.weight`` of shape [embed_dim, in_channels, p, p, p], when
+  the state_dict has one; "patch_size" too when p is not 2), and every --meta KEY=VALUE.
+  MONAI's names are accepted and written under libcsal3d's: ``feature_size`` ->
+  ``embed_dim``, ``in_chans`` -> ``in_channels``; ``depths`` and ``num_heads`` may be
+  written as MONAI prints them ("(2, 2, 2, 2)") and are stored as "2,2,2,2". A value
+  given that contradicts the weights, or two names of one setting that disagree, is an
+  error. Weights pretrained with MONAI's PatchMerging need ``--meta merge_order=monai``.
+
+A file that is not a plain state_dict (pickled Python objects besides tensors) is
+refused unless --trust-pickle is given: unpickling runs code from the file.
 
 The writer and reader here need only numpy and can be used on their own:
 ``write_safetensors({"w": array}, "x.safetensors", {"k": "v"})``.
@@ -114,18 +137,81 @@ def state_dict_of(obj):
     raise TypeError("not a state_dict (a %s)" % type(obj).__name__)
 
 
-def convert(src, dst, metadata=None, keep_dtype=False):
-    """Converts a .pt/.pth checkpoint to safetensors; returns the number of tensors.
-    Floating tensors become float32 unless keep_dtype; non-tensor entries are
-    skipped."""
+_ALIASES = {"feature_size": "embed_dim", "in_chans": "in_channels"}
+_LISTS = ("depths", "num_heads")
+
+
+def normalize_metadata(metadata):
+    """The metadata with MONAI's names mapped to libcsal3d's (feature_size -> embed_dim,
+    in_chans -> in_channels) and depths / num_heads as "a,b,c,d"; ValueError when two
+    names of one setting disagree or a value is malformed."""
+    out = {}
+    for key, value in (metadata or {}).items():
+        name = _ALIASES.get(key, key)
+        value = str(value).strip()
+        if name in ("embed_dim", "in_channels"):
+            try:
+                value = str(int(value))
+            except ValueError:
+                raise ValueError("metadata %s=%r: not an integer" % (key, value)) from None
+        elif name in _LISTS:
+            parts = value.strip("()[] ").replace(" ", "").split(",")
+            try:
+                value = ",".join(str(int(p)) for p in parts if p != "")
+            except ValueError:
+                raise ValueError("metadata %s=%r: want integers, e.g. 2,2,2,2"
+                                 % (key, value)) from None
+        if name in out and out[name] != value:
+            raise ValueError("metadata %s: %r and %r disagree" % (name, out[name], value))
+        out[name] = value
+    return out
+
+
+def _geometry(tensors):
+    """{"embed_dim", "in_channels"[, "patch_size"]} from the patch embedding's weight, and
+    its name; ({}, None) when the state_dict has none."""
+    for name, a in tensors.items():
+        if name.endswith("patch_embed.proj.weight") and np.ndim(a) == 5:
+            shape = np.shape(a)
+            geo = {"embed_dim": str(shape[0]), "in_channels": str(shape[1])}
+            if shape[2] != 2:
+                geo["patch_size"] = str(shape[2])
+            return geo, "%s %s" % (name, list(shape))
+    return {}, None
+
+
+def _torch_load(src, trust_pickle):
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError("reading .pt/.pth files needs PyTorch (pip install torch)") from exc
+        raise RuntimeError("reading .pt/.pth files needs PyTorch (Debian: apt-get install "
+                           "python3-torch; or pip install torch)") from exc
+    if trust_pickle:
+        try:
+            return torch, torch.load(src, map_location="cpu", weights_only=False)
+        except TypeError:  # torch < 1.13 has no weights_only
+            return torch, torch.load(src, map_location="cpu")
     try:
-        obj = torch.load(src, map_location="cpu", weights_only=True)
-    except TypeError:  # torch < 1.13 has no weights_only
-        obj = torch.load(src, map_location="cpu")
+        return torch, torch.load(src, map_location="cpu", weights_only=True)
+    except TypeError:  # pragma: no cover - torch < 1.13 has no weights_only
+        return torch, torch.load(src, map_location="cpu")
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError
+        raise RuntimeError("%s holds more than tensors (%s); if you trust the file, "
+                           "convert it with --trust-pickle" % (src, exc)) from exc
+
+
+def convert(src, dst, metadata=None, keep_dtype=False, trust_pickle=False):
+    """Converts a .pt/.pth checkpoint to safetensors (see the module docstring for what
+    is written); returns the number of tensors."""
+    return _convert(src, dst, metadata, keep_dtype, trust_pickle)[0]
+
+
+def _convert(src, dst, metadata, keep_dtype, trust_pickle):
+    """convert(), returning (number of tensors, metadata written)."""
+    meta_given = normalize_metadata(metadata)
+    torch, obj = _torch_load(src, trust_pickle)
     tensors = {}
     for name, t in state_dict_of(obj).items():
         if not torch.is_tensor(t):
@@ -133,24 +219,37 @@ def convert(src, dst, metadata=None, keep_dtype=False):
         t = t.detach().cpu()
         if t.is_floating_point() and (not keep_dtype or t.dtype == torch.bfloat16):
             t = t.float()
-        tensors[name] = t.numpy()
+        tensors[str(name)] = t.numpy()
+    if not tensors:
+        raise ValueError("%s: no tensors found" % src)
+    geo, where = _geometry(tensors)
+    for key, value in geo.items():
+        if key in meta_given and meta_given[key] != value:
+            raise ValueError("the weights have %s %s (%s), the metadata given says %s"
+                             % (key, value, where, meta_given[key]))
     meta = {"source": os.path.basename(src), "converted_by": "csal3d.convert"}
-    meta.update(metadata or {})
+    meta.update(geo)
+    meta.update(meta_given)
     write_safetensors(tensors, dst, meta)
-    return len(tensors)
+    return len(tensors), meta
 
 
 def main(argv=None):
     """Command line: python3 -m csal3d.convert IN.pt OUT.safetensors (see --help)."""
     p = argparse.ArgumentParser(
         prog="python3 -m csal3d.convert",
-        description="Convert a PyTorch state_dict (.pt/.pth) to safetensors for libcsal3d.")
+        description="Convert a PyTorch state_dict (.pt/.pth) to safetensors for libcsal3d. "
+                    "embed_dim and in_channels are read from the weights.")
     p.add_argument("src", help="input .pt or .pth file")
     p.add_argument("dst", help="output .safetensors file")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
-                   help="metadata to store, e.g. embed_dim=48 in_channels=1 merge_order=monai")
+                   help="metadata to store, e.g. merge_order=monai, feature_size=48 "
+                        "(MONAI's name of embed_dim), depths=2,2,2,2")
     p.add_argument("--keep-dtype", action="store_true",
                    help="keep float64/float16 tensors as they are (default: float32)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a checkpoint that holds Python objects besides tensors "
+                        "(unpickling runs code from the file: only for files you trust)")
     args = p.parse_args(argv)
     meta = {}
     for kv in args.meta:
@@ -159,11 +258,13 @@ def main(argv=None):
         k, v = kv.split("=", 1)
         meta[k] = v
     try:
-        n = convert(args.src, args.dst, meta, args.keep_dtype)
+        n, written = _convert(args.src, args.dst, meta, args.keep_dtype, args.trust_pickle)
     except (OSError, RuntimeError, TypeError, ValueError) as exc:
         print("csal3d.convert: %s" % exc, file=sys.stderr)
         return 1
-    print("%s: %d tensors written" % (args.dst, n))
+    shape = ", ".join("%s %s" % (k, written[k]) for k in ("embed_dim", "in_channels")
+                      if k in written)
+    print("%s: %d tensors written%s" % (args.dst, n, " (%s)" % shape if shape else ""))
     return 0
 
 

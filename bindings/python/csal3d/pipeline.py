@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from ._native import Owned, check, declare, lib
-from .sampling import RULES, Selection, _Record, _strategy_code
+from ._native import Owned, check, choice, declare, integer, lib
+from .sampling import RULES, Picks, Selection, _Record, _strategy_code
 from .uncertainty import Uncertainty
 from .volume import _LoadOptions
 
@@ -102,7 +102,7 @@ class Scores(Owned):
     def __init__(self, n, d, _handle=None):
         if _handle is None:
             _handle = _vp()
-            check(_create(int(n), int(d), ctypes.byref(_handle)))
+            check(_create(integer("n", n, 0), integer("d", d, 0), ctypes.byref(_handle)))
         self._handle = _handle
 
     @classmethod
@@ -130,36 +130,41 @@ class Scores(Owned):
             images = [images]
         enc = [_b(p) for p in images]
         arr = (ctypes.c_char_p * len(enc))(*enc)
-        f = np.ascontiguousarray(feature, dtype=np.float32).reshape(-1)
-        if f.size != self.shape[1]:
-            raise ValueError(f"the feature has {f.size} values, the table {self.shape[1]}")
-        check(_set_case(self.handle, int(index), id.encode(), arr, len(enc), _b(label),
+        f = self._feature(feature)
+        check(_set_case(self.handle, integer("index", index), id.encode(), arr, len(enc), _b(label),
                         float(score), f.ctypes.data_as(_c_float_p)))
+
+    def _feature(self, feature):
+        d = self.shape[1]
+        f = np.asarray(feature, dtype=np.float32)
+        if f.shape != (d,):
+            raise ValueError(f"the feature must be {d} values, shape ({d},), not shape "
+                             f"{f.shape}")
+        return np.ascontiguousarray(f)
 
     def set_case_from_dataset(self, index, dataset, case_index, score, feature):
         """Sets case `index` from case `case_index` of a csal3d.Dataset (id and paths)."""
-        f = np.ascontiguousarray(feature, dtype=np.float32).reshape(-1)
-        if f.size != self.shape[1]:
-            raise ValueError(f"the feature has {f.size} values, the table {self.shape[1]}")
-        check(_set_case_ds(self.handle, int(index), dataset.handle, int(case_index),
+        f = self._feature(feature)
+        check(_set_case_ds(self.handle, integer("index", index), dataset.handle,
+                           integer("case_index", case_index, 0),
                            float(score), f.ctypes.data_as(_c_float_p)))
 
     def set_case_map(self, index, path):
         """Records case `index`'s uncertainty map path (None clears it)."""
-        check(_set_case_map(self.handle, int(index), _b(path)))
+        check(_set_case_map(self.handle, integer("index", index), _b(path)))
 
     def case_string(self, index, what):
         """"id", "image", "image:N", "label" or "map" of case `index` ("" when none)."""
-        need = _sz()
-        check(_case_string(self.handle, int(index), what.encode(), None, 0, ctypes.byref(need)))
+        index, need = integer("index", index), _sz()
+        check(_case_string(self.handle, index, what.encode(), None, 0, ctypes.byref(need)))
         buf = ctypes.create_string_buffer(need.value)
-        check(_case_string(self.handle, int(index), what.encode(), buf, need.value, None))
+        check(_case_string(self.handle, index, what.encode(), buf, need.value, None))
         return os.fsdecode(buf.value)
 
     def case_images(self, index):
         """The image paths of case `index` (one per channel file)."""
         files = ctypes.c_int()
-        check(_case_info(self.handle, int(index), ctypes.byref(files), None))
+        check(_case_info(self.handle, integer("index", index), ctypes.byref(files), None))
         return [self.case_string(index, f"image:{k}") for k in range(files.value)]
 
     @property
@@ -214,7 +219,7 @@ class Scores(Owned):
         check(_save(self.handle, _b(path)))
 
     def __repr__(self):
-        if not getattr(self, "_handle", None):
+        if self.closed:
             return "<csal3d.Scores closed>"
         n, d = self.shape
         return f"<csal3d.Scores {n} cases, features of {d}>"
@@ -228,30 +233,65 @@ def _records(selection):
             r.index, r.cluster, r.cluster_size = s.index, s.cluster, s.cluster_size
             r.typicality, r.score, r.rule = s.typicality, s.score, rule
         else:  # a bare index
-            r.index, r.cluster, r.cluster_size = int(s), -1, 0
+            r.index, r.cluster, r.cluster_size = integer("a selected index", s), -1, 0
             r.typicality, r.score, r.rule = float("nan"), float("nan"), 0
     return recs
 
 
-def write_manifest(scores, selection, csv=None, json=None, strategy="urds", n_cand=3, seed=0,
-                   scores_path=None, assignment=None):
-    """Writes the manifest of a selection (a list of csal3d.Selection, or of case indices)
-    as CSV and/or JSON, atomically; see docs/guide.md for the columns. assignment: the
-    cluster of every case (e.g. Sampler.assignment), written to the JSON's "clusters"."""
+_MANIFEST_DEFAULTS = {"strategy": "urds", "n_cand": 3, "seed": 0, "assignment": None}
+
+
+def _provenance(selection, given):
+    """strategy, n_cand, seed, assignment for the manifest: those the selection carries
+    (Picks), else those given, else the defaults; ValueError where a given one contradicts
+    the selection's."""
+    out = {}
+    for key, default in _MANIFEST_DEFAULTS.items():
+        mine = getattr(selection, key, None) if isinstance(selection, Picks) else None
+        value = given[key]
+        if mine is not None and value is not None:
+            if key == "strategy":
+                same = _strategy_code(value) == _strategy_code(mine)
+            elif key == "assignment":
+                same = np.array_equal(np.asarray(value), mine)
+            else:
+                same = integer(key, value) == mine
+            if not same:
+                shown = "another" if key == "assignment" else repr(value)
+                raise ValueError(f"write_manifest: the selection was made with {key} "
+                                 f"{'its own' if key == 'assignment' else repr(mine)}, not "
+                                 f"{shown}; leave {key} out to record the selection's")
+        out[key] = mine if mine is not None else value if value is not None else default
+    return out
+
+
+def write_manifest(scores, selection, csv=None, json=None, strategy=None, n_cand=None,
+                   seed=None, scores_path=None, assignment=None):
+    """Writes the manifest of a selection as CSV and/or JSON, atomically; see
+    docs/guide.md for the columns.
+
+    selection: what csal3d.select or Sampler.select returned (Picks), or a list of
+    csal3d.Selection or of case indices. Picks carry their strategy, seed, n_cand and
+    cluster assignment (written to the JSON's "clusters"), and those are recorded; for a
+    plain list give them here (defaults: strategy "urds", n_cand 3, seed 0, no
+    assignment). A value given here that contradicts the selection's raises ValueError."""
     if csv is None and json is None:
         raise ValueError("give csv= and/or json=")
+    prov = _provenance(selection, {"strategy": strategy, "n_cand": n_cand, "seed": seed,
+                                   "assignment": assignment})
     o = _ManifestOptions()
     check(_manifest_init(ctypes.byref(o)))
-    o.strategy = _strategy_code(strategy)
-    o.n_cand = int(n_cand)
-    o.seed = int(seed)
+    o.strategy = _strategy_code(prov["strategy"])
+    o.n_cand = integer("n_cand", prov["n_cand"])
+    o.seed = integer("seed", prov["seed"], 0)
     sp = _b(scores_path)
     o.scores_path = sp
     keep = None
-    if assignment is not None:
-        keep = np.ascontiguousarray(assignment, dtype=np.int64)
+    if prov["assignment"] is not None:
+        keep = np.ascontiguousarray(prov["assignment"], dtype=np.int64)
         if keep.shape != (len(scores),):
-            raise ValueError(f"assignment needs {len(scores)} entries")
+            raise ValueError(f"assignment needs {len(scores)} entries (shape "
+                             f"({len(scores)},)), not shape {keep.shape}")
         o.assignment = keep.ctypes.data_as(_P(ctypes.c_int64))
     recs = _records(selection)
     check(_manifest_write(scores.handle, recs, ctypes.sizeof(_Record), len(recs), ctypes.byref(o),
@@ -266,7 +306,8 @@ def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=No
     has one; "none"; "require") and dataset.json. Names are lists or comma-separated
     strings; by default they come from the source dataset.json. The folder appears whole
     or not at all; an existing one needs overwrite=True."""
-    idx = np.ascontiguousarray([s.index if isinstance(s, Selection) else int(s)
+    idx = np.ascontiguousarray([s.index if isinstance(s, Selection)
+                                else integer("a selected index", s)
                                 for s in selection], dtype=np.int64)
     o = _NnunetOptions()
     check(_nnunet_init(ctypes.byref(o)))
@@ -279,9 +320,7 @@ def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=No
     keep = [dataset_name.encode() if dataset_name else None, names(channel_names),
             names(label_names), _b(source_dataset)]
     o.dataset_name, o.channel_names, o.label_names, o.source_dataset = keep
-    if labels not in NNUNET_LABELS:
-        raise ValueError(f"labels must be one of {sorted(NNUNET_LABELS)}, not {labels!r}")
-    o.labels = NNUNET_LABELS[labels]
+    o.labels = choice("labels", labels, NNUNET_LABELS)
     o.overwrite = int(bool(overwrite))
     check(_nnunet_export(scores.handle, idx.ctypes.data_as(_P(ctypes.c_int64)), idx.size,
                          _b(folder), ctypes.byref(o),
@@ -349,7 +388,7 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
         o.load = ctypes.pointer(lo)
     n = len(dataset)
     if cases is not None:
-        idx = (ctypes.c_size_t * len(cases))(*[int(c) for c in cases])
+        idx = (ctypes.c_size_t * len(cases))(*[integer("cases", c, 0) for c in cases])
         keep.append(idx)
         o.cases = ctypes.cast(idx, _P(ctypes.c_size_t))
         o.case_count = len(cases)
@@ -358,9 +397,7 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     o.maps_dir = _b(maps_dir)
     o.overwrite = int(bool(overwrite))
     o.resume = int(bool(resume))
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be 'stop' or 'skip', not {on_error!r}")
-    o.on_error = ON_ERROR[on_error]
+    o.on_error = choice("on_error", on_error, ON_ERROR)
     state = {"done": 0, "error": None}
 
     def on_case(_user, _index, case_id, status, score, _reused, _message):

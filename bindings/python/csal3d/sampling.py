@@ -1,9 +1,10 @@
 """csal3d.select and csal3d.Sampler: choosing the cases to annotate.
 
-    picks = csal3d.select(features, scores, budget=20)            # URDS
+    picks = csal3d.select(features, scores, budget=20)            # URDS, seed 0
     picks = csal3d.select(features, None, 20, strategy="typiclust")
     for p in picks:
         print(p.index, p.cluster, p.cluster_size, p.typicality, p.score, p.rule)
+    picks.strategy, picks.seed, picks.n_cand, picks.assignment   # how they were chosen
 
 features: N x d (numpy array or nested sequences; converted to float32, copied by the
 library); scores: N values (larger = more uncertain), or None for strategies that do
@@ -21,7 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._native import Owned, check, declare, lib
+from ._native import Owned, check, choice, declare, integer, lib
 from .context import Context
 from .errors import StateError
 
@@ -209,11 +210,35 @@ def _as_features(features):
     return x
 
 
-def _as_scores(scores):
-    s = np.ascontiguousarray(np.asarray(scores, dtype=np.float32))
+def _as_scores(scores, n=None):
+    s = np.asarray(scores, dtype=np.float32)
     if s.ndim != 1:
-        s = s.reshape(-1)
-    return s
+        want = f"({n},)" if n is not None else "(N,)"
+        raise ValueError(f"scores must be one value per case, an array of shape {want}, "
+                         f"not of shape {s.shape}")
+    return np.ascontiguousarray(s)
+
+
+class Picks(list):
+    """What Sampler.select and csal3d.select return: a list of Selection (in the order
+    chosen) that also carries how it was made, so that write_manifest records it:
+    `strategy` (its name), `seed` (the seed the sampler drew with), `n_cand`, `budget`,
+    `assignment` (the cluster of every case, numpy int64, -1 for none; None where the
+    library gave none) and `info` (Sampler.info after the selection). A slice or a
+    plain list of Selection carries none of these."""
+
+    def __init__(self, records, strategy, seed, n_cand, budget, assignment=None, info=None):
+        super().__init__(records)
+        self.strategy = strategy
+        self.seed = seed
+        self.n_cand = n_cand
+        self.budget = budget
+        self.assignment = assignment
+        self.info = info
+
+    def __repr__(self):
+        return (f"Picks(strategy={self.strategy!r}, seed={self.seed}, n_cand={self.n_cand}, "
+                f"{list.__repr__(self)})")
 
 
 class Sampler(Owned):
@@ -235,10 +260,10 @@ class Sampler(Owned):
         o = _Options()
         check(_options_init(ctypes.byref(o)))
         o.strategy = _strategy_code(strategy)
-        o.n_cand = n_cand
+        o.n_cand = integer("n_cand", n_cand)
         if seed is not None:
             o.use_seed = 1
-            o.seed = int(seed)
+            o.seed = integer("seed", seed, 0)
         for key, value in options.items():
             if key == "gammas":
                 g = [float(v) for v in value]
@@ -248,26 +273,36 @@ class Sampler(Owned):
                 for i, v in enumerate(g):
                     o.gammas[i] = v
             elif key == "kernel":
-                o.kernel = _KERNELS[value] if isinstance(value, str) else int(value)
+                o.kernel = choice("kernel", value, _KERNELS)
             elif key == "gamma_mode":
-                o.gamma_mode = _GAMMA_MODES[value] if isinstance(value, str) else int(value)
+                o.gamma_mode = choice("gamma_mode", value, _GAMMA_MODES)
             elif key == "typiclust_variant":
-                if isinstance(value, str) and value not in _TYPICLUST_VARIANTS:
-                    raise ValueError(f"typiclust_variant: {value!r}; use one of "
-                                     f"{', '.join(_TYPICLUST_VARIANTS)}")
-                o.typiclust_variant = _TYPICLUST_VARIANTS.get(value, value)
+                o.typiclust_variant = choice("typiclust_variant", value, _TYPICLUST_VARIANTS)
             elif key in _OPTION_NAMES:
-                setattr(o, key, value)
+                if isinstance(getattr(o, key), int):
+                    setattr(o, key, integer(key, value))
+                else:
+                    setattr(o, key, float(value))
             else:
                 raise TypeError(f"unknown sampler option {key!r}; known: "
                                 f"{', '.join(sorted(_OPTION_NAMES | {'gammas'}))}")
+        self._own_context = context is None
         self._context = context if context is not None else Context(device="cpu",
                                                                     threads=threads)
         handle = _vp()
         check(_create(self._context.handle, ctypes.byref(o), ctypes.byref(handle)))
         self._handle = handle
+        self._hold(self._context)
         self.strategy = STRATEGIES[o.strategy]
+        self.n_cand = o.n_cand
+        self.seed = o.seed if o.use_seed else self._context.seed
         self._n = None
+
+    def close(self):
+        """Releases the sampler (and the context it made for itself, if it did)."""
+        super().close()
+        if getattr(self, "_own_context", False):
+            self._context.close()
 
     @property
     def needs_scores(self):
@@ -285,26 +320,33 @@ class Sampler(Owned):
 
     def set_scores(self, scores):
         """Gives the N uncertainty scores (copied)."""
-        s = _as_scores(scores)
+        s = _as_scores(scores, self._n)
         check(_set_scores(self.handle, s.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
                           s.shape[0]))
 
     def select(self, budget, features=None, scores=None):
-        """Chooses `budget` cases; returns a list of Selection in the order chosen."""
+        """Chooses `budget` cases (an integer); returns Picks: the list of Selection in the
+        order chosen, carrying the strategy, seed, n_cand and cluster assignment."""
+        budget = integer("budget", budget, 0)
         if features is not None:
             self.set_features(features)
         if scores is not None:
             self.set_scores(scores)
-        check(_select(self.handle, int(budget)))
+        check(_select(self.handle, budget))
         count = ctypes.c_int64()
         check(_get_selection(self.handle, None, ctypes.sizeof(_Record), 0,
                              ctypes.byref(count)))
         records = (_Record * count.value)()
         check(_get_selection(self.handle, records, ctypes.sizeof(_Record), count.value,
                              ctypes.byref(count)))
-        return [Selection(r.index, r.cluster, r.cluster_size, r.typicality, r.score,
-                          RULES[r.rule] if 0 <= r.rule < len(RULES) else str(r.rule))
-                for r in records]
+        picks = [Selection(r.index, r.cluster, r.cluster_size, r.typicality, r.score,
+                           RULES[r.rule] if 0 <= r.rule < len(RULES) else str(r.rule))
+                 for r in records]
+        assignment = self.assignment
+        if not np.any(assignment >= 0):  # a strategy without clusters
+            assignment = None
+        return Picks(picks, self.strategy, self.seed, self.n_cand, budget, assignment,
+                     self.info)
 
     @property
     def assignment(self):
@@ -334,13 +376,15 @@ class Sampler(Owned):
 
 def select(features, scores, budget, strategy="urds", n_cand=3, seed=0, threads=0,
            **options):
-    """Chooses `budget` of the N cases: a list of Selection (.index, .cluster,
-    .cluster_size, .typicality, .score, .rule) in the order the strategy chose them.
+    """Chooses `budget` (an integer) of the N cases: Picks, a list of Selection (.index,
+    .cluster, .cluster_size, .typicality, .score, .rule) in the order the strategy chose
+    them, carrying .strategy, .seed, .n_cand and .assignment for write_manifest.
 
     features: N x d; scores: N values or None where the strategy does not need them
     (csal3d.strategies() says which do; StateError otherwise); seed: the seed of every
     random draw; options: csal3d_sampler_options members.
     """
+    budget = integer("budget", budget, 0)
     with Sampler(strategy, n_cand=n_cand, seed=seed, threads=threads, **options) as s:
         if scores is None and s.needs_scores:
             always = strategies()[STRATEGIES.index(s.strategy)].needs_scores

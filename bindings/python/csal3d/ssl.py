@@ -25,7 +25,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._native import Owned, check, declare, lib
+from ._native import Owned, check, choice, declare, integer, lib, three_ints
+from .errors import StateError
 from .volume import CHANNEL_ALL, CHANNEL_NONE, _LoadOptions, _load_options
 
 _P = ctypes.POINTER
@@ -138,11 +139,8 @@ def _losses(l):
     return Losses(l.step, l.loss, l.inpainting, l.rotation, l.consistency, l.lr, l.grad_norm)
 
 
-def _i64x3(v):
-    v = [int(x) for x in (v if np.ndim(v) else [v] * 3)]
-    if len(v) != 3:
-        raise ValueError("expected one size or three (D, H, W)")
-    return (ctypes.c_int64 * 3)(*v)
+def _i64x3(v, option="size"):
+    return (ctypes.c_int64 * 3)(*three_ints(option, v))
 
 
 def _as_batch(x, in_channels):
@@ -156,6 +154,9 @@ def _as_batch(x, in_channels):
     return a
 
 
+_FLAGS = {"inpainting_masked_only", "inpainting_zscore_target"}
+
+
 def _apply(o, options, keep_path):
     """Sets options (a dict) on the ctypes struct; returns objects to keep alive."""
     keep = list(keep_path)
@@ -164,22 +165,22 @@ def _apply(o, options, keep_path):
             if value is None:
                 o.use_seed = 0
             else:
-                o.use_seed, o.seed = 1, int(value)
+                o.use_seed, o.seed = 1, integer("seed", value, 0)
         elif key == "crop_size":
-            o.crop_size[:] = list(_i64x3(value))
+            o.crop_size[:] = list(_i64x3(value, "crop_size"))
         elif key == "checkpoint_path":
             b = os.fsencode(os.fspath(value)) if value is not None else None
             keep.append(b)
             o.checkpoint_path = b
         elif key in _ENUMS:
-            table = _ENUMS[key]
-            if isinstance(value, str):
-                if value not in table:
-                    raise ValueError(f"{key} must be one of {sorted(table)}, not {value!r}")
-                value = table[value]
-            setattr(o, key, int(value))
+            setattr(o, key, choice(key, value, _ENUMS[key]))
+        elif key in _FLAGS:
+            setattr(o, key, int(bool(value)))
         elif key in _OPTION_NAMES:
-            setattr(o, key, type(getattr(o, key))(value))
+            if isinstance(getattr(o, key), int):
+                setattr(o, key, integer(key, value))
+            else:
+                setattr(o, key, float(value))
         else:
             raise TypeError(f"unknown SSL option {key!r}; known: {', '.join(_OPTION_NAMES)}")
     return keep
@@ -190,7 +191,16 @@ class SSLModel(Owned):
 
     SSLModel(context, **options) makes a freshly initialised model (step 0);
     SSLModel.load(context, path) restores a checkpoint (parameters, optimiser, step,
-    options) so that train() continues exactly. The context must outlive the model.
+    options) so that train() continues exactly. The model keeps its context alive (see
+    the package docstring): it works on after the context's `with` block or close().
+
+    in_channels=None (the default) takes the input channels from the data, as
+    `csal3d pretrain` does: the first case train() loads (with its `channel`), or the C
+    axis of the first [N, C, D, H, W] array or volume given to train_step(), encode(),
+    encode_volume() or reconstruct(). Until then (and while still at step 0) the model
+    is a one-channel model; on first seeing data with C channels it is re-made with C
+    channels, from the same seed and options (the same parameters `csal3d pretrain` would
+    start from). An explicit in_channels is kept as given.
     """
 
     _FREE = "csal3d_ssl_model_free"
@@ -200,15 +210,18 @@ class SSLModel(Owned):
         self._context = context
         self._keep = []
         self._on_step = None
-        if _handle is not None:
-            self._handle = _handle
-            return
-        o = _Options()
-        check(_options_init(ctypes.byref(o)))
-        self._keep = _apply(o, options, [])
-        h = _vp()
-        check(_create(context.handle, ctypes.byref(o), ctypes.byref(h)))
-        self._handle = h
+        self._infer_channels = False
+        if _handle is None:
+            o = _Options()
+            check(_options_init(ctypes.byref(o)))
+            if options.get("in_channels", None) is None:
+                options.pop("in_channels", None)
+                self._infer_channels = True
+            self._keep = _apply(o, options, [])
+            _handle = _vp()
+            check(_create(context.handle, ctypes.byref(o), ctypes.byref(_handle)))
+        self._handle = _handle
+        self._hold(context)
 
     @classmethod
     def load(cls, context, path):
@@ -217,6 +230,54 @@ class SSLModel(Owned):
         h = _vp()
         check(_load(context.handle, os.fsencode(os.fspath(path)), ctypes.byref(h)))
         return cls(context, _handle=h)
+
+    def _see_channels(self, channels):
+        """in_channels=None: re-makes the step-0 model for data of `channels` channels
+        (once: the first data seen decides)."""
+        if not self._infer_channels:
+            return
+        o = self._raw_options()
+        if channels == o.in_channels or self.step != 0:
+            self._infer_channels = False
+            return
+        if self._children:
+            raise StateError(
+                f"the data has {channels} channels and the model, made with "
+                f"in_channels=None, takes them from the first data it sees, but estimators "
+                f"made from it before are still alive: close them, or make the model with "
+                f"in_channels={channels}")
+        o.in_channels = channels
+        o.on_step = _STEP_FN()
+        o.on_step_user_data = None
+        known = ctypes.c_int()
+        lo = _LoadOptions()
+        lo.struct_size = ctypes.sizeof(_LoadOptions)
+        check(_data_options(self.handle, ctypes.byref(lo), ctypes.byref(known)))
+        h = _vp()
+        # The old model (whose checkpoint_path `o` points into) is freed only after.
+        check(_create(self._context._handle, ctypes.byref(o), ctypes.byref(h)))
+        try:
+            if known.value & _KNOWN_MODALITY:
+                check(_set_data_options(h, ctypes.byref(lo)))
+        except BaseException:
+            lib.csal3d_ssl_model_free(h)
+            raise
+        old, self._handle = self._handle, h
+        lib.csal3d_ssl_model_free(old)
+        self._infer_channels = False
+
+    def _batch(self, x):
+        """x as a float32 [N, C, D, H, W] array with C the model's in_channels (taken
+        from x if they are to be inferred); ValueError naming the shape expected."""
+        a = np.asarray(x)
+        if self._infer_channels and a.ndim == 5:
+            self._see_channels(a.shape[1])
+        c = self.options["in_channels"]
+        a = _as_batch(a, c)
+        if a.shape[1] != c:
+            raise ValueError(f"expected an array [N, {c}, D, H, W] (the model takes {c} "
+                             f"channels), got shape {a.shape}")
+        return a
 
     def save(self, path):
         """Writes a checkpoint (safetensors, MONAI names, optimiser state), atomically."""
@@ -332,7 +393,7 @@ class SSLModel(Owned):
     def train_step(self, crops):
         """One training step on crops [B, C, D, H, W] (float32, sides multiples of 32);
         returns its Losses."""
-        x = _as_batch(crops, self.options["in_channels"])
+        x = self._batch(crops)
         l = _Losses()
         l.struct_size = ctypes.sizeof(_Losses)
         check(_train_step(self.handle, x.ctypes.data_as(_c_float_p), x.shape[0],
@@ -350,9 +411,18 @@ class SSLModel(Owned):
         channel is used with a warning in the context's log. on_step(losses, iterations)
         is called after each step and may return True to stop (then
         csal3d.CancelledError is raised; the steps done are kept). Extra keyword arguments
-        change options first (as set_options)."""
+        change options first (as set_options). A model made with in_channels=None takes
+        its input channels from the dataset's first case (see the class docstring)."""
         if options:
             self.set_options(**options)
+        if self._infer_channels and len(dataset):
+            # As `csal3d pretrain`: the first case, loaded with the run's channel option.
+            ch = channel if channel is not None else self.data_options.get("channel")
+            first = dataset[0].load_image(channel=ch, modality="none")
+            try:
+                self._see_channels(first.shape[0])
+            finally:
+                first.close()
         o = self._raw_options()
         errors = []
 
@@ -380,7 +450,7 @@ class SSLModel(Owned):
 
     def encode(self, x):
         """Features of crops [N, C, D, H, W]: an array [N, feature_dim]."""
-        a = _as_batch(x, self.options["in_channels"])
+        a = self._batch(x)
         out = np.empty((a.shape[0], self.feature_dim), dtype=np.float32)
         check(_encode(self.handle, a.ctypes.data_as(_c_float_p), a.shape[0],
                       _i64x3(a.shape[2:]), out.ctypes.data_as(_c_float_p), out.size))
@@ -389,17 +459,19 @@ class SSLModel(Owned):
     def encode_volume(self, volume, window=None, stride=None):
         """The feature of a whole csal3d.Volume (mean over sliding windows; window
         default the crop size, stride default half the window)."""
+        if self._infer_channels:
+            self._see_channels(volume.shape[0])
         out = np.empty(self.feature_dim, dtype=np.float32)
         check(_encode_volume(self.handle, volume.handle,
-                             _i64x3(window) if window is not None else None,
-                             _i64x3(stride) if stride is not None else None,
+                             _i64x3(window, "window") if window is not None else None,
+                             _i64x3(stride, "stride") if stride is not None else None,
                              out.ctypes.data_as(_c_float_p), out.size))
         return out
 
     def reconstruct(self, x, logits=False):
         """Reconstructions of inputs [N, C, D, H, W] (no masking); with logits=True also
         the rotation logits [N, 4]."""
-        a = _as_batch(x, self.options["in_channels"])
+        a = self._batch(x)
         out = np.empty_like(a)
         lg = np.empty((a.shape[0], 4), dtype=np.float32) if logits else None
         check(_reconstruct(self.handle, a.ctypes.data_as(_c_float_p), a.shape[0],
@@ -408,7 +480,7 @@ class SSLModel(Owned):
         return (out, lg) if logits else out
 
     def __repr__(self):
-        if not getattr(self, "_handle", None):
+        if self.closed:
             return "<csal3d.SSLModel closed>"
         o = self.options
         return (f"<csal3d.SSLModel embed_dim {o['embed_dim']}, {self.parameter_count} "

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._native import Owned, check, declare, lib
+from ._native import Owned, check, choice, declare, integer, lib, three_ints
 from .ssl import FEATURES
 from .volume import Volume
 
@@ -50,15 +50,9 @@ lib.csal3d_uncertainty_free.restype = None
 lib.csal3d_uncertainty_free.argtypes = [_vp]
 
 
-def _three(v):
-    v = [int(x) for x in (v if np.ndim(v) else [v] * 3)]
-    if len(v) != 3:
-        raise ValueError("expected one size or three (D, H, W)")
-    return v
-
-
 class Uncertainty(Owned):
-    """An uncertainty estimator bound to a csal3d.SSLModel (which must outlive it).
+    """An uncertainty estimator bound to a csal3d.SSLModel, which it keeps alive (see the
+    package docstring: it works on after the model's close()).
 
     Uncertainty(model, window=128, stride=None, foreground=None, feature="default",
                 keep_map=True, seed=None)
@@ -76,9 +70,10 @@ class Uncertainty(Owned):
                  keep_map=True, seed=None):
         o = _Options()
         check(_options_init(ctypes.byref(o)))
-        w = _three(window)
+        w = three_ints("window", window)
         o.window[:] = w
-        o.stride[:] = _three(stride) if stride is not None else [max(1, x // 2) for x in w]
+        o.stride[:] = (three_ints("stride", stride) if stride is not None
+                       else [max(1, x // 2) for x in w])
         if foreground is None:
             o.foreground = FOREGROUND["none"]
         elif isinstance(foreground, str):
@@ -88,16 +83,15 @@ class Uncertainty(Owned):
         else:
             o.foreground = FOREGROUND["threshold"]
             o.foreground_threshold = float(foreground)
-        if feature not in FEATURES:
-            raise ValueError(f"feature must be one of {sorted(FEATURES)}, not {feature!r}")
-        o.feature = FEATURES[feature]
+        o.feature = choice("feature", feature, FEATURES)
         o.keep_map = int(bool(keep_map))
         if seed is not None:
-            o.use_seed, o.seed = 1, int(seed)
+            o.use_seed, o.seed = 1, integer("seed", seed, 0)
         self._model = model
         h = _vp()
         check(_create(model.handle, ctypes.byref(o), ctypes.byref(h)))
         self._handle = h
+        self._hold(model)
         self.window = tuple(o.window)
         self.stride = tuple(o.stride)
 
@@ -117,7 +111,7 @@ class Uncertainty(Owned):
         feat = np.empty(d, dtype=np.float32) if d else None
         s = ctypes.c_double()
         check(_score(self.handle, volume.handle, mask.handle if mask is not None else None,
-                     int(volume_id), ctypes.byref(s),
+                     integer("volume_id", volume_id, 0), ctypes.byref(s),
                      feat.ctypes.data_as(_c_float_p) if d else None, d))
         return s.value, feat
 

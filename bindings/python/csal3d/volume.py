@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ._native import Owned, check, declare, lib
+from ._native import Owned, check, choice, declare, hold, integer, let_go, lib
 
 _c_float_p = ctypes.POINTER(ctypes.c_float)
 
@@ -113,11 +113,10 @@ def _path(p):
 
 
 def _modality(m):
-    key = m.lower() if isinstance(m, str) else m
-    if key not in _MODALITIES:
-        raise ValueError(f"modality must be None (auto), 'auto', 'none', 'ct' or 'mri', "
-                         f"not {m!r}")
-    return _MODALITIES[key]
+    if m is None:
+        return MODALITY_AUTO
+    return choice("modality (None for auto)", m.lower() if isinstance(m, str) else m,
+                  {k: v for k, v in _MODALITIES.items() if k is not None})
 
 
 def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
@@ -131,7 +130,7 @@ def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
             raise ValueError(f"channel must be None, an index or 'all', not {channel!r}")
         o.channel = CHANNEL_ALL
     else:
-        o.channel = int(channel)
+        o.channel = integer("channel", channel)
     o.modality = _modality(modality)
     if spacing is not None:
         sp = [float(s) for s in (spacing if np.ndim(spacing) else [spacing] * 3)]
@@ -139,20 +138,21 @@ def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
             raise ValueError("spacing needs 3 values (mm along D, H, W; 0 keeps an axis)")
         o.spacing[:] = sp
     if max_voxels:
-        o.max_voxels = int(max_voxels)
+        o.max_voxels = integer("max_voxels", max_voxels, 0)
     o.allow_nonfinite = int(bool(allow_nonfinite))
     return o
 
 
-def _i64(values, n=3):
-    values = [int(v) for v in values]
-    if len(values) != n:
-        raise ValueError(f"expected {n} values, got {len(values)}")
-    return (ctypes.c_int64 * n)(*values)
+def _i64(values, option):
+    values = [integer(option, v) for v in values]
+    if len(values) != 3:
+        raise ValueError(f"{option}: expected 3 values (D, H, W), got {len(values)}")
+    return (ctypes.c_int64 * 3)(*values)
 
 
 class Volume(Owned):
-    """A float32 image [C, D, H, W] in RAS+ order with its spacing and affine.
+    """A float32 image [C, D, H, W] in RAS+ order with its spacing and affine;
+    np.asarray(volume) is volume.to_numpy().
 
     Make one with Volume.load(), Volume.load_label(), Volume.from_numpy() or
     vol.like(array). Geometry methods (resample, crop, ...) return new volumes.
@@ -210,7 +210,7 @@ class Volume(Owned):
                 raise ValueError("affine must be 4x4")
             aff = aff.ctypes.data_as(_P(ctypes.c_double))
         h = _vp()
-        check(_create(a.shape[0], _i64(a.shape[1:]), a.ctypes.data_as(_c_float_p), aff,
+        check(_create(a.shape[0], _i64(a.shape[1:], "shape"), a.ctypes.data_as(_c_float_p), aff,
                       ctypes.byref(h)))
         return cls(h)
 
@@ -270,8 +270,18 @@ class Volume(Owned):
         check(_copy_data(self.handle, a.ctypes.data_as(_c_float_p), a.size, None))
         return a
 
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(volume): the voxels as to_numpy() gives them (C, D, H, W), converted
+        to `dtype` if given. Always a new array, so copy=False (NumPy 2) raises
+        ValueError, as NumPy asks."""
+        if copy is False:
+            raise ValueError("a csal3d.Volume's voxels live in the library: converting "
+                             "them to a NumPy array always copies (use copy=None)")
+        a = self.to_numpy()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
     def __repr__(self):
-        if not self._handle:
+        if self.closed:
             return "<csal3d.Volume closed>"
         sp = ", ".join(f"{s:g}" for s in self.spacing)
         kind = "label " if self.is_label else ""
@@ -285,10 +295,8 @@ class Volume(Owned):
         file it was loaded from, the file is written in that file's voxel order and affine."""
         o = _SaveOptions()
         check(_save_options_init(ctypes.byref(o)))
-        if dtype not in _SAVE_DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_SAVE_DTYPES)}, not {dtype!r}")
-        o.dtype = _SAVE_DTYPES[dtype]
-        o.compression_level = int(compression_level)
+        o.dtype = choice("dtype", dtype, _SAVE_DTYPES)
+        o.compression_level = integer("compression_level", compression_level)
         o.source_orientation = int(bool(source_orientation))
         check(_save(self.handle, _path(path), ctypes.byref(o)))
 
@@ -309,13 +317,14 @@ class Volume(Owned):
     def crop(self, lo, size, pad_value=0.0):
         """The box [lo, lo + size) as a new volume (outside voxels = pad_value)."""
         h = _vp()
-        check(_crop(self.handle, _i64(lo), _i64(size), pad_value, ctypes.byref(h)))
+        check(_crop(self.handle, _i64(lo, "lo"), _i64(size, "size"), pad_value,
+                    ctypes.byref(h)))
         return Volume(h)
 
     def crop_or_pad(self, shape, pad_value=0.0):
         """Centre crop or pad to (D, H, W)."""
         h = _vp()
-        check(_crop_or_pad(self.handle, _i64(shape), pad_value, ctypes.byref(h)))
+        check(_crop_or_pad(self.handle, _i64(shape, "shape"), pad_value, ctypes.byref(h)))
         return Volume(h)
 
     def foreground_bbox(self, threshold=0.0):
@@ -328,7 +337,9 @@ class Volume(Owned):
         """(crop, lo): a crop of `size` at a start drawn from (seed, step, item)."""
         lo = _i64x3()
         h = _vp()
-        check(_random_crop(self.handle, _i64(size), seed, step, item, lo, ctypes.byref(h)))
+        check(_random_crop(self.handle, _i64(size, "size"), integer("seed", seed, 0),
+                           integer("step", step, 0), integer("item", item, 0), lo,
+                           ctypes.byref(h)))
         return Volume(h), tuple(lo)
 
     def to_source_grid(self, nearest=False):
@@ -341,16 +352,24 @@ class Volume(Owned):
 
 
 class Case:
-    """One case of a Dataset: its id, image file(s) and optional label file."""
+    """One case of a Dataset: its id, image file(s) and optional label file. A case keeps
+    its dataset alive: it can still be loaded after the dataset's close()."""
 
     def __init__(self, dataset, index):
-        self._dataset = dataset
         self.index = index
         self.id = dataset._string(index, "id")
         files, has_label = ctypes.c_int(), ctypes.c_int()
         check(_ds_info(dataset.handle, index, ctypes.byref(files), ctypes.byref(has_label)))
         self.image_paths = [dataset._string(index, f"image:{k}") for k in range(files.value)]
         self.label_path = dataset._string(index, "label") if has_label.value else None
+        self._dataset = dataset
+        hold(self, dataset)
+
+    def __del__(self):
+        try:
+            let_go(self)
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may be gone
+            pass
 
     def load_image(self, channel=None, modality=None, spacing=None, **kw):
         """The image as a Volume (several channel files are stacked as channels).
@@ -358,7 +377,7 @@ class Case:
         "none" keeps the stored values."""
         o = _load_options(channel, modality, spacing, **kw)
         h = _vp()
-        check(_ds_load_image(self._dataset.handle, self.index, ctypes.byref(o),
+        check(_ds_load_image(self._dataset._handle, self.index, ctypes.byref(o),
                              ctypes.byref(h)))
         return Volume(h)
 
@@ -366,7 +385,7 @@ class Case:
         """The label as a Volume on `image`'s grid (see Volume.load_label)."""
         o = _load_options(channel)
         h = _vp()
-        check(_ds_load_label(self._dataset.handle, self.index,
+        check(_ds_load_label(self._dataset._handle, self.index,
                              image.handle if image is not None else None, ctypes.byref(o),
                              ctypes.byref(h)))
         return Volume(h)
@@ -417,6 +436,7 @@ class Dataset(Owned):
         return n.value
 
     def __getitem__(self, index):
+        index = integer("index", index)
         n = len(self)
         if index < 0:
             index += n
@@ -434,6 +454,7 @@ def generate_phantom(folder, cases=40, seed=0, size=80, slices=64):
     labelsTr/, dataset.json) and returns it as a Dataset."""
     o = _PhantomOptions()
     check(_phantom_options_init(ctypes.byref(o)))
-    o.cases, o.seed, o.size, o.slices = int(cases), int(seed), int(size), int(slices)
+    o.cases, o.seed = integer("cases", cases), integer("seed", seed, 0)
+    o.size, o.slices = integer("size", size), integer("slices", slices)
     check(_phantom(_path(folder), ctypes.byref(o), None))
     return Dataset(folder)

@@ -4,13 +4,13 @@ contradictions refused. A tiny decathlon-layout MRI dataset (embed_dim 12, 32^3 
 
 import json
 import os
-import shutil
-import tempfile
 import unittest
 
 import numpy as np
 
 import csal3d
+
+from tests.helpers import DatasetModelTest
 
 
 def _mri_like(shape, seed):
@@ -21,35 +21,24 @@ def _mri_like(shape, seed):
     return (100 + 600 * np.exp(-6 * r2) + 200 * rng.random(shape)).astype(np.float32)
 
 
-class TestDataOptions(unittest.TestCase):
+class TestDataOptions(DatasetModelTest):
     @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="csal3d_py_data_")
-        os.mkdir(os.path.join(cls.dir, "imagesTr"))
+    def make_dataset(cls, folder):
+        os.mkdir(os.path.join(folder, "imagesTr"))
         training = []
         for i in range(2):
             rel = f"./imagesTr/hippo_{i}.nii.gz"
             csal3d.Volume.from_numpy(_mri_like((36 + i, 34, 40), i)).save(
-                os.path.join(cls.dir, rel))
+                os.path.join(folder, rel))
             training.append({"image": rel})
-        with open(os.path.join(cls.dir, "dataset.json"), "w") as f:
+        with open(os.path.join(folder, "dataset.json"), "w") as f:
             json.dump({"name": "tiny", "modality": {"0": "MRI"}, "training": training}, f)
-        cls.dataset = csal3d.Dataset(cls.dir)
-        cls.logs = []
-        cls.ctx = csal3d.Context(device="cpu", threads=1, seed=0,
-                                 log=lambda level, msg: cls.logs.append((level, msg)))
+        return csal3d.Dataset(folder)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.dataset.close()
-        cls.ctx.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def model(self, **kw):
-        opts = dict(embed_dim=12, crop_size=32, batch_size=1, iterations=1, seed=1,
-                    warmup_steps=0)
-        opts.update(kw)
-        return csal3d.SSLModel(self.ctx, **opts)
+    def context_options(cls):
+        cls.logs = []
+        return {"log": lambda level, msg: cls.logs.append((level, msg))}
 
     def test_dataset_json_modality_by_default_and_in_the_checkpoint(self):
         self.assertEqual(self.dataset.modality, "mri")

@@ -6,14 +6,14 @@ import csv
 import json
 import math
 import os
-import shutil
-import tempfile
 import unittest
 
 import numpy as np
 
 import csal3d
 from csal3d import pipeline, ssl, uncertainty
+
+from tests.helpers import DatasetModelTest
 
 CROP = (64, 32, 32)
 
@@ -28,25 +28,14 @@ def _write(path, data):
         f.write(data)
 
 
-class _Base(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="csal3d_py_pipeline_")
-        cls.data = os.path.join(cls.dir, "phantom")
-        cls.dataset = csal3d.generate_phantom(cls.data, cases=4, size=40, slices=24, seed=2)
-        cls.ctx = csal3d.Context(device="cpu", threads=1, seed=0)
+class _Base(DatasetModelTest):
+    MODEL = dict(embed_dim=12, crop_size=CROP, batch_size=1, iterations=4, seed=1,
+                 warmup_steps=1)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.dataset.close()
-        cls.ctx.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def model(self, **kw):
-        opts = dict(embed_dim=12, crop_size=CROP, batch_size=1, iterations=4, seed=1,
-                    warmup_steps=1)
-        opts.update(kw)
-        return csal3d.SSLModel(self.ctx, **opts)
+    def make_dataset(cls, folder):
+        cls.data = os.path.join(folder, "phantom")
+        return csal3d.generate_phantom(cls.data, cases=4, size=40, slices=24, seed=2)
 
     def volume(self, i=0):
         return self.dataset[i].load_image(modality="ct", spacing=12)
