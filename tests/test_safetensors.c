@@ -552,7 +552,37 @@ START_TEST(sparse_file_refused_before_its_data_is_read) {
 }
 END_TEST
 
+/* A FIFO (or a device) is refused without blocking on it (the alarm fails the test if
+ * it does). */
+START_TEST(fifos_and_devices_are_refused_unopened) {
+  alarm(20);
+  make_tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/fifo.safetensors", tmpdir);
+  ck_assert_int_eq(mkfifo(path, 0644), 0);
+  c3_safetensors *st = (c3_safetensors *)0x1;
+  ck_assert_int_eq(c3_st_open(path, &st), CSAL3D_ERR_IO);
+  ck_assert_ptr_null(st);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "fifo.safetensors: not a regular file"));
+  ck_assert_int_eq(c3_st_open("/dev/zero", &st), CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "not a regular file"));
+  unlink(path);
+  rmdir(tmpdir);
+  alarm(0);
+}
+END_TEST
+
 /* ---- atomic writes ---- */
+
+/* 1 if the file at path holds exactly `text`. */
+static int file_is(const char *path, const char *text) {
+  char buf[64] = {0};
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  return n == strlen(text) && !memcmp(buf, text, n);
+}
 
 enum { BIG = 1 << 16 };
 static float big_data[BIG];
@@ -590,12 +620,7 @@ START_TEST(write_errors_name_the_target) {
     ck_assert_int_eq(c3_write_file_atomic(path, "old", 3), CSAL3D_OK);
     write_job j = {path, fu};
     ck_assert_int_eq(with_write_limit(write_fails_naming_target, &j, 4096), 0);
-    char buf[8] = {0};
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fread(buf, 1, sizeof buf, f), 3);
-    fclose(f);
-    ck_assert_str_eq(buf, "old");
+    ck_assert(file_is(path, "old"));
   }
   ck_assert_int_eq(count_files(tmpdir), 2); /* no temporary left */
   char cmd[600];
@@ -614,8 +639,10 @@ START_TEST(killed_writes_are_cleaned_up_by_the_next) {
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     snprintf(pattern, sizeof pattern, ".%s.tmp.", name);
     write_job j = {path, fu};
+    ck_assert_int_eq(c3_write_file_atomic(path, "old", 3), CSAL3D_OK);
     for (int k = 0; k < 5; k++) {
       pid_t p = killed_inside_write(write_killed, &j, 4096);
+      ck_assert(file_is(path, "old")); /* the kill left the target as it was */
       ck_assert_int_eq(names_with(tmpdir, pattern, names, 8), 1);
       snprintf(stale, sizeof stale, ".%s.tmp.%d.", name, (int)p);
       ck_assert_msg(strstr(names[0], stale) == names[0], "%s is not %s*", names[0], stale);
@@ -648,6 +675,7 @@ int main(void) {
   tcase_add_test(t, reference_files_parse);
   tcase_add_test(t, hostile_corpus_gives_specific_errors);
   tcase_add_test(t, sparse_file_refused_before_its_data_is_read);
+  tcase_add_test(t, fifos_and_devices_are_refused_unopened);
   tcase_add_test(t, write_errors_name_the_target);
   tcase_add_test(t, killed_writes_are_cleaned_up_by_the_next);
   suite_add_tcase(s, t);

@@ -276,8 +276,10 @@ csal3d_volume_save_options_init(csal3d_volume_save_options *options);
 /**
  * Saves a volume as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767), gzip-compressed when
  * @p path ends in `.gz`. Several channels are written as a 4-D image. The file appears
- * whole or not at all: data go to a temporary file in the same folder, which is flushed
- * to disk and then renamed over @p path.
+ * whole or not at all: data go to a temporary file in the same folder
+ * (`.NAME.tmp.PID.XXXXXX`), which is flushed to disk and then renamed over @p path; a write
+ * error names @p path. Temporaries of this name left by killed processes (their PID no
+ * longer runs) are removed first (docs/robustness.md).
  */
 CSAL3D_API csal3d_status csal3d_volume_save(const csal3d_volume *volume, const char *path,
                                             const csal3d_volume_save_options *options);

@@ -438,7 +438,9 @@ csal3d_status c3_st_open(const char *path, c3_safetensors **out) {
   C3_CHECK_ARG(out != NULL, "c3_st_open: out is NULL");
   *out = NULL;
   C3_CHECK_ARG(path != NULL, "c3_st_open: path is NULL");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Without blocking: a FIFO is refused by the check below instead of waiting for a
+   * writer (O_NONBLOCK changes nothing for the regular files that pass). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return c3_error(CSAL3D_ERR_IO, "%s: %s", path, strerror(errno));
   csal3d_status s = CSAL3D_OK;
   c3_safetensors *st = NULL;
