@@ -48,6 +48,12 @@ static inline json_t *hostile_entries(const char *format, json_t **root) {
   return a;
 }
 
+/* The path of an entry's file (in buf). */
+static inline const char *hostile_path(json_t *e, char *buf, size_t cap) {
+  snprintf(buf, cap, HOSTILE "%s", json_string_value(json_object_get(e, "file")));
+  return buf;
+}
+
 /* Checks a result against an entry: the status, and a message naming the file and
  * holding each of the entry's strings. */
 static inline void hostile_check(json_t *e, const char *path, csal3d_status s) {

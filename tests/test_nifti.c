@@ -690,8 +690,8 @@ START_TEST(back_to_the_source_grid) {
 END_TEST
 
 
-/* The fuzz target's properties on the checked-in corpus and the regression inputs the
- * fuzzer found (tests/data/nifti_fuzz): a clean failure, or a save/load round trip that
+/* The fuzz target's properties on the checked-in corpora (with the hostile files) and the
+ * regression inputs the fuzzer found (tests/data/nifti_fuzz): a clean failure, or a save/load round trip that
  * gives the same voxels bit for bit. */
 static void fuzz_properties(const char *path) {
   csal3d_volume_load_options o;
@@ -732,9 +732,10 @@ static void fuzz_properties(const char *path) {
 
 START_TEST(fuzz_corpus_properties) {
   make_tmpdir();
-  const char *dirs[] = {"tests/data/nifti", "tests/data/nifti_bad", "tests/data/nifti_fuzz"};
+  const char *dirs[] = {"tests/data/nifti", "tests/data/nifti_bad", "tests/data/nifti_fuzz",
+                        HOSTILE "nifti"};
   int n = 0;
-  for (int d = 0; d < 3; d++) {
+  for (int d = 0; d < 4; d++) {
     DIR *dp = opendir(dirs[d]);
     ck_assert_ptr_nonnull(dp);
     struct dirent *e;
@@ -747,7 +748,7 @@ START_TEST(fuzz_corpus_properties) {
     }
     closedir(dp);
   }
-  ck_assert_int_ge(n, 25);
+  ck_assert_int_ge(n, 65);
   remove_tree(tmpdir);
 }
 END_TEST
@@ -761,8 +762,8 @@ START_TEST(hostile_corpus_gives_specific_errors) {
   json_t *root, *a = hostile_entries("nifti", &root), *e;
   size_t i;
   json_array_foreach(a, i, e) {
-    char path[512];
-    snprintf(path, sizeof path, HOSTILE "%s", json_string_value(json_object_get(e, "file")));
+    char buf[512];
+    const char *path = hostile_path(e, buf, sizeof buf);
     csal3d_volume_load_options o;
     csal3d_volume_load_options_init(&o);
     json_t *opt = json_object_get(e, "options"), *as = json_object_get(opt, "assume_spacing");

@@ -508,8 +508,8 @@ START_TEST(hostile_corpus_gives_specific_errors) {
   json_t *root, *a = hostile_entries("safetensors", &root), *e;
   size_t i;
   json_array_foreach(a, i, e) {
-    char path[512];
-    snprintf(path, sizeof path, HOSTILE "%s", json_string_value(json_object_get(e, "file")));
+    char buf[512];
+    const char *path = hostile_path(e, buf, sizeof buf);
     c3_safetensors *st = (c3_safetensors *)0x1;
     csal3d_status s = c3_st_open(path, &st);
     hostile_check(e, path, s);

@@ -44,27 +44,26 @@ static int16_t c3_rd_i16(const unsigned char *p, int swap) {
   memcpy(&x, p, 2);
   return (int16_t)(swap ? (uint16_t)((x >> 8) | (x << 8)) : x);
 }
-static double c3_rd_f32(const unsigned char *p, int swap) {
-  uint32_t x;
-  memcpy(&x, p, 4);
-  if (swap) x = c3_bswap32(x);
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-static double c3_rd_f64(const unsigned char *p, int swap) {
+static uint64_t c3_rd_u64(const unsigned char *p, int swap) {
   uint64_t x;
   memcpy(&x, p, 8);
   if (swap) x = (uint64_t)c3_bswap32((uint32_t)x) << 32 | c3_bswap32((uint32_t)(x >> 32));
+  return x;
+}
+static int64_t c3_rd_i64(const unsigned char *p, int swap) {
+  return (int64_t)c3_rd_u64(p, swap);
+}
+static double c3_rd_f64(const unsigned char *p, int swap) {
+  uint64_t x = c3_rd_u64(p, swap);
   double d;
   memcpy(&d, &x, 8);
   return d;
 }
-static int64_t c3_rd_i64(const unsigned char *p, int swap) {
-  uint64_t x;
-  memcpy(&x, p, 8);
-  if (swap) x = (uint64_t)c3_bswap32((uint32_t)x) << 32 | c3_bswap32((uint32_t)(x >> 32));
-  return (int64_t)x;
+static double c3_rd_f32(const unsigned char *p, int swap) {
+  uint32_t x = (uint32_t)c3_rd_i32(p, swap);
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
 }
 
 static int c3_datatype_supported(int dt) {
@@ -184,6 +183,9 @@ static csal3d_status c3_check_vox_offset(const char *path, const c3_raw_header *
                     !h->single ? "a .hdr/.img pair"
                     : h->version == 1 ? "a single-file NIfTI-1" : "a single-file NIfTI-2",
                     least, h->version == 1 ? 348 : 540);
+  if (v > 4503599627370496.0) /* 2^52: no file is that long (and it must fit an int64) */
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: vox_offset %.0f is beyond the end of any file",
+                    path, v);
   if (!h->single) return CSAL3D_OK; /* the offset is into the image file: checked there */
   const double bytes = (double)h->nbyper * (double)h->dim[1] *
                        (double)(h->dim[0] >= 2 ? h->dim[2] : 1) *
@@ -260,7 +262,8 @@ static csal3d_status c3_check_memory(const char *path, const c3_nifti_read_optio
   const double n = vox * (o->channel == CSAL3D_CHANNEL_ALL ? nt : 1);
   const int copies = 1 + o->float_copies;
   const double stored = n * h->nbyper, floats = 4.0 * n * copies;
-  const double need = h->vox_offset + stored + floats;
+  const double ext = h->single ? h->vox_offset : 0; /* extensions nifticlib holds */
+  const double need = ext + stored + floats;
   if (o->max_memory > 0 && need > (double)o->max_memory) {
     char a[32], b[32], c[32], d[32];
     return c3_error(CSAL3D_ERR_UNSUPPORTED,
@@ -269,7 +272,7 @@ static csal3d_status c3_check_memory(const char *path, const c3_nifti_read_optio
                     "max_memory to allow more", path, c3_bytes_text(need, a, sizeof a), n,
                     c3_bytes_text(stored, b, sizeof b), c3_datatype_name(h->datatype), copies,
                     copies == 1 ? "y" : "ies each", c3_bytes_text(4.0 * n, c, sizeof c),
-                    h->vox_offset > 65536 ? ", and the header's extensions" : "",
+                    ext > 65536 ? ", and the header's extensions" : "",
                     c3_bytes_text((double)o->max_memory, d, sizeof d));
   }
   return CSAL3D_OK;

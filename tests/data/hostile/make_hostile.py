@@ -107,13 +107,27 @@ for name, v, shown in [("negative", -352.0, "-352"), ("100", 100.0, "100"),
     nii(f"vox_offset_{name}.nii", nifti1(vox_offset=v) + DATA, "FORMAT",
         [f"vox_offset is {shown}", "at least 352"])
 nii("vox_offset_1e30.nii", nifti1(vox_offset=1e30) + DATA, "FORMAT",
-    ["vox_offset 1000000015047466219876688855040 is beyond the end of the file"])
+    ["vox_offset 1000000015047466219876688855040 is beyond the end of any file"])
 nii("vox_offset_beyond.nii", nifti1(vox_offset=4096) + DATA, "FORMAT",
     ["vox_offset 4096 is beyond the end of the file (376 bytes)"])
 nii("vox_offset_1e30.nii.gz", nifti1(vox_offset=1e30) + DATA, "FORMAT",
-    ["is beyond the end of the file", "cannot inflate to that much"], gz=True)
+    ["is beyond the end of any file"], gz=True)
+nii("vox_offset_1e8.nii.gz", nifti1(vox_offset=1e8) + DATA, "FORMAT",
+    ["vox_offset 100000000 is beyond the end of the file", "cannot inflate to that much"],
+    gz=True)
 nii("vox_offset_beyond.nii.gz", nifti1(vox_offset=4096) + DATA, "FORMAT",
     ["vox_offset 4096 is beyond the end of the decompressed image data (376 bytes)"], gz=True)
+# .hdr/.img pairs: vox_offset is the place of the voxels in the .img (0 is fine there).
+PAIR = nifti1(vox_offset=0, magic=b"ni1\0")[:348]
+write("nifti", "pair.img", DATA)
+nii("pair.hdr", PAIR, "OK")
+for name, v, msg in [("negative", -4.0, "vox_offset is -4; a .hdr/.img pair needs"),
+                     ("beyond", 4096.0, "vox_offset 4096 is beyond the end of its image file "
+                                        "(24 bytes)"),
+                     ("1e30", 1e30, "is beyond the end of any file")]:
+    write("nifti", f"pair_vox_offset_{name}.img", DATA)
+    nii(f"pair_vox_offset_{name}.hdr", nifti1(vox_offset=v, magic=b"ni1\0")[:348], "FORMAT",
+        [msg])
 nii("nifti2_vox_offset_540.nii", nifti2(vox_offset=540) + DATA, "FORMAT",
     ["vox_offset is 540", "single-file NIfTI-2", "at least 544"])
 nii("nifti2_vox_offset_negative.nii", nifti2(vox_offset=-1) + DATA, "FORMAT",
