@@ -2,10 +2,14 @@
  *
  * Build and run (clang 14), from the repository root:
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -Iinclude -Ilib tests/fuzz_safetensors.c lib/io/safetensors.c \
+ *     -Iinclude -Ilib tests/fuzz_safetensors.c lib/io/safetensors.c lib/io/fileutil.c \
  *     lib/core/alloc.c lib/core/error.c -ljansson -lz -o build/fuzz_safetensors
  *   rm -rf build/fuzz_corpus && cp -r tests/data/safetensors build/fuzz_corpus
+ *   cp tests/data/hostile/safetensors/* build/fuzz_corpus/
  *   build/fuzz_safetensors -max_total_time=300 build/fuzz_corpus
+ * New inputs worth keeping (found by -merge=1 into a copy of the seeds) go to
+ * tests/data/safetensors as valid_fuzz_SHA1 or invalid_fuzz_SHA1.safetensors, by whether
+ * they parse (test_safetensors' corpus_files_parse_or_fail_cleanly replays them).
  *
  * Properties checked beyond "no crash, no leak, no UB": an accepted input's
  * tensors tile its data section, every tensor converts, and writing the parsed

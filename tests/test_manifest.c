@@ -2,7 +2,8 @@
  * validation, checksum, the checked-in corpus tests/data/scores which also seeds
  * tests/fuzz_scores.c, allocation failures), the manifest (CSV and JSON read back), the
  * nnU-Net v2 export (byte copies, gzip of .nii, 4-D split, labels, dataset.json, names
- * from decathlon / nnU-Net dataset.json, no partial folder on any failure) and the
+ * from decathlon / nnU-Net dataset.json, no partial folder on any failure, what killed
+ * exports left removed by the next) and the
  * dataset.json names reader (seeds tests/fuzz_dataset_names.c). */
 #include <check.h>
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include "csal3d/csal3d.h"
 #include "pipeline/nnunet.h"
 #include "pipeline/scores.h"
+#include "hostile.h"
 
 static char dir[256];
 
@@ -619,6 +621,59 @@ START_TEST(nnunet_export_with_labels) {
 }
 END_TEST
 
+
+typedef struct export_job {
+  const csal3d_scores *s;
+  const char *out;
+} export_job;
+
+static void export_killed(void *arg) {
+  const export_job *j = arg;
+  int64_t pick[2] = {1, 0};
+  csal3d_nnunet_options o;
+  csal3d_nnunet_options_init(&o);
+  (void)csal3d_nnunet_export(j->s, pick, 2, j->out, &o, NULL);
+}
+
+/* An export killed while it copies leaves its hidden folder ".NAME.tmp.PID.XXXXXX"; the
+ * next export to NAME removes it (and a ".NAME.old.PID.XXXXXX" of a dead PID once NAME
+ * exists again), never another process's folder. */
+START_TEST(nnunet_export_removes_what_killed_exports_left) {
+  csal3d_scores *s = export_fixture(1);
+  char out[1024], names[8][256], keep[6][256], stale[256], old[128];
+  snprintf(out, sizeof out, "%s", P("raw/Dataset503_K"));
+  export_job j = {s, out};
+  pid_t p = killed_inside_write(export_killed, &j, 64);
+  ck_assert_int_eq(names_with(P("raw"), ".Dataset503_K.tmp.", names, 8), 1);
+  snprintf(stale, sizeof stale, ".Dataset503_K.tmp.%d.", (int)p);
+  ck_assert_msg(strstr(names[0], stale) == names[0], "%s is not %s*", names[0], stale);
+  snprintf(stale, sizeof stale, "%s", names[0]);
+  ck_assert(!exists(out));
+  const pid_t dead = dead_pid();
+  snprintf(old, sizeof old, ".Dataset503_K.old.%d.oooooo", (int)dead);
+  touch(P("raw"), old, 1); /* with no Dataset503_K, perhaps the only copy: kept */
+  make_decoys(P("raw"), "Dataset503_K", "tmp", 1, dead, keep);
+  int64_t pick[2] = {1, 0};
+  csal3d_nnunet_options o;
+  csal3d_nnunet_options_init(&o);
+  ck_assert_msg(csal3d_nnunet_export(s, pick, 2, out, &o, NULL) == CSAL3D_OK, "%s",
+                csal3d_last_error());
+  ck_assert_int_eq(count_entries(P("raw/Dataset503_K/imagesTr")), 2);
+  ck_assert(!exists_in(P("raw"), stale));
+  ck_assert(exists_in(P("raw"), old));
+  for (int k = 0; k < 6; k++) ck_assert_msg(exists_in(P("raw"), keep[k]), "%s removed", keep[k]);
+  /* Replacing it: the stale ".old." folder goes too. */
+  o.overwrite = 1;
+  ck_assert_msg(csal3d_nnunet_export(s, pick, 1, out, &o, NULL) == CSAL3D_OK, "%s",
+                csal3d_last_error());
+  ck_assert_int_eq(count_entries(P("raw/Dataset503_K/imagesTr")), 1);
+  ck_assert(!exists_in(P("raw"), old));
+  ck_assert_int_eq(names_with(P("raw"), ".Dataset503_K.old.", names, 8), 0);
+  for (int k = 0; k < 6; k++) ck_assert_msg(exists_in(P("raw"), keep[k]), "%s removed", keep[k]);
+  csal3d_scores_free(s);
+}
+END_TEST
+
 START_TEST(nnunet_export_labels_modes_and_failures) {
   csal3d_scores *s = export_fixture(0);
   csal3d_nnunet_options o;
@@ -813,6 +868,7 @@ static Suite *suite(void) {
   tcase_add_test(t, nnunet_export_with_labels);
   tcase_add_test(t, nnunet_export_labels_modes_and_failures);
   tcase_add_test(t, nnunet_export_cancelled_leaves_nothing);
+  tcase_add_test(t, nnunet_export_removes_what_killed_exports_left);
   tcase_add_test(t, dataset_names_reader);
   tcase_add_test(t, dataset_names_corpus);
   suite_add_tcase(s, t);

@@ -1,6 +1,8 @@
 /* Tests of NIfTI loading and saving and of the volume preprocessing: known answers from
  * nibabel (tests/data/nifti/expected.json), bad files (the corpus in tests/data/nifti_bad
- * and files broken here), atomic writes, out-of-memory paths. Run from the repository root. */
+ * and files broken here), hostile files (tests/data/hostile: vox_offset, scl_inter,
+ * pixdim; FIFOs, gzip bombs built here), atomic writes (write errors, writers killed inside
+ * their write), out-of-memory paths. Run from the repository root. */
 #include <check.h>
 #include <dirent.h>
 #include <jansson.h>
@@ -14,6 +16,9 @@
 #include "core/alloc.h"
 #include "csal3d/csal3d.h"
 #include "volume/volume_internal.h"
+#include "hostile.h"
+#include <fcntl.h>
+#include <zlib.h>
 
 #define FIX "tests/data/nifti/"
 #define BAD "tests/data/nifti_bad/"
@@ -685,8 +690,8 @@ START_TEST(back_to_the_source_grid) {
 END_TEST
 
 
-/* The fuzz target's properties on the checked-in corpus and the regression inputs the
- * fuzzer found (tests/data/nifti_fuzz): a clean failure, or a save/load round trip that
+/* The fuzz target's properties on the checked-in corpora (with the hostile files) and the
+ * regression inputs the fuzzer found (tests/data/nifti_fuzz): a clean failure, or a save/load round trip that
  * gives the same voxels bit for bit. */
 static void fuzz_properties(const char *path) {
   csal3d_volume_load_options o;
@@ -727,9 +732,10 @@ static void fuzz_properties(const char *path) {
 
 START_TEST(fuzz_corpus_properties) {
   make_tmpdir();
-  const char *dirs[] = {"tests/data/nifti", "tests/data/nifti_bad", "tests/data/nifti_fuzz"};
+  const char *dirs[] = {"tests/data/nifti", "tests/data/nifti_bad", "tests/data/nifti_fuzz",
+                        HOSTILE "nifti"};
   int n = 0;
-  for (int d = 0; d < 3; d++) {
+  for (int d = 0; d < 4; d++) {
     DIR *dp = opendir(dirs[d]);
     ck_assert_ptr_nonnull(dp);
     struct dirent *e;
@@ -742,7 +748,280 @@ START_TEST(fuzz_corpus_properties) {
     }
     closedir(dp);
   }
-  ck_assert_int_ge(n, 25);
+  ck_assert_int_ge(n, 65);
+  remove_tree(tmpdir);
+}
+END_TEST
+
+
+/* ---- hostile files (tests/data/hostile, issue 13) ---- */
+
+/* Each file of the corpus gives its status and a message naming the file and the field;
+ * the files that load give the expected spacing and voxels. */
+START_TEST(hostile_corpus_gives_specific_errors) {
+  json_t *root, *a = hostile_entries("nifti", &root), *e;
+  size_t i;
+  json_array_foreach(a, i, e) {
+    char buf[512];
+    const char *path = hostile_path(e, buf, sizeof buf);
+    csal3d_volume_load_options o;
+    csal3d_volume_load_options_init(&o);
+    json_t *opt = json_object_get(e, "options"), *as = json_object_get(opt, "assume_spacing");
+    for (int k = 0; as && k < 3; k++) o.assume_spacing[k] = json_number_value(json_array_get(as, k));
+    if (json_object_get(opt, "max_memory"))
+      o.max_memory = json_integer_value(json_object_get(opt, "max_memory"));
+    csal3d_volume *v = (csal3d_volume *)1;
+    csal3d_status s = csal3d_volume_load(path, &o, &v);
+    hostile_check(e, path, s);
+    if (s != CSAL3D_OK) {
+      ck_assert_ptr_null(v);
+      continue;
+    }
+    double sp[3];
+    csal3d_volume_spacing(v, sp);
+    for (int x = 0; x < 3; x++) /* sorted */
+      for (int y = x + 1; y < 3; y++)
+        if (sp[y] < sp[x]) {
+          double t = sp[x];
+          sp[x] = sp[y], sp[y] = t;
+        }
+    json_t *want = json_object_get(e, "spacing");
+    for (int k = 0; k < 3; k++)
+      ck_assert_msg(fabs(sp[k] - json_number_value(json_array_get(want, k))) < 1e-6,
+                    "%s: spacing %g, want %g", path, sp[k],
+                    json_number_value(json_array_get(want, k)));
+    int64_t sh[4];
+    csal3d_volume_shape(v, sh);
+    const float *x;
+    csal3d_volume_data(v, &x);
+    double sum = 0;
+    for (int64_t k = 0; k < sh[0] * sh[1] * sh[2] * sh[3]; k++) sum += x[k];
+    ck_assert_msg(sum == json_number_value(json_object_get(e, "sum")), "%s: sum %g", path, sum);
+    csal3d_volume_free(v);
+  }
+  ck_assert_uint_ge(json_array_size(a), 40);
+  json_decref(root);
+  /* assume_spacing: 0 or a spacing > 0. */
+  csal3d_volume_load_options o;
+  csal3d_volume_load_options_init(&o);
+  o.assume_spacing[1] = -1;
+  csal3d_volume *v;
+  ck_assert_int_eq(csal3d_volume_load(HOSTILE "nifti/baseline.nii", &o, &v),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "assume_spacing[1] is -1"));
+  o.assume_spacing[1] = NAN;
+  ck_assert_int_eq(csal3d_volume_load(HOSTILE "nifti/baseline.nii", &o, &v),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  o.assume_spacing[1] = 0;
+  o.max_memory = -1;
+  ck_assert_int_eq(csal3d_volume_load(HOSTILE "nifti/baseline.nii", &o, &v),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* A file loaded with an assumed spacing is saved with it: the copy loads without options. */
+START_TEST(assumed_spacing_is_saved) {
+  make_tmpdir();
+  csal3d_volume_load_options o;
+  csal3d_volume_load_options_init(&o);
+  o.assume_spacing[2] = 1.5;
+  const char *src[] = {HOSTILE "nifti/pixdim3_nan_no_xform.nii", HOSTILE "nifti/pixdim3_zero_qform.nii"};
+  for (int i = 0; i < 2; i++) {
+    csal3d_volume *v, *w;
+    ck_assert_msg(csal3d_volume_load(src[i], &o, &v) == CSAL3D_OK, "%s", csal3d_last_error());
+    char path[512];
+    snprintf(path, sizeof path, "%s/assumed%d.nii.gz", tmpdir, i);
+    ck_assert_int_eq(csal3d_volume_save(v, path, NULL), CSAL3D_OK);
+    w = load_ok(path, CSAL3D_CHANNEL_NONE);
+    double a[3], b[3];
+    csal3d_volume_spacing(v, a);
+    csal3d_volume_spacing(w, b);
+    for (int k = 0; k < 3; k++) ck_assert_double_eq_tol(a[k], b[k], 1e-6);
+    ck_assert(fabs(a[0] - 1.5) < 1e-6 || fabs(a[1] - 1.5) < 1e-6 || fabs(a[2] - 1.5) < 1e-6);
+    csal3d_volume_free(v);
+    csal3d_volume_free(w);
+  }
+  remove_tree(tmpdir);
+}
+END_TEST
+
+/* A FIFO or a device named like a NIfTI file is refused before it is opened (opening a
+ * FIFO blocks until a writer comes: the alarm fails the test if it does). */
+START_TEST(fifos_and_devices_are_refused_unopened) {
+  alarm(20);
+  make_tmpdir();
+  char path[512], img[512];
+  csal3d_volume *v = (csal3d_volume *)1;
+  snprintf(path, sizeof path, "%s/fifo.nii.gz", tmpdir);
+  ck_assert_int_eq(mkfifo(path, 0644), 0);
+  ck_assert_int_eq(csal3d_volume_load(path, NULL, &v), CSAL3D_ERR_IO);
+  ck_assert_ptr_null(v);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "fifo.nii.gz: not a regular file"));
+  snprintf(path, sizeof path, "%s/zero.nii", tmpdir);
+  ck_assert_int_eq(symlink("/dev/zero", path), 0);
+  ck_assert_int_eq(csal3d_volume_load(path, NULL, &v), CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "zero.nii: not a regular file"));
+  /* A .hdr whose .img is a FIFO (nifticlib would open it to see that it exists). */
+  size_t n;
+  unsigned char *b = read_all(HOSTILE "nifti/baseline.nii", &n);
+  memcpy(b + 344, "ni1\0", 4);
+  const float zero = 0;
+  memcpy(b + 108, &zero, 4); /* vox_offset 0 in the .img */
+  snprintf(path, sizeof path, "%s/pair.hdr", tmpdir);
+  write_all(path, b, 348);
+  snprintf(img, sizeof img, "%s/pair.img", tmpdir);
+  write_all(img, b + 352, n - 352);
+  csal3d_volume *ok = load_ok(path, CSAL3D_CHANNEL_NONE); /* the pair itself is fine */
+  csal3d_volume_free(ok);
+  unlink(img);
+  ck_assert_int_eq(mkfifo(img, 0644), 0);
+  ck_assert_int_eq(csal3d_volume_load(path, NULL, &v), CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "pair.img is not a regular file"));
+  free(b);
+  remove_tree(tmpdir);
+  alarm(0);
+}
+END_TEST
+
+/* The issue's gzip bomb: a uint8 header claiming dims, then `members` gzip members of
+ * 1 MiB of zeros (about 1 KiB each). */
+static void write_bomb(const char *path, int16_t nx, int16_t ny, int16_t nz, int members) {
+  size_t n;
+  unsigned char *h = read_all(HOSTILE "nifti/baseline.nii", &n);
+  const int16_t dims[4] = {3, nx, ny, nz}, dt[2] = {2, 8};
+  memcpy(h + 40, dims, sizeof dims);
+  memcpy(h + 70, dt, sizeof dt);
+  gzFile g = gzopen(path, "wb9");
+  ck_assert_ptr_nonnull(g);
+  ck_assert_int_eq(gzwrite(g, h, 352), 352);
+  ck_assert_int_eq(gzclose(g), Z_OK);
+  free(h);
+  static unsigned char zeros[1 << 20], member[1 << 14];
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  z.next_in = zeros, z.avail_in = sizeof zeros;
+  z.next_out = member, z.avail_out = sizeof member;
+  ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+  size_t len = sizeof member - z.avail_out;
+  deflateEnd(&z);
+  FILE *f = fopen(path, "ab");
+  ck_assert_ptr_nonnull(f);
+  for (int i = 0; i < members; i++) ck_assert_uint_eq(fwrite(member, 1, len, f), len);
+  fclose(f);
+}
+
+START_TEST(gzip_bombs_fail_fast) {
+  make_tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/bomb.nii.gz", tmpdir);
+  write_bomb(path, 1024, 1024, 1024, 1024); /* 1 MB on disk, 1 GiB of voxels */
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_lt(st.st_size, 2 << 20);
+  /* Refused from its header (9 GiB to load, more than the default 4 GiB), before any
+   * voxel is inflated: in well under a second, without the memory. */
+  const double rss0 = max_rss_mib(), t0 = now_s();
+  csal3d_volume *v = (csal3d_volume *)1;
+  ck_assert_int_eq(csal3d_volume_load(path, NULL, &v), CSAL3D_ERR_UNSUPPORTED);
+  ck_assert_ptr_null(v);
+  ck_assert_msg(strstr(csal3d_last_error(), "loading it would need 9.0 GiB") &&
+                    strstr(csal3d_last_error(), "more than the limit of 4.0 GiB") &&
+                    strstr(csal3d_last_error(), "the option max_memory"),
+                "%s", csal3d_last_error());
+  ck_assert_msg(now_s() - t0 < 1.0, "took %.2f s", now_s() - t0);
+  ck_assert_msg(max_rss_mib() - rss0 < 64, "grew by %.0f MiB", max_rss_mib() - rss0);
+  /* A header that promises 8 voxels, then the same gigabyte: reading stops soon after
+   * the promise (not at the end of the stream) and the file is refused. */
+  snprintf(path, sizeof path, "%s/long.nii.gz", tmpdir);
+  write_bomb(path, 2, 2, 2, 1024);
+  const double t1 = now_s();
+  ck_assert_int_eq(csal3d_volume_load(path, NULL, &v), CSAL3D_ERR_FORMAT);
+  ck_assert_msg(strstr(csal3d_last_error(), "inflates to more than the 360 bytes the header "
+                       "promises"), "%s", csal3d_last_error());
+  ck_assert_msg(now_s() - t1 < 0.5, "took %.2f s", now_s() - t1);
+  remove_tree(tmpdir);
+}
+END_TEST
+
+/* ---- atomic writes: write errors name the target; killed writers are cleaned up ---- */
+
+static csal3d_volume *noise_volume(void) {
+  enum { N = 32 };
+  static float x[N * N * N];
+  uint32_t r = 12345;
+  for (int i = 0; i < N * N * N; i++) {
+    r = r * 1664525u + 1013904223u;
+    x[i] = (float)(r >> 8) / 65536.0f; /* compresses poorly */
+  }
+  csal3d_volume *v;
+  int64_t dims[3] = {N, N, N};
+  ck_assert_int_eq(csal3d_volume_create(1, dims, x, NULL, &v), CSAL3D_OK);
+  return v;
+}
+
+typedef struct save_job {
+  const csal3d_volume *v;
+  const char *path;
+} save_job;
+
+static int save_fails_naming_target(void *arg) {
+  const save_job *j = arg;
+  return failed_naming(csal3d_volume_save(j->v, j->path, NULL), j->path);
+}
+
+static void save_killed(void *arg) {
+  const save_job *j = arg;
+  (void)csal3d_volume_save(j->v, j->path, NULL);
+}
+
+START_TEST(save_write_errors_name_the_target) {
+  make_tmpdir();
+  csal3d_volume *v = noise_volume(), *small = load_ok(FIX "lps_uint8.nii", CSAL3D_CHANNEL_NONE);
+  const char *names[] = {"full.nii", "full.nii.gz"};
+  for (int i = 0; i < 2; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
+    ck_assert_int_eq(csal3d_volume_save(small, path, NULL), CSAL3D_OK);
+    size_t n0, n1;
+    unsigned char *before = read_all(path, &n0);
+    save_job j = {v, path};
+    ck_assert_int_eq(with_write_limit(save_fails_naming_target, &j, 16384), 0);
+    unsigned char *after = read_all(path, &n1);
+    ck_assert(n0 == n1 && !memcmp(before, after, n0)); /* the old file, untouched */
+    free(before), free(after);
+  }
+  ck_assert_int_eq(count_files(tmpdir, ".tmp."), 0);
+  csal3d_volume_free(v);
+  csal3d_volume_free(small);
+  remove_tree(tmpdir);
+}
+END_TEST
+
+/* A save killed inside its write leaves its temporary file; the next save of the same
+ * file removes it, and nothing else. */
+START_TEST(killed_save_leaves_nothing_after_the_next) {
+  make_tmpdir();
+  csal3d_volume *v = noise_volume();
+  char path[512], names[8][256], keep[6][256];
+  snprintf(path, sizeof path, "%s/map.nii.gz", tmpdir);
+  save_job j = {v, path};
+  /* Killed three times: each save removes what the one killed before it left. */
+  char stale[64];
+  for (int k = 0; k < 3; k++) {
+    pid_t p = killed_inside_write(save_killed, &j, 16384);
+    ck_assert_int_eq(names_with(tmpdir, ".map.nii.gz.tmp.", names, 8), 1);
+    snprintf(stale, sizeof stale, ".map.nii.gz.tmp.%d.", (int)p);
+    ck_assert_msg(strstr(names[0], stale) == names[0], "%s is not %s*", names[0], stale);
+  }
+  ck_assert(!exists_in(tmpdir, "map.nii.gz"));
+  make_decoys(tmpdir, "map.nii.gz", "tmp", 0, dead_pid(), keep);
+  ck_assert_int_eq(csal3d_volume_save(v, path, NULL), CSAL3D_OK);
+  ck_assert(exists_in(tmpdir, "map.nii.gz"));
+  int left = names_with(tmpdir, ".map.nii.gz.tmp.", names, 8);
+  for (int k = 0; k < left && k < 8; k++) ck_assert_ptr_null(strstr(names[k], stale));
+  for (int k = 0; k < 6; k++) ck_assert_msg(exists_in(tmpdir, keep[k]), "%s removed", keep[k]);
+  csal3d_volume_free(v);
   remove_tree(tmpdir);
 }
 END_TEST
@@ -759,11 +1038,17 @@ static Suite *suite(void) {
   tcase_add_test(t, files_broken_here_fail_cleanly);
   tcase_add_test(t, out_of_memory_during_load_is_clean);
   tcase_add_test(t, fuzz_corpus_properties);
+  tcase_add_test(t, hostile_corpus_gives_specific_errors);
+  tcase_add_test(t, fifos_and_devices_are_refused_unopened);
+  tcase_add_test(t, gzip_bombs_fail_fast);
   suite_add_tcase(s, t);
   TCase *w = tcase_create("save");
   tcase_add_test(w, save_round_trips_on_the_input_grid);
   tcase_add_test(w, save_is_atomic_and_checks_values);
   tcase_add_test(w, multichannel_save_and_create_like);
+  tcase_add_test(w, assumed_spacing_is_saved);
+  tcase_add_test(w, save_write_errors_name_the_target);
+  tcase_add_test(w, killed_save_leaves_nothing_after_the_next);
   suite_add_tcase(s, w);
   TCase *p = tcase_create("preprocess");
   tcase_add_test(p, percentiles_match_numpy);

@@ -1,7 +1,10 @@
 /* Tests of lib/io/safetensors: round trips, every kind of malformed input
  * rejected with a message naming the problem, conversions, atomic writes, the
  * checked-in corpus (tests/data/safetensors: valid_* must parse, invalid_* must
- * fail with CSAL3D_ERR_FORMAT) and allocation failures. */
+ * fail with CSAL3D_ERR_FORMAT) and allocation failures; the hostile files of
+ * tests/data/hostile and a sparse 2 GB file built here (refused before their data is
+ * read); atomic writes of safetensors and of io/fileutil (write errors name the target,
+ * what a writer killed inside its write leaves is removed by the next write). */
 #include <check.h>
 #include <dirent.h>
 #include <math.h>
@@ -13,7 +16,10 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "io/fileutil.h"
 #include "io/safetensors.h"
+#include "hostile.h"
+#include <fcntl.h>
 
 /* A file image: 8-byte length, header (as given), `data_len` bytes of data. */
 static void *make_file(const char *header, size_t data_len, size_t *len) {
@@ -495,6 +501,165 @@ START_TEST(reference_files_parse) {
 }
 END_TEST
 
+
+/* ---- hostile files (tests/data/hostile, issue 13) ---- */
+
+START_TEST(hostile_corpus_gives_specific_errors) {
+  json_t *root, *a = hostile_entries("safetensors", &root), *e;
+  size_t i;
+  json_array_foreach(a, i, e) {
+    char buf[512];
+    const char *path = hostile_path(e, buf, sizeof buf);
+    c3_safetensors *st = (c3_safetensors *)0x1;
+    csal3d_status s = c3_st_open(path, &st);
+    hostile_check(e, path, s);
+    if (s == CSAL3D_OK) c3_st_free(st);
+    else ck_assert_ptr_null(st);
+  }
+  ck_assert_uint_ge(json_array_size(a), 8);
+  json_decref(root);
+}
+END_TEST
+
+/* A sparse 2 GB file whose header is malformed, or whose layout does not match its size,
+ * is refused from the header alone: fast, without reading (or holding) the 2 GB. */
+START_TEST(sparse_file_refused_before_its_data_is_read) {
+  make_tmpdir();
+  const char *headers[] = {"{\"x\": not json                  ",
+                           "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"};
+  const char *why[] = {"header is not valid JSON", "bytes after the last tensor"};
+  for (int i = 0; i < 2; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/sparse%d.safetensors", tmpdir, i);
+    size_t len;
+    void *b = make_file(headers[i], 4, &len);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, b, len), (ssize_t)len);
+    ck_assert_int_eq(ftruncate(fd, (off_t)2 << 30), 0);
+    close(fd);
+    free(b);
+    const double rss0 = max_rss_mib(), t0 = now_s();
+    c3_safetensors *st = (c3_safetensors *)0x1;
+    ck_assert_int_eq(c3_st_open(path, &st), CSAL3D_ERR_FORMAT);
+    ck_assert_ptr_null(st);
+    ck_assert_msg(strstr(csal3d_last_error(), why[i]), "%s", csal3d_last_error());
+    ck_assert_msg(now_s() - t0 < 0.5, "took %.2f s", now_s() - t0);
+    ck_assert_msg(max_rss_mib() - rss0 < 64, "grew by %.0f MiB", max_rss_mib() - rss0);
+    unlink(path);
+  }
+  rmdir(tmpdir);
+}
+END_TEST
+
+/* A FIFO (or a device) is refused without blocking on it (the alarm fails the test if
+ * it does). */
+START_TEST(fifos_and_devices_are_refused_unopened) {
+  alarm(20);
+  make_tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/fifo.safetensors", tmpdir);
+  ck_assert_int_eq(mkfifo(path, 0644), 0);
+  c3_safetensors *st = (c3_safetensors *)0x1;
+  ck_assert_int_eq(c3_st_open(path, &st), CSAL3D_ERR_IO);
+  ck_assert_ptr_null(st);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "fifo.safetensors: not a regular file"));
+  ck_assert_int_eq(c3_st_open("/dev/zero", &st), CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "not a regular file"));
+  unlink(path);
+  rmdir(tmpdir);
+  alarm(0);
+}
+END_TEST
+
+/* ---- atomic writes ---- */
+
+/* 1 if the file at path holds exactly `text`. */
+static int file_is(const char *path, const char *text) {
+  char buf[64] = {0};
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  return n == strlen(text) && !memcmp(buf, text, n);
+}
+
+enum { BIG = 1 << 16 };
+static float big_data[BIG];
+
+typedef struct write_job {
+  const char *path;
+  int fileutil; /* c3_write_file_atomic instead of the safetensors writer */
+} write_job;
+
+static csal3d_status write_big(const write_job *j) {
+  if (j->fileutil) return c3_write_file_atomic(j->path, big_data, sizeof big_data);
+  c3_st_writer *w;
+  int64_t shape[1] = {BIG};
+  csal3d_status s = c3_st_writer_create(&w);
+  if (s == CSAL3D_OK) s = c3_st_writer_add(w, "x", C3_ST_F32, 1, shape, big_data);
+  if (s == CSAL3D_OK) s = c3_st_writer_write_file(w, j->path);
+  c3_st_writer_free(w);
+  return s;
+}
+
+static int write_fails_naming_target(void *arg) {
+  const write_job *j = arg;
+  return failed_naming(write_big(j), j->path);
+}
+
+static void write_killed(void *arg) { (void)write_big(arg); }
+
+/* A write that fails (a full disk, a file size limit) names the target, not the
+ * temporary, and leaves the old file as it was and no temporary behind. */
+START_TEST(write_errors_name_the_target) {
+  make_tmpdir();
+  for (int fu = 0; fu < 2; fu++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, fu ? "notes.json" : "ck.safetensors");
+    ck_assert_int_eq(c3_write_file_atomic(path, "old", 3), CSAL3D_OK);
+    write_job j = {path, fu};
+    ck_assert_int_eq(with_write_limit(write_fails_naming_target, &j, 4096), 0);
+    ck_assert(file_is(path, "old"));
+  }
+  ck_assert_int_eq(count_files(tmpdir), 2); /* no temporary left */
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* The issue's 35 checkpoint saves killed inside their write, in small: each save removes
+ * the temporaries earlier killed saves left, never others'. */
+START_TEST(killed_writes_are_cleaned_up_by_the_next) {
+  make_tmpdir();
+  for (int fu = 0; fu < 2; fu++) {
+    const char *name = fu ? "notes.json" : "ck.safetensors";
+    char path[512], pattern[300], stale[300], names[8][256], keep[6][256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    snprintf(pattern, sizeof pattern, ".%s.tmp.", name);
+    write_job j = {path, fu};
+    ck_assert_int_eq(c3_write_file_atomic(path, "old", 3), CSAL3D_OK);
+    for (int k = 0; k < 5; k++) {
+      pid_t p = killed_inside_write(write_killed, &j, 4096);
+      ck_assert(file_is(path, "old")); /* the kill left the target as it was */
+      ck_assert_int_eq(names_with(tmpdir, pattern, names, 8), 1);
+      snprintf(stale, sizeof stale, ".%s.tmp.%d.", name, (int)p);
+      ck_assert_msg(strstr(names[0], stale) == names[0], "%s is not %s*", names[0], stale);
+    }
+    make_decoys(tmpdir, name, "tmp", 0, dead_pid(), keep);
+    ck_assert_int_eq(write_big(&j), CSAL3D_OK);
+    ck_assert(exists_in(tmpdir, name));
+    int left = names_with(tmpdir, pattern, names, 8);
+    for (int k = 0; k < left && k < 8; k++) ck_assert_ptr_null(strstr(names[k], stale));
+    for (int k = 0; k < 6; k++) ck_assert_msg(exists_in(tmpdir, keep[k]), "%s removed", keep[k]);
+  }
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("safetensors");
   TCase *t = tcase_create("safetensors");
@@ -508,6 +673,11 @@ int main(void) {
   tcase_add_test(t, allocation_failures_are_reported_and_leak_free);
   tcase_add_test(t, corpus_files_parse_or_fail_cleanly);
   tcase_add_test(t, reference_files_parse);
+  tcase_add_test(t, hostile_corpus_gives_specific_errors);
+  tcase_add_test(t, sparse_file_refused_before_its_data_is_read);
+  tcase_add_test(t, fifos_and_devices_are_refused_unopened);
+  tcase_add_test(t, write_errors_name_the_target);
+  tcase_add_test(t, killed_writes_are_cleaned_up_by_the_next);
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

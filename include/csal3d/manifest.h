@@ -13,9 +13,10 @@
  * csal3d_nnunet_export() copies the chosen cases into an **nnU-Net v2 raw dataset
  * folder** (imagesTr/CASE_0000.nii.gz, labelsTr/ when labels exist, dataset.json).
  *
- * Every file is written atomically: data go to a temporary name beside the target and
- * are renamed over it when complete, so a failure or cancellation leaves no partial file
- * (and the previous file, if any, untouched).
+ * Every file is written atomically: data go to a temporary name beside the target
+ * (`.NAME.tmp.PID.XXXXXX`) and are renamed over it when complete, so a failure or
+ * cancellation leaves no partial file (and the previous file, if any, untouched); what
+ * killed writers of the same name left is removed by the next write (docs/robustness.md).
  *
  * ## The scores file (format "csal3d-scores", version 1)
  *

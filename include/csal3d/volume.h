@@ -104,6 +104,24 @@ typedef struct csal3d_volume_load_options {
   int64_t max_voxels;
   /** Replace NaN and Inf voxels by 0 instead of failing with ::CSAL3D_ERR_NUMERICAL. Default 0. */
   int allow_nonfinite;
+  /**
+   * The voxel spacing in mm to assume along the file's own i, j, k axes (pixdim[1..3];
+   * not the D, H, W of #spacing) where pixdim is NaN, Inf or 0 and the affine is built
+   * from it (no sform: the qform, or the pixdim diagonal). Zeros (default) make such a
+   * file an error (::CSAL3D_ERR_FORMAT naming pixdim and the axis) rather than 1 mm
+   * silently; entries must be 0 or > 0. Axes whose pixdim is usable, and files with an
+   * sform, ignore it.
+   */
+  double assume_spacing[3];
+  /**
+   * The most memory in bytes that loading one file may take: its header extensions, the
+   * voxels as stored, the float32 array they become and its RAS+ copy (resampling and
+   * normalisation come on top). What the header claims is checked against it before any
+   * voxel is read or decompressed, so that a small compressed file cannot claim gigabytes:
+   * ::CSAL3D_ERR_UNSUPPORTED with the amount needed. 0 (default) means 4 bytes x
+   * max_voxels (4 GiB with the default max_voxels: a 512 x 512 x 1024 int16 CT needs 2.5).
+   */
+  int64_t max_memory;
 } csal3d_volume_load_options;
 
 /**
@@ -126,11 +144,15 @@ csal3d_volume_load_options_init(csal3d_volume_load_options *options);
  * @param options the options, or NULL for the defaults.
  * @param out receives the volume; NULL on failure.
  * @return ::CSAL3D_OK;
- *   ::CSAL3D_ERR_IO (missing or unreadable file, truncated data),
+ *   ::CSAL3D_ERR_IO (missing or unreadable file, truncated data, not a regular file: a
+ *   FIFO or a device is refused before it is opened),
  *   ::CSAL3D_ERR_FORMAT (not a NIfTI file: wrong magic or header size; dimensions <= 0;
- *   a non-invertible affine; a corrupt compressed stream),
+ *   vox_offset inside the header, not a whole number, or beyond the file; scl_inter NaN or
+ *   Inf with a usable scl_slope; pixdim NaN, Inf or 0 where the affine needs it, unless
+ *   assume_spacing; a non-invertible affine; a corrupt compressed stream, or one that
+ *   inflates beyond what the header promises),
  *   ::CSAL3D_ERR_UNSUPPORTED (complex, RGB or 128-bit datatypes; more than 4 dimensions;
- *   more voxels than max_voxels),
+ *   more voxels than max_voxels; more memory than max_memory),
  *   ::CSAL3D_ERR_INVALID_ARGUMENT (a 4-D image without a channel choice, a channel out
  *   of range, bad options),
  *   ::CSAL3D_ERR_NUMERICAL (NaN or Inf voxels, unless allow_nonfinite);
@@ -254,8 +276,10 @@ csal3d_volume_save_options_init(csal3d_volume_save_options *options);
 /**
  * Saves a volume as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767), gzip-compressed when
  * @p path ends in `.gz`. Several channels are written as a 4-D image. The file appears
- * whole or not at all: data go to a temporary file in the same folder, which is flushed
- * to disk and then renamed over @p path.
+ * whole or not at all: data go to a temporary file in the same folder
+ * (`.NAME.tmp.PID.XXXXXX`), which is flushed to disk and then renamed over @p path; a write
+ * error names @p path. Temporaries of this name left by killed processes (their PID no
+ * longer runs) are removed first (docs/robustness.md).
  */
 CSAL3D_API csal3d_status csal3d_volume_save(const csal3d_volume *volume, const char *path,
                                             const csal3d_volume_save_options *options);

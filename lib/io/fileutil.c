@@ -1,10 +1,13 @@
 /* Small file helpers of the pipeline's writers; see fileutil.h. */
 #include "io/fileutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,7 +30,7 @@ void c3_sync_dir(const char *dir) {
   }
 }
 
-static void c3_sync_parent(const char *path) {
+void c3_sync_parent(const char *path) {
   const char *slash = strrchr(path, '/');
   if (!slash) {
     c3_sync_dir(".");
@@ -44,17 +47,88 @@ static void c3_sync_parent(const char *path) {
   c3_free(d);
 }
 
+/* The PID in a sibling's name ".NAME.TAG.PID.XXXXXX" (NAME and TAG given), or 0 when the
+ * name is not of that pattern. */
+static long c3_tmp_pid(const char *entry, const char *base, size_t blen, const char *tag) {
+  size_t tlen = strlen(tag);
+  if (entry[0] != '.' || strncmp(entry + 1, base, blen) || entry[1 + blen] != '.' ||
+      strncmp(entry + 2 + blen, tag, tlen) || entry[2 + blen + tlen] != '.')
+    return 0;
+  const char *p = entry + 3 + blen + tlen;
+  long pid = 0;
+  int digits = 0;
+  for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++) pid = pid * 10 + (*p - '0');
+  if (!digits || *p != '.' || strlen(p + 1) != 6) return 0;
+  for (const char *q = p + 1; *q; q++)
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9')))
+      return 0;
+  return pid > 0 && pid <= INT32_MAX ? pid : 0;
+}
+
+/* Removes what killed writers of `base` left in `dir` (see c3_tmp_beside). */
+static void c3_tmp_sweep(const char *dir, const char *base, const char *tag, int is_dir) {
+  DIR *d = opendir(*dir ? dir : ".");
+  if (!d) return;
+  const size_t blen = strlen(base), dlen = strlen(dir);
+  const long self = (long)getpid();
+  const int dfd = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long pid = c3_tmp_pid(e->d_name, base, blen, tag);
+    if (!pid || pid == self || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    struct stat st;
+    if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_uid != geteuid())
+      continue;
+    if (!is_dir && S_ISREG(st.st_mode)) {
+      (void)unlinkat(dfd, e->d_name, 0);
+    } else if (is_dir && S_ISDIR(st.st_mode)) {
+      char *p;
+      size_t n = dlen + strlen(e->d_name) + 2;
+      if (c3_alloc(n, "path", (void **)&p) != CSAL3D_OK) continue;
+      snprintf(p, n, "%s%s", dir, e->d_name);
+      (void)c3_remove_tree(p);
+      c3_free(p);
+    }
+  }
+  closedir(d);
+}
+
+csal3d_status c3_tmp_beside(const char *path, const char *tag, int is_dir, char **out) {
+  *out = NULL;
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') len--; /* a folder named with a final slash */
+  const char *slash = NULL;
+  for (size_t i = 0; i < len; i++)
+    if (path[i] == '/') slash = path + i;
+  const size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+  C3_CHECK_ARG(len > dirlen, "%s: names a folder, not a file", path);
+  char *dir, *base;
+  C3_TRY(c3_alloc(dirlen + 1, "path", (void **)&dir));
+  csal3d_status s = c3_alloc(len - dirlen + 1, "path", (void **)&base);
+  if (s != CSAL3D_OK) {
+    c3_free(dir);
+    return s;
+  }
+  memcpy(dir, path, dirlen);
+  dir[dirlen] = '\0';
+  memcpy(base, path + dirlen, len - dirlen);
+  base[len - dirlen] = '\0';
+  c3_tmp_sweep(dir, base, tag, is_dir);
+  size_t n = len + strlen(tag) + 32;
+  s = c3_alloc(n, "path", (void **)out);
+  if (s == CSAL3D_OK)
+    snprintf(*out, n, "%s.%s.%s.%ld.XXXXXX", dir, base, tag, (long)getpid());
+  c3_free(dir);
+  c3_free(base);
+  return s;
+}
+
 csal3d_status c3_outfile_open(c3_outfile *o, const char *path) {
   memset(o, 0, sizeof *o);
   C3_CHECK_ARG(path && *path, "output path is empty");
   const char *slash = strrchr(path, '/');
-  size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
-  const char *base = slash ? slash + 1 : path;
-  C3_CHECK_ARG(*base, "%s: names a folder, not a file", path);
-  size_t n = strlen(path) + 16;
-  csal3d_status s = c3_alloc(n, "path", (void **)&o->tmp);
-  if (s != CSAL3D_OK) return s;
-  snprintf(o->tmp, n, "%.*s.%s.tmp.XXXXXX", (int)dirlen, path, base);
+  C3_CHECK_ARG(*(slash ? slash + 1 : path), "%s: names a folder, not a file", path);
+  C3_TRY(c3_tmp_beside(path, "tmp", 0, &o->tmp));
   o->path = c3_strdup(path);
   if (!o->path) {
     c3_outfile_abort(o);
@@ -66,7 +140,7 @@ csal3d_status c3_outfile_open(c3_outfile *o, const char *path) {
     c3_free(o->tmp);
     o->tmp = NULL;
     c3_outfile_abort(o);
-    return c3_error(CSAL3D_ERR_IO, "%s: cannot create a file beside it: %s", path,
+    return c3_error(CSAL3D_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
                     strerror(e));
   }
   (void)fchmod(fd, 0644);
@@ -174,6 +248,20 @@ csal3d_status c3_path_absolute(const char *path, char **out) {
   return s;
 }
 
+csal3d_status c3_write_all(int fd, const void *data, size_t n, const char *path) {
+  const char *p = data;
+  for (size_t done = 0; done < n;) {
+    size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
+    ssize_t w = write(fd, p + done, chunk);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      return c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", path,
+                      w < 0 ? strerror(errno) : "no progress");
+    done += (size_t)w;
+  }
+  return CSAL3D_OK;
+}
+
 /* Reads the open file `in` (named src) to its end, handing each chunk to sink. */
 typedef csal3d_status (*c3_sink)(void *arg, const char *buf, size_t n);
 static csal3d_status pump(int in, const char *src, c3_sink sink, void *arg) {
@@ -193,15 +281,7 @@ typedef struct fd_sink {
 } fd_sink;
 static csal3d_status write_fd(void *arg, const char *buf, size_t n) {
   const fd_sink *o = arg;
-  for (size_t done = 0; done < n;) {
-    ssize_t w = write(o->fd, buf + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      return c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", o->path,
-                      w < 0 ? strerror(errno) : "no progress");
-    done += (size_t)w;
-  }
-  return CSAL3D_OK;
+  return c3_write_all(o->fd, buf, n, o->path);
 }
 
 typedef struct gz_sink {

@@ -9,13 +9,21 @@
 
 #include "csal3d/common.h"
 
-/* A file being written under a temporary name ("DIR/.NAME.tmp.XXXXXX"). */
+/* A file being written under a temporary name ("DIR/.NAME.tmp.PID.XXXXXX"). */
 typedef struct c3_outfile {
   FILE *f;       /* write here (NULL once finished or aborted) */
   char *tmp;     /* the temporary path (NULL once renamed or removed) */
   char *path;    /* the target */
   int failed;    /* a write error seen by c3_outfile_printf */
 } c3_outfile;
+
+/* The temporary name of an atomic write of `path` (a file, or a folder when is_dir):
+ * "DIR/.NAME.TAG.PID.XXXXXX", PID this process's id, the X's left for mkstemp or
+ * mkdtemp; c3_alloc'ed into *out. First removes the siblings of that pattern (same NAME
+ * and TAG) whose PID no longer runs (kill(PID, 0) fails with ESRCH): what writers of the
+ * same target killed before they could clean up left. Only plain files (folders when
+ * is_dir) that this user owns; symbolic links, other names and live PIDs are left alone. */
+csal3d_status c3_tmp_beside(const char *path, const char *tag, int is_dir, char **out);
 
 /* Writes `size` bytes to path atomically (temporary file in the same folder, fsync,
  * rename): the file appears whole or not at all. */
@@ -42,6 +50,10 @@ void c3_outfile_abort(c3_outfile *o);
  * current working directory; "./" segments dropped). */
 csal3d_status c3_path_absolute(const char *path, char **out);
 
+/* Writes all n bytes to fd (retrying short writes and EINTR); a failure names `path`,
+ * the file the caller means (the target of an atomic write, not its temporary). */
+csal3d_status c3_write_all(int fd, const void *data, size_t n, const char *path);
+
 /* Copies a file byte for byte to dst (dst is created or truncated). */
 csal3d_status c3_file_copy(const char *src, const char *dst);
 /* Writes src gzip-compressed (level 1..9) to dst. */
@@ -51,6 +63,8 @@ csal3d_status c3_file_gzip(const char *src, const char *dst, int level);
 int c3_remove_tree(const char *path);
 /* fsyncs a folder (best effort). */
 void c3_sync_dir(const char *dir);
+/* fsyncs the folder that holds `path` (best effort): makes a rename into it durable. */
+void c3_sync_parent(const char *path);
 
 /* Writes s as one CSV field (quoted when it holds a comma, quote, CR or LF). */
 void c3_csv_field(c3_outfile *o, const char *s);

@@ -15,6 +15,11 @@ typedef struct c3_nifti_read_options {
   int channel;         /* volume of a 4-D file: index, CSAL3D_CHANNEL_ALL or _NONE */
   int as_label;        /* one channel; values must be integers 0..65535 */
   int allow_nonfinite; /* NaN/Inf read as 0 instead of failing */
+  double assume_spacing[3]; /* > 0: the spacing (mm) along i, j, k where pixdim is unusable
+                               and the affine needs it (no sform); 0: refuse such files */
+  int64_t max_memory;  /* > 0: refuse a file whose load would take more bytes (the header's
+                          extensions, the voxels as stored, 1 + float_copies float32 arrays) */
+  int float_copies;    /* float32 copies of the voxels the caller makes after this read */
 } c3_nifti_read_options;
 
 typedef struct c3_nifti_image {
@@ -27,7 +32,11 @@ typedef struct c3_nifti_image {
   int qform_code, sform_code;
 } c3_nifti_image;
 
-/* Reads a .nii, .nii.gz or .hdr(.gz) file. Errors name the file and the field. */
+/* Reads a .nii, .nii.gz or .hdr(.gz) file: regular files only (a FIFO or a device is
+ * refused before it is opened); the header checked before any voxel is read (vox_offset
+ * inside the file and past the header, scl_inter finite where scl_slope scales, pixdim
+ * usable where the affine needs it, the claimed size within max_voxels and max_memory); a
+ * gzip stream read no further than the header promises. Errors name the file and the field. */
 csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
                             c3_nifti_image *out);
 /* Frees the voxels; safe on a zeroed struct. */

@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "io/fileutil.h"
 
 /* ---- dtypes ---- */
 
@@ -245,7 +246,8 @@ static csal3d_status c3_st_metadata_parse(c3_safetensors *st, const json_t *m) {
   return CSAL3D_OK;
 }
 
-/* Parses a header against a data section already in memory. */
+/* Parses a header and checks its layout against the data section's length
+ * (st->data_len); the data itself is not looked at (see c3_st_attach). */
 static csal3d_status c3_st_build(c3_safetensors *st, const char *header,
                                  uint64_t hlen) {
   const char *src = st->source;
@@ -348,10 +350,7 @@ static csal3d_status c3_st_build(c3_safetensors *st, const char *header,
                    (unsigned long long)st->data_len, (unsigned long long)at);
     goto done;
   }
-  for (i = 0; i < nt; i++) {
-    st->entries[i].data = st->data + st->entries[i].begin;
-    st->by_name[i] = i;
-  }
+  for (i = 0; i < nt; i++) st->by_name[i] = i;
   size_t *tmp;
   if ((s = c3_alloc_array(nt ? nt : 1, sizeof *tmp, "safetensors index",
                           (void **)&tmp)) != CSAL3D_OK)
@@ -361,6 +360,12 @@ static csal3d_status c3_st_build(c3_safetensors *st, const char *header,
 done:
   json_decref(root);
   return s;
+}
+
+/* Points the entries into the data section (st->data), once it is in memory. */
+static void c3_st_attach(c3_safetensors *st) {
+  for (size_t i = 0; i < st->count; i++)
+    st->entries[i].data = st->data + st->entries[i].begin;
 }
 
 static csal3d_status c3_st_new(const char *source, c3_safetensors **out) {
@@ -404,6 +409,7 @@ csal3d_status c3_st_parse(const void *buf, size_t len, const char *source,
     c3_st_free(st);
     return s;
   }
+  c3_st_attach(st);
   *out = st;
   return CSAL3D_OK;
 }
@@ -432,7 +438,9 @@ csal3d_status c3_st_open(const char *path, c3_safetensors **out) {
   C3_CHECK_ARG(out != NULL, "c3_st_open: out is NULL");
   *out = NULL;
   C3_CHECK_ARG(path != NULL, "c3_st_open: path is NULL");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Without blocking: a FIFO is refused by the check below instead of waiting for a
+   * writer (O_NONBLOCK changes nothing for the regular files that pass). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return c3_error(CSAL3D_ERR_IO, "%s: %s", path, strerror(errno));
   csal3d_status s = CSAL3D_OK;
   c3_safetensors *st = NULL;
@@ -468,12 +476,15 @@ csal3d_status c3_st_open(const char *path, c3_safetensors **out) {
                  path, (unsigned long long)hlen, (unsigned long long)(size - 8));
     goto done;
   }
+  /* The header first, checked against the file's size: a malformed one is refused
+   * before the data section (however large the file says it is) is read. */
   if ((s = c3_st_new(path, &st)) != CSAL3D_OK) goto done;
   if ((s = c3_alloc((size_t)hlen + 1, "safetensors header", (void **)&header)) !=
           CSAL3D_OK ||
       (s = c3_st_pread_all(fd, header, hlen, 8, path)) != CSAL3D_OK)
     goto done;
   st->data_len = size - 8 - hlen;
+  if ((s = c3_st_build(st, header, hlen)) != CSAL3D_OK) goto done;
   if (st->data_len > SIZE_MAX) {
     s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "%s: data section too large", path);
     goto done;
@@ -487,7 +498,7 @@ csal3d_status c3_st_open(const char *path, c3_safetensors **out) {
       CSAL3D_OK)
     goto done;
   st->data = st->owned;
-  s = c3_st_build(st, header, hlen);
+  c3_st_attach(st);
 done:
   close(fd);
   c3_free(header);
@@ -941,22 +952,6 @@ csal3d_status c3_st_writer_write_buffer(const c3_st_writer *w, void **buf,
   return CSAL3D_OK;
 }
 
-static csal3d_status c3_st_write_all(int fd, const void *buf, uint64_t n,
-                                     const char *path) {
-  const uint8_t *p = buf;
-  while (n > 0) {
-    size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
-    ssize_t r = write(fd, p, chunk);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return c3_error(CSAL3D_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    }
-    p += r;
-    n -= (uint64_t)r;
-  }
-  return CSAL3D_OK;
-}
-
 csal3d_status c3_st_writer_write_file(const c3_st_writer *w, const char *path) {
   C3_CHECK_ARG(w && path && *path, "c3_st_writer_write_file: NULL argument");
   size_t *order;
@@ -966,9 +961,8 @@ csal3d_status c3_st_writer_write_file(const c3_st_writer *w, const char *path) {
   int fd = -1;
   csal3d_status s = c3_st_writer_header(w, order, &header, &hlen);
   if (s != CSAL3D_OK) goto done;
-  size_t plen = strlen(path);
-  if ((s = c3_alloc(plen + 16, "path", (void **)&tmp)) != CSAL3D_OK) goto done;
-  snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+  /* The temporary file beside the target; errors name the target, never the temporary. */
+  if ((s = c3_tmp_beside(path, "tmp", 0, &tmp)) != CSAL3D_OK) goto done;
   fd = mkstemp(tmp);
   if (fd < 0) {
     tmp[0] = '\0';
@@ -979,48 +973,30 @@ csal3d_status c3_st_writer_write_file(const c3_st_writer *w, const char *path) {
   (void)fchmod(fd, 0644);
   uint8_t lenbuf[8];
   c3_st_put_le64(lenbuf, hlen);
-  if ((s = c3_st_write_all(fd, lenbuf, 8, tmp)) != CSAL3D_OK ||
-      (s = c3_st_write_all(fd, header, hlen, tmp)) != CSAL3D_OK)
+  if ((s = c3_write_all(fd, lenbuf, 8, path)) != CSAL3D_OK ||
+      (s = c3_write_all(fd, header, hlen, path)) != CSAL3D_OK)
     goto done;
   for (size_t k = 0; k < w->count; k++) {
     const c3_st_wentry *e = &w->entries[order[k]];
-    if ((s = c3_st_write_all(fd, e->data, e->nbytes, tmp)) != CSAL3D_OK) goto done;
+    if ((s = c3_write_all(fd, e->data, e->nbytes, path)) != CSAL3D_OK) goto done;
   }
   if (fsync(fd) != 0) {
-    s = c3_error(CSAL3D_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    s = c3_error(CSAL3D_ERR_IO, "%s: write failed (fsync): %s", path, strerror(errno));
     goto done;
   }
   if (close(fd) != 0) {
     fd = -1;
-    s = c3_error(CSAL3D_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    s = c3_error(CSAL3D_ERR_IO, "%s: write failed (close): %s", path, strerror(errno));
     goto done;
   }
   fd = -1;
   if (rename(tmp, path) != 0) {
-    s = c3_error(CSAL3D_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
+    s = c3_error(CSAL3D_ERR_IO, "%s: cannot move the finished file into place: %s", path,
                  strerror(errno));
     goto done;
   }
-  /* Make the rename durable: fsync the folder (best effort). */
-  {
-    const char *slash = strrchr(path, '/');
-    char *dir = NULL;
-    if (c3_alloc(plen + 2, "path", (void **)&dir) == CSAL3D_OK) {
-      if (!slash) strcpy(dir, ".");
-      else if (slash == path) strcpy(dir, "/");
-      else {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-      }
-      int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-      }
-      c3_free(dir);
-    }
-  }
-  tmp[0] = '\0'; /* renamed: nothing to remove */
+  c3_sync_parent(path); /* makes the rename durable (best effort) */
+  tmp[0] = '\0';         /* renamed: nothing to remove */
 done:
   if (fd >= 0) close(fd);
   if (tmp && tmp[0] && s != CSAL3D_OK) unlink(tmp);

@@ -555,13 +555,11 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
   char *tmp = NULL, *old = NULL;
   size_t flen = strlen(folder);
   while (flen > 1 && folder[flen - 1] == '/') flen--;
-  if (st == CSAL3D_OK) st = c3_alloc(flen + 32, "path", (void **)&tmp);
-  if (st == CSAL3D_OK) st = c3_alloc(flen + 32, "path", (void **)&old);
-  if (st == CSAL3D_OK) {
-    snprintf(tmp, flen + 32, "%.*s.tmp.XXXXXX", (int)flen, folder);
-    old[0] = '\0';
-    st = c3_make_parents(tmp);
-  }
+  /* ".FOLDER.tmp.PID.XXXXXX" beside it; what killed exports left there goes first. */
+  if (st == CSAL3D_OK) st = c3_tmp_beside(folder, "tmp", 1, &tmp);
+  if (st == CSAL3D_OK) st = c3_make_parents(tmp);
+  if (st == CSAL3D_OK) st = c3_alloc(flen + 48, "path", (void **)&old);
+  if (st == CSAL3D_OK) old[0] = '\0';
   int made = 0;
   if (st == CSAL3D_OK) {
     if (!mkdtemp(tmp))
@@ -620,8 +618,10 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
     st = c3_alloc(flen + 1, "path", (void **)&target);
     if (st == CSAL3D_OK) {
       snprintf(target, flen + 1, "%.*s", (int)flen, folder);
-      if (exists) {
-        snprintf(old, flen + 32, "%.*s.old.XXXXXX", (int)flen, folder);
+      char *aside = NULL;
+      if (exists && (st = c3_tmp_beside(target, "old", 1, &aside)) == CSAL3D_OK) {
+        snprintf(old, flen + 48, "%s", aside);
+        c3_free(aside);
         if (!mkdtemp(old)) {
           st = c3_error(CSAL3D_ERR_IO, "%s: cannot create a folder beside it: %s", folder,
                         strerror(errno));

@@ -49,10 +49,19 @@ csal3d_status c3_volume_load_file(const char *path, const csal3d_volume_load_opt
   csal3d_volume_load_options o;
   csal3d_volume_load_options_init(&o);
   C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  c3_nifti_read_options ro = {.max_voxels = o.max_voxels > 0 ? o.max_voxels : C3_DEFAULT_MAX_VOXELS,
+  const int64_t max_voxels = o.max_voxels > 0 ? o.max_voxels : C3_DEFAULT_MAX_VOXELS;
+  C3_CHECK_ARG(o.max_memory >= 0, "volume_load: max_memory is %lld (0 for the default, or "
+               "bytes > 0)", (long long)o.max_memory);
+  c3_nifti_read_options ro = {.max_voxels = max_voxels,
                               .channel = o.channel,
                               .as_label = as_label,
-                              .allow_nonfinite = o.allow_nonfinite};
+                              .allow_nonfinite = o.allow_nonfinite,
+                              /* the default: 4 bytes a voxel of max_voxels */
+                              .max_memory = o.max_memory > 0 ? o.max_memory
+                                            : max_voxels > INT64_MAX / 4 ? INT64_MAX
+                                            : 4 * max_voxels,
+                              .float_copies = 1 /* the RAS+ copy made below */};
+  memcpy(ro.assume_spacing, o.assume_spacing, sizeof ro.assume_spacing);
   c3_nifti_image im;
   C3_TRY(c3_nifti_read(path, &ro, &im));
   c3_axes_map map;

@@ -32,7 +32,9 @@ class _LoadOptions(ctypes.Structure):
                 ("modality", ctypes.c_int),
                 ("spacing", ctypes.c_double * 3),
                 ("max_voxels", ctypes.c_int64),
-                ("allow_nonfinite", ctypes.c_int)]
+                ("allow_nonfinite", ctypes.c_int),
+                ("assume_spacing", ctypes.c_double * 3),
+                ("max_memory", ctypes.c_int64)]
 
 
 class _SaveOptions(ctypes.Structure):
@@ -120,7 +122,7 @@ def _modality(m):
 
 
 def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
-                  allow_nonfinite=False):
+                  allow_nonfinite=False, assume_spacing=None, max_memory=0):
     o = _LoadOptions()
     check(_load_options_init(ctypes.byref(o)))
     if channel is None or channel == "none":
@@ -140,6 +142,15 @@ def _load_options(channel=None, modality=None, spacing=None, max_voxels=0,
     if max_voxels:
         o.max_voxels = integer("max_voxels", max_voxels, 0)
     o.allow_nonfinite = int(bool(allow_nonfinite))
+    if assume_spacing is not None:
+        sp = [float(s) for s in (assume_spacing if np.ndim(assume_spacing)
+                                 else [assume_spacing] * 3)]
+        if len(sp) != 3:
+            raise ValueError("assume_spacing needs 3 values (mm along the file's i, j, k; "
+                             "0 assumes nothing)")
+        o.assume_spacing[:] = sp
+    if max_memory:
+        o.max_memory = int(max_memory)
     return o
 
 
@@ -168,7 +179,7 @@ class Volume(Owned):
 
     @classmethod
     def load(cls, path, channel=None, modality=None, spacing=None, allow_nonfinite=False,
-             max_voxels=0):
+             max_voxels=0, assume_spacing=None, max_memory=0):
         """Loads a NIfTI file (.nii, .nii.gz; NIfTI-1 or -2), reoriented to RAS+.
 
         channel: None (a 4-D file is an error), an index into a 4-D file, or "all" to keep
@@ -176,19 +187,26 @@ class Volume(Owned):
         (clip [-1024, 1024] HU, scale to [0, 1]) or "mri" (z-score, clip to the 1st-99th
         percentiles, rescale to [0, 1]).
         spacing: resample to this spacing in mm (a number or 3 values; 0 keeps an axis).
+        assume_spacing: the spacing in mm to assume along the file's i, j, k axes where
+        pixdim is NaN, Inf or 0 and no sform gives the geometry (a number or 3 values; by
+        default such a file is a FormatError). max_memory: the most bytes loading the file
+        may take (default 4 x max_voxels; a header claiming more is an UnsupportedError
+        before anything is read).
         Raises csal3d.FormatError, IOError_, UnsupportedError, NumericalError (NaN/Inf
         voxels unless allow_nonfinite), InvalidArgumentError (e.g. 4-D without channel).
         """
-        o = _load_options(channel, modality, spacing, max_voxels, allow_nonfinite)
+        o = _load_options(channel, modality, spacing, max_voxels, allow_nonfinite,
+                          assume_spacing, max_memory)
         h = _vp()
         check(_load(_path(path), ctypes.byref(o), ctypes.byref(h)))
         return cls(h)
 
     @classmethod
-    def load_label(cls, path, image=None, channel=None, spacing=None):
+    def load_label(cls, path, image=None, channel=None, spacing=None, assume_spacing=None):
         """Loads a label image (integers 0..65535). With `image`, the label must be on the
-        grid of the file `image` came from and is brought onto `image`'s current grid."""
-        o = _load_options(channel, None, spacing)
+        grid of the file `image` came from and is brought onto `image`'s current grid.
+        assume_spacing: as for load()."""
+        o = _load_options(channel, None, spacing, assume_spacing=assume_spacing)
         h = _vp()
         check(_load_label(_path(path), image.handle if image is not None else None,
                           ctypes.byref(o), ctypes.byref(h)))

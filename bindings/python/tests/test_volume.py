@@ -1,5 +1,6 @@
 """Tests of csal3d.Volume, csal3d.Dataset and the phantom generator."""
 
+import ctypes
 import json
 import os
 import tempfile
@@ -12,6 +13,7 @@ import csal3d
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 FIX = os.path.join(ROOT, "tests", "data", "nifti")
 BAD = os.path.join(ROOT, "tests", "data", "nifti_bad")
+HOSTILE = os.path.join(ROOT, "tests", "data", "hostile", "nifti")
 
 try:
     import nibabel
@@ -60,6 +62,25 @@ class TestVolume(unittest.TestCase):
             csal3d.Volume.load(os.path.join(FIX, "lps_uint8.nii"), modality="pet")
         v = csal3d.Volume.load(os.path.join(BAD, "nan.nii"), allow_nonfinite=True)
         self.assertEqual(int((v.to_numpy() == 0).sum()), 2)
+
+    def test_load_options_hostile_headers(self):
+        from csal3d import volume
+        o = volume._load_options()
+        self.assertEqual(o.struct_size, ctypes.sizeof(volume._LoadOptions))
+        path = os.path.join(HOSTILE, "pixdim3_zero_qform.nii")
+        with self.assertRaises(csal3d.FormatError) as cm:
+            csal3d.Volume.load(path)
+        self.assertIn("pixdim[3]", str(cm.exception))
+        self.assertIn("assume_spacing", str(cm.exception))
+        v = csal3d.Volume.load(path, assume_spacing=[0, 0, 1.5])
+        self.assertEqual(sorted(np.round(v.spacing, 6)), [1.5, 2.0, 3.0])
+        v = csal3d.Volume.load_label(path, assume_spacing=2.5)
+        self.assertEqual(sorted(np.round(v.spacing, 6)), [2.0, 2.5, 3.0])
+        with self.assertRaises(ValueError):
+            csal3d.Volume.load(path, assume_spacing=[1, 2])
+        with self.assertRaises(csal3d.UnsupportedError) as cm:
+            csal3d.Volume.load(os.path.join(FIX, "lps_uint8.nii"), max_memory=100)
+        self.assertIn("max_memory", str(cm.exception))
 
     def test_channels_and_modality(self):
         path = os.path.join(FIX, "multichannel_int16.nii.gz")
