@@ -4,6 +4,7 @@
  * the phantom generator, and the integration test over ../shared/data/msd_hippocampus
  * (skipped where absent; CSAL3D_DATA_DIR overrides ../shared/data). */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -612,6 +613,39 @@ START_TEST(one_folder_per_subject) {
   csal3d_dataset_free(ds);
   write_text("list.txt", "subj01/flair.nii.gz\nsubj02/../subj01/flair.nii.gz\n");
   open_fails("list.txt", CSAL3D_ERR_FORMAT, "appears twice (entries 0 and 1");
+  /* A link back up is not followed round; a FIFO named like an image is not a case. */
+  char p[512], q[512];
+  snprintf(p, sizeof p, "%s/subj02/loop", dir);
+  ck_assert_int_eq(symlink("..", p), 0);
+  snprintf(p, sizeof p, "%s/subj02/fifo.nii.gz", dir);
+  ck_assert_int_eq(mkfifo(p, 0644), 0);
+  ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 5);
+  csal3d_dataset_free(ds);
+  /* Linked subject folders are followed. */
+  snprintf(p, sizeof p, "%s/subj04", dir);
+  snprintf(q, sizeof q, "%s/elsewhere", dir);
+  ck_assert_int_eq(rename(p, q), 0);
+  snprintf(q, sizeof q, "%s/.elsewhere", dir);
+  snprintf(p, sizeof p, "%s/elsewhere", dir);
+  ck_assert_int_eq(rename(p, q), 0);
+  snprintf(p, sizeof p, "%s/subj04", dir);
+  ck_assert_int_eq(symlink(".elsewhere", p), 0);
+  ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 5);
+  ck_assert_str_eq(case_str(ds, 3, "id"), "subj04/anat/flair");
+  csal3d_dataset_free(ds);
+  /* A decathlon folder without the split asked for has no cases (the training images
+   * are not test cases). */
+  sub("msd");
+  sub("msd/imagesTr");
+  write_volume("msd/imagesTr/a.nii.gz", 0, 0, 0);
+  snprintf(p, sizeof p, "%s/msd", dir);
+  csal3d_dataset_options o;
+  csal3d_dataset_options_init(&o);
+  o.split = "test";
+  ck_assert_int_eq(csal3d_dataset_open(p, &o, &ds), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no cases found"));
 }
 END_TEST
 
@@ -656,6 +690,12 @@ START_TEST(list_channels_and_csv) {
   write_text("cases.tsv", "image\tlabel\ns1/t1.nii.gz; s1/flair.nii.gz\ts1/seg.nii.gz\n");
   ds = open_ok("cases.tsv");
   ck_assert_int_eq(image_files(ds, 0), 2);
+  csal3d_dataset_free(ds);
+  /* An empty first cell of a tab-separated row stays a cell. */
+  write_text("cases.tsv", "id\timage\n\ts1/t1.nii.gz\n  x 1 \ts1/flair.nii.gz\n");
+  ds = open_ok("cases.tsv");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "t1");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "x 1");
   csal3d_dataset_free(ds);
   /* Refused, naming the line. */
   write_text("bad.csv", "id,label\nx,s1/seg.nii.gz\n");
@@ -819,6 +859,36 @@ START_TEST(open_survives_allocation_failures) {
 }
 END_TEST
 
+/* The list files of tests/data/dataset_list (also the seeds of tests/fuzz_dataset_list.c):
+ * valid_* open, invalid_* fail with CSAL3D_ERR_FORMAT naming the file. */
+START_TEST(list_corpus_replayed) {
+  const char *cdir = "tests/data/dataset_list";
+  DIR *d = opendir(cdir);
+  ck_assert_msg(d != NULL, "corpus folder %s is missing", cdir);
+  int seen = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", cdir, e->d_name);
+    csal3d_dataset *ds = NULL;
+    csal3d_status st = csal3d_dataset_open(p, NULL, &ds);
+    if (!strncmp(e->d_name, "valid_", 6)) {
+      ck_assert_msg(st == CSAL3D_OK, "%s: %s", e->d_name, csal3d_last_error());
+      ck_assert_uint_gt(size_of(ds), 0);
+    } else {
+      ck_assert_msg(st == CSAL3D_ERR_FORMAT && strstr(csal3d_last_error(), e->d_name),
+                    "%s: status %d: %s", e->d_name, (int)st, csal3d_last_error());
+      ck_assert_ptr_null(ds);
+    }
+    csal3d_dataset_free(ds);
+    seen++;
+  }
+  closedir(d);
+  ck_assert_int_ge(seen, 10);
+}
+END_TEST
+
 /* ---- real data ---- */
 
 START_TEST(msd_hippocampus_all_cases) {
@@ -906,6 +976,7 @@ static Suite *suite(void) {
   tcase_add_test(t, control_characters_refused);
   tcase_add_test(t, large_list_and_late_duplicate);
   tcase_add_test(t, open_survives_allocation_failures);
+  tcase_add_test(t, list_corpus_replayed);
   suite_add_tcase(s, t);
   TCase *p = tcase_create("phantom");
   tcase_set_timeout(p, 60);

@@ -383,31 +383,47 @@ static int c3_entry_cmp(const void *a, const void *b) {
   return c ? c : (x->channel > y->channel) - (x->channel < y->channel);
 }
 
-/* Adds the image files of dir (.nii, .nii.gz, .hdr, .hdr.gz; hidden ones skipped; with
- * file_ending only names ending in it) and, while depth > 0, those of its subfolders. */
+/* A folder being listed and the folders above it (to stop at symbolic-link loops). */
+typedef struct c3_dirid {
+  dev_t dev;
+  ino_t ino;
+  const struct c3_dirid *up;
+} c3_dirid;
+
+/* Adds the image files of dir (.nii, .nii.gz, .hdr, .hdr.gz; hidden ones, folders and
+ * special files skipped; with file_ending only names ending in it) and, while depth > 0,
+ * those of its subfolders (followed through links, never into a folder above). */
 static csal3d_status c3_list_images(csal3d_dataset *ds, c3_entries *es, const char *dir,
-                                    const char *file_ending, int depth) {
+                                    const char *file_ending, int depth, const c3_dirid *up) {
   DIR *d = opendir(dir);
   if (!d) return c3_error(CSAL3D_ERR_IO, "%s: cannot list the folder: %s", dir, strerror(errno));
   csal3d_status s = CSAL3D_OK;
   struct dirent *de;
   while (s == CSAL3D_OK && (de = readdir(d))) {
     const char *name = de->d_name;
-    if (name[0] == '.') continue;
+    const unsigned char type = de->d_type;
+    if (name[0] == '.' || (type != DT_UNKNOWN && type != DT_REG && type != DT_LNK &&
+                           type != DT_DIR))
+      continue;
     int e = c3_ext_of(name);
-    int image = e >= 0 && e != C3_EXT_IMG && e != C3_EXT_IMG_GZ;
+    int image = type != DT_DIR && e >= 0 && e != C3_EXT_IMG && e != C3_EXT_IMG_GZ;
     if (image && file_ending) {
       size_t a = strlen(name), b = strlen(file_ending);
       image = a > b && !strcmp(name + a - b, file_ending);
     }
-    if (!image && depth <= 0) continue;
+    if (!image && (depth <= 0 || type == DT_REG)) continue;
     char *path = c3_join(ds, dir, name);
     if (!path) {
       s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "%s: out of memory listing the folder", dir);
       break;
     }
     if (!image) {
-      if (c3_is_dir(path)) s = c3_list_images(ds, es, path, file_ending, depth - 1);
+      struct stat st;
+      if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      const c3_dirid *a = up;
+      while (a && !(a->dev == st.st_dev && a->ino == st.st_ino)) a = a->up;
+      c3_dirid here = {st.st_dev, st.st_ino, up};
+      if (!a) s = c3_list_images(ds, es, path, file_ending, depth - 1, &here);
       continue;
     }
     if (es->n == es->cap) {
@@ -508,9 +524,12 @@ static csal3d_status c3_cases_from_entries(csal3d_dataset *ds, c3_entries *es, i
 static csal3d_status c3_scan_folder(csal3d_dataset *ds, const char *dir, const char *label_dir,
                                     const char *file_ending, int mode, int nnunet, int depth) {
   c3_entries es = {0};
-  csal3d_status s = c3_list_images(ds, &es, dir, file_ending, 0);
-  if (s == CSAL3D_OK && es.n == 0 && depth > 0)
-    s = c3_list_images(ds, &es, dir, file_ending, depth);
+  csal3d_status s = c3_list_images(ds, &es, dir, file_ending, 0, NULL);
+  struct stat st;
+  if (s == CSAL3D_OK && es.n == 0 && depth > 0 && stat(dir, &st) == 0) {
+    c3_dirid top = {st.st_dev, st.st_ino, NULL};
+    s = c3_list_images(ds, &es, dir, file_ending, depth, &top);
+  }
   if (s == CSAL3D_OK) {
     if (nnunet < 0) nnunet = c3_nnunet_evidence(&es, label_dir);
     int suffix = mode == CSAL3D_CHANNEL_SUFFIX_ALWAYS ||
@@ -817,15 +836,17 @@ static csal3d_status c3_parse_list(csal3d_dataset *ds, const char *path, int mod
                      "at column %ld", path, lineno, ch, k + 1);
     }
     if (s != CSAL3D_OK) break;
-    t = c3_trim(t);
-    if (!*t || *t == '#') continue;
+    const char *first_char = t + strspn(t, " \t");
+    if (!*first_char || *first_char == '#') continue;
+    /* Fields are trimmed one by one: a leading tab is an empty first field. */
     int nf = c3_split_fields(t, fields, C3_LIST_MAX_COLUMNS);
-    if (nf < 0) {
-      s = c3_error(CSAL3D_ERR_FORMAT, nf == -1 ? "%s:%d: a quoted field is not closed, or text "
-                   "follows its closing quote" : "%s:%d: more than %d fields", path, lineno,
+    if (nf == -1)
+      s = c3_error(CSAL3D_ERR_FORMAT, "%s:%d: a quoted field is not closed, or text follows "
+                   "its closing quote", path, lineno);
+    else if (nf < 0)
+      s = c3_error(CSAL3D_ERR_FORMAT, "%s:%d: more than %d fields", path, lineno,
                    C3_LIST_MAX_COLUMNS);
-      break;
-    }
+    if (s != CSAL3D_OK) break;
     if (first) {
       first = 0;
       int r = c3_read_header(fields, nf, &header, path, lineno);
@@ -890,8 +911,18 @@ CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
       s = c3_scan_folder(ds, images, !test && c3_is_dir(labels) ? labels : NULL, NULL, mode,
                          -1, 0);
     } else {
+      /* Subject folders, unless the folder is a decathlon or nnU-Net one without the
+       * split asked for (a test split must not find the training images). */
+      static const char *const layout[] = {"imagesTr", "imagesTs", "labelsTr", "labelsTs"};
+      int depth = C3_SCAN_DEPTH;
+      s = CSAL3D_OK;
+      for (size_t k = 0; k < sizeof layout / sizeof *layout && depth && s == CSAL3D_OK; k++) {
+        char *p = c3_join(ds, path, layout[k]);
+        if (!p) s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
+        else if (c3_is_dir(p)) depth = 0;
+      }
       sorted = 1;
-      s = c3_scan_folder(ds, path, NULL, NULL, mode, 0, C3_SCAN_DEPTH);
+      if (s == CSAL3D_OK) s = c3_scan_folder(ds, path, NULL, NULL, mode, 0, depth);
     }
   } else {
     size_t n = strlen(path);
