@@ -1,7 +1,10 @@
-/* Tests of datasets (folders, decathlon and nnU-Net v2 dataset.json, text files), the
- * phantom generator, and the integration test over ../shared/data/msd_hippocampus
+/* Tests of datasets (folders, one folder per subject, decathlon and nnU-Net v2
+ * dataset.json, text files and CSVs, .hdr/.img pairs, case ids: nnU-Net's channel suffix
+ * only where the layout is nnU-Net's, repeated file names, refused control characters),
+ * the phantom generator, and the integration test over ../shared/data/msd_hippocampus
  * (skipped where absent; CSAL3D_DATA_DIR overrides ../shared/data). */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "csal3d/csal3d.h"
 
 static char dir[256];
@@ -60,12 +64,43 @@ static const char *case_str(const csal3d_dataset *ds, size_t i, const char *what
   return buf;
 }
 
-static csal3d_dataset *open_ok(const char *rel) {
+/* Opens dir/rel with the given channel_suffix option. */
+static csal3d_dataset *open_suffix(const char *rel, int channel_suffix) {
   char p[512];
   snprintf(p, sizeof p, "%s%s%s", dir, *rel ? "/" : "", rel);
+  csal3d_dataset_options o;
+  csal3d_dataset_options_init(&o);
+  o.channel_suffix = channel_suffix;
   csal3d_dataset *ds = NULL;
-  ck_assert_msg(csal3d_dataset_open(p, NULL, &ds) == CSAL3D_OK, "%s: %s", p, csal3d_last_error());
+  ck_assert_msg(csal3d_dataset_open(p, &o, &ds) == CSAL3D_OK, "%s: %s", p, csal3d_last_error());
   return ds;
+}
+
+static csal3d_dataset *open_ok(const char *rel) {
+  return open_suffix(rel, CSAL3D_CHANNEL_SUFFIX_AUTO);
+}
+
+/* Opening dir/rel fails with `status` and a message holding `text`. */
+static void open_fails(const char *rel, csal3d_status status, const char *text) {
+  char p[512];
+  snprintf(p, sizeof p, "%s%s%s", dir, *rel ? "/" : "", rel);
+  csal3d_dataset *ds = (csal3d_dataset *)1;
+  csal3d_status st = csal3d_dataset_open(p, NULL, &ds);
+  ck_assert_msg(st == status && strstr(csal3d_last_error(), text), "%s: status %d, '%s'", rel,
+                (int)st, csal3d_last_error());
+  ck_assert_ptr_null(ds);
+}
+
+static size_t size_of(const csal3d_dataset *ds) {
+  size_t n = 0;
+  ck_assert_int_eq(csal3d_dataset_size(ds, &n), CSAL3D_OK);
+  return n;
+}
+
+static int image_files(const csal3d_dataset *ds, size_t i) {
+  int files = 0, has_label = 0;
+  ck_assert_int_eq(csal3d_dataset_case_info(ds, i, &files, &has_label), CSAL3D_OK);
+  return files;
 }
 
 START_TEST(folder_of_files_groups_channels) {
@@ -75,7 +110,13 @@ START_TEST(folder_of_files_groups_channels) {
   write_volume("c_0000.nii.gz", 100, 0, 0);
   write_volume(".hidden.nii.gz", 0, 0, 0);
   write_text("notes.txt", "not an image\n");
+  /* By default a plain folder is not nnU-Net's: c_0000 and c_0001 are two cases. */
   csal3d_dataset *ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 4);
+  ck_assert_str_eq(case_str(ds, 2, "id"), "c_0000");
+  ck_assert_str_eq(case_str(ds, 3, "id"), "c_0001");
+  csal3d_dataset_free(ds);
+  ds = open_suffix("", CSAL3D_CHANNEL_SUFFIX_ALWAYS);
   size_t n;
   csal3d_dataset_size(ds, &n);
   ck_assert_uint_eq(n, 3);
@@ -118,7 +159,7 @@ START_TEST(folder_of_files_groups_channels) {
   /* Channel files on different grids cannot be stacked. */
   write_volume("d_0000.nii.gz", 0, 0, 0);
   write_volume("d_0001.nii.gz", 0, 3.0, 0);
-  ds = open_ok("");
+  ds = open_suffix("", CSAL3D_CHANNEL_SUFFIX_ALWAYS);
   ck_assert_int_eq(csal3d_dataset_load_image(ds, 3, NULL, &v), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "case 'd'"));
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "not on the grid"));
@@ -128,8 +169,20 @@ START_TEST(folder_of_files_groups_channels) {
   write_volume("e_0002.nii.gz", 0, 0, 0);
   char p[512];
   snprintf(p, sizeof p, "%s", dir);
-  ck_assert_int_eq(csal3d_dataset_open(p, NULL, &ds), CSAL3D_ERR_FORMAT);
+  csal3d_dataset_options o;
+  csal3d_dataset_options_init(&o);
+  ck_assert_int_eq(o.channel_suffix, CSAL3D_CHANNEL_SUFFIX_AUTO);
+  o.channel_suffix = CSAL3D_CHANNEL_SUFFIX_ALWAYS;
+  ck_assert_int_eq(csal3d_dataset_open(p, &o, &ds), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "case 'e'"));
+  o.channel_suffix = 3;
+  ck_assert_int_eq(csal3d_dataset_open(p, &o, &ds), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "the option channel_suffix"));
+  /* Two extensions of one name are one case twice. */
+  write_volume("e_0002.nii", 0, 0, 0);
+  o.channel_suffix = CSAL3D_CHANNEL_SUFFIX_NEVER;
+  ck_assert_int_eq(csal3d_dataset_open(p, &o, &ds), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "two extensions"));
 }
 END_TEST
 
@@ -237,9 +290,15 @@ START_TEST(decathlon_json) {
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "entry 0 needs an \"image\""));
   write_text("dataset.json", "{\"name\": \"no list\"}");
   ck_assert_int_eq(csal3d_dataset_open(p, NULL, &ds), CSAL3D_ERR_FORMAT);
+  /* Repeated file names: ids by relative path; the same file twice is an error. */
   write_text("dataset.json", "{\"training\": [{\"image\": \"a/x.nii.gz\"}, {\"image\": \"b/x.nii\"}]}");
+  ck_assert_int_eq(csal3d_dataset_open(p, NULL, &ds), CSAL3D_OK);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "a/x");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "b/x");
+  csal3d_dataset_free(ds);
+  write_text("dataset.json", "{\"training\": [{\"image\": \"a/x.nii.gz\"}, {\"image\": \"./a/x.nii\"}]}");
   ck_assert_int_eq(csal3d_dataset_open(p, NULL, &ds), CSAL3D_ERR_FORMAT);
-  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "'x' appears twice"));
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "appears twice"));
   write_text("dataset.json", "{\"training\": []}");
   ck_assert_int_eq(csal3d_dataset_open(p, NULL, &ds), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no cases"));
@@ -303,6 +362,9 @@ START_TEST(text_list) {
   csal3d_dataset_size(ds, &n);
   ck_assert_uint_eq(n, 2);
   ck_assert_str_eq(case_str(ds, 0, "id"), "x1");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "x2_0000"); /* a list is not nnU-Net's */
+  csal3d_dataset_free(ds);
+  ds = open_suffix("cases.txt", CSAL3D_CHANNEL_SUFFIX_ALWAYS);
   ck_assert_str_eq(case_str(ds, 1, "id"), "x2");
   char want[600];
   snprintf(want, sizeof want, "%s/scans/x1_seg.nii.gz", dir);
@@ -438,6 +500,395 @@ START_TEST(phantom_is_deterministic_and_loadable) {
 }
 END_TEST
 
+/* ---- case ids (issue 12) and hostile lists (issue 13) ---- */
+
+/* AMOS-style names: _NNNN is part of the name outside nnU-Net's layout. */
+START_TEST(amos_names_are_not_channels) {
+  sub("imagesTr");
+  write_volume("imagesTr/amos_0001.nii.gz", 1, 0, 0);
+  write_volume("imagesTr/amos_0004.nii.gz", 2, 0, 0);
+  write_volume("imagesTr/amos_0005.nii.gz", 3, 0, 0);
+  write_text("dataset.json",
+             "{\"name\": \"AMOS\", \"modality\": {\"0\": \"CT\"}, \"training\": [\n"
+             " {\"image\": \"./imagesTr/amos_0005.nii.gz\"},\n"
+             " {\"image\": \"./imagesTr/amos_0001.nii.gz\"},\n"
+             " {\"image\": \"./imagesTr/amos_0004.nii.gz\"}]}\n");
+  csal3d_dataset *ds = open_ok("dataset.json"); /* was: "case id 'amos' appears twice" */
+  ck_assert_uint_eq(size_of(ds), 3);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "amos_0005"); /* as listed */
+  ck_assert_str_eq(case_str(ds, 1, "id"), "amos_0001");
+  csal3d_dataset_free(ds);
+  /* A folder of amos_0000..0002 is three cases (it was one case of three channels). */
+  sub("flat");
+  for (int i = 0; i < 3; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "flat/amos_%04d.nii.gz", i);
+    write_volume(name, (float)i, 0, 0);
+  }
+  ds = open_ok("flat");
+  ck_assert_uint_eq(size_of(ds), 3);
+  ck_assert_int_eq(image_files(ds, 0), 1);
+  ck_assert_str_eq(case_str(ds, 2, "id"), "amos_0002");
+  csal3d_dataset_free(ds);
+  /* imagesTr/ without a dataset.json: nnU-Net's only when labelsTr/ names labels after
+   * the names without the suffix. */
+  sub("raw");
+  sub("raw/imagesTr");
+  sub("raw/labelsTr");
+  write_volume("raw/imagesTr/amos_0001.nii.gz", 0, 0, 0);
+  write_volume("raw/imagesTr/amos_0004.nii.gz", 0, 0, 0);
+  write_volume("raw/labelsTr/amos_0001.nii.gz", 0, 0, 1);
+  ds = open_ok("raw");
+  ck_assert_uint_eq(size_of(ds), 2);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "amos_0001");
+  int files, has_label;
+  csal3d_dataset_case_info(ds, 0, &files, &has_label);
+  ck_assert_int_eq(has_label, 1);
+  csal3d_dataset_free(ds);
+  /* The option never, on an nnU-Net v2 dataset.json: every file its own case. */
+  sub("nn");
+  sub("nn/imagesTr");
+  write_volume("nn/imagesTr/p_0000.nii.gz", 0, 0, 0);
+  write_volume("nn/imagesTr/p_0001.nii.gz", 0, 0, 0);
+  write_text("nn/dataset.json", "{\"channel_names\": {\"0\": \"T2\", \"1\": \"ADC\"}, "
+                                "\"file_ending\": \".nii.gz\"}");
+  ds = open_ok("nn");
+  ck_assert_uint_eq(size_of(ds), 1);
+  ck_assert_int_eq(image_files(ds, 0), 2);
+  csal3d_dataset_free(ds);
+  ds = open_suffix("nn", CSAL3D_CHANNEL_SUFFIX_NEVER);
+  ck_assert_uint_eq(size_of(ds), 2);
+  ck_assert_str_eq(case_str(ds, 1, "id"), "p_0001");
+  csal3d_dataset_free(ds);
+  /* channel_names without file_ending is nnU-Net's too (any image extension). */
+  write_text("nn/dataset.json", "{\"channel_names\": {\"0\": \"T2\", \"1\": \"ADC\"}}");
+  ds = open_ok("nn");
+  ck_assert_uint_eq(size_of(ds), 1);
+  csal3d_dataset_free(ds);
+}
+END_TEST
+
+/* One folder per subject: found below the top, ids by relative path where names repeat. */
+START_TEST(one_folder_per_subject) {
+  sub("subj01");
+  sub("subj02");
+  sub("subj03");
+  sub("subj03/anat");
+  sub(".cache");
+  write_volume("subj01/flair.nii.gz", 1, 0, 0);
+  write_volume("subj02/flair.nii.gz", 2, 0, 0);
+  write_volume("subj03/anat/flair.nii.gz", 3, 0, 0);
+  write_volume("subj01/t1.nii.gz", 4, 0, 0);
+  write_volume(".cache/flair.nii.gz", 5, 0, 0); /* hidden: skipped */
+  write_text("subj01/notes.txt", "x");
+  csal3d_dataset *ds = open_ok(""); /* was: "no cases found" */
+  ck_assert_uint_eq(size_of(ds), 4);
+  /* Sorted by id; "flair" repeats: each id takes folders above it while it repeats. */
+  ck_assert_str_eq(case_str(ds, 0, "id"), "anat/flair");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "subj01/flair");
+  ck_assert_str_eq(case_str(ds, 2, "id"), "subj02/flair");
+  ck_assert_str_eq(case_str(ds, 3, "id"), "t1");
+  csal3d_volume *v;
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 2, NULL, &v), CSAL3D_OK);
+  const float *x;
+  csal3d_volume_data(v, &x);
+  ck_assert_float_eq(x[0], 2.0f);
+  csal3d_volume_free(v);
+  csal3d_dataset_free(ds);
+  /* Deeper: two levels where one is not enough (the relative paths). */
+  sub("subj04");
+  sub("subj04/anat");
+  write_volume("subj04/anat/flair.nii.gz", 6, 0, 0);
+  ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 5);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "subj01/flair");
+  ck_assert_str_eq(case_str(ds, 2, "id"), "subj03/anat/flair");
+  ck_assert_str_eq(case_str(ds, 3, "id"), "subj04/anat/flair");
+  csal3d_dataset_free(ds);
+  /* A list of the same: relative paths, ".." resolved. */
+  write_text("list.txt", "subj01/flair.nii.gz\n./subj02/../subj02/flair.nii.gz\n");
+  ds = open_ok("list.txt");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "subj01/flair");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "subj02/flair");
+  csal3d_dataset_free(ds);
+  write_text("list.txt", "subj01/flair.nii.gz\nsubj02/../subj01/flair.nii.gz\n");
+  open_fails("list.txt", CSAL3D_ERR_FORMAT, "appears twice (entries 0 and 1");
+  /* A link back up is not followed round; a FIFO named like an image is not a case. */
+  char p[512], q[512];
+  snprintf(p, sizeof p, "%s/subj02/loop", dir);
+  ck_assert_int_eq(symlink("..", p), 0);
+  snprintf(p, sizeof p, "%s/subj02/fifo.nii.gz", dir);
+  ck_assert_int_eq(mkfifo(p, 0644), 0);
+  ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 5);
+  csal3d_dataset_free(ds);
+  /* Linked subject folders are followed. */
+  snprintf(p, sizeof p, "%s/subj04", dir);
+  snprintf(q, sizeof q, "%s/elsewhere", dir);
+  ck_assert_int_eq(rename(p, q), 0);
+  snprintf(q, sizeof q, "%s/.elsewhere", dir);
+  snprintf(p, sizeof p, "%s/elsewhere", dir);
+  ck_assert_int_eq(rename(p, q), 0);
+  snprintf(p, sizeof p, "%s/subj04", dir);
+  ck_assert_int_eq(symlink(".elsewhere", p), 0);
+  ds = open_ok("");
+  ck_assert_uint_eq(size_of(ds), 5);
+  ck_assert_str_eq(case_str(ds, 3, "id"), "subj04/anat/flair");
+  csal3d_dataset_free(ds);
+  /* A decathlon folder without the split asked for has no cases (the training images
+   * are not test cases). */
+  sub("msd");
+  sub("msd/imagesTr");
+  write_volume("msd/imagesTr/a.nii.gz", 0, 0, 0);
+  snprintf(p, sizeof p, "%s/msd", dir);
+  csal3d_dataset_options o;
+  csal3d_dataset_options_init(&o);
+  o.split = "test";
+  ck_assert_int_eq(csal3d_dataset_open(p, &o, &ds), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "no cases found"));
+}
+END_TEST
+
+/* Several images per line for channels; CSVs with a header. */
+START_TEST(list_channels_and_csv) {
+  sub("s1");
+  write_volume("s1/t1.nii.gz", 10, 0, 0);
+  write_volume("s1/flair.nii.gz", 20, 0, 0);
+  write_volume("s1/seg.nii.gz", 0, 0, 1);
+  write_volume("t1 b.nii.gz", 30, 0, 0);
+  write_text("list.txt", "s1/t1.nii.gz;s1/flair.nii.gz,s1/seg.nii.gz\n");
+  csal3d_dataset *ds = open_ok("list.txt");
+  ck_assert_uint_eq(size_of(ds), 1);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "t1");
+  ck_assert_int_eq(image_files(ds, 0), 2);
+  ck_assert_ptr_nonnull(strstr(case_str(ds, 0, "label"), "s1/seg.nii.gz"));
+  csal3d_volume *v;
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 0, NULL, &v), CSAL3D_OK);
+  int64_t shape[4];
+  csal3d_volume_shape(v, shape);
+  ck_assert_int_eq(shape[0], 2);
+  const float *x;
+  csal3d_volume_data(v, &x);
+  ck_assert_float_eq(x[0], 10.0f);
+  ck_assert_float_eq(x[60], 20.0f);
+  csal3d_volume_free(v);
+  csal3d_dataset_free(ds);
+  /* A CSV: a byte order mark, columns in any order, names in any case, quoted fields,
+   * ignored columns, ids given or (empty) from the file name. */
+  write_text("cases.csv", "\xef\xbb\xbf" "Label,age,IMAGE_1,id,image_0\n"
+                          "s1/seg.nii.gz,54,s1/flair.nii.gz,subject 1,s1/t1.nii.gz\n"
+                          ",61,s1/t1.nii.gz,,\"t1 b.nii.gz\"\n");
+  ds = open_ok("cases.csv");
+  ck_assert_uint_eq(size_of(ds), 2);
+  ck_assert_str_eq(case_str(ds, 0, "id"), "subject 1");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "t1 b");
+  ck_assert_ptr_nonnull(strstr(case_str(ds, 0, "image:0"), "s1/t1.nii.gz"));
+  ck_assert_ptr_nonnull(strstr(case_str(ds, 0, "image:1"), "s1/flair.nii.gz"));
+  ck_assert_str_eq(case_str(ds, 1, "label"), "");
+  csal3d_dataset_free(ds);
+  /* "image" with ';' channels, tab-separated. */
+  write_text("cases.tsv", "image\tlabel\ns1/t1.nii.gz; s1/flair.nii.gz\ts1/seg.nii.gz\n");
+  ds = open_ok("cases.tsv");
+  ck_assert_int_eq(image_files(ds, 0), 2);
+  csal3d_dataset_free(ds);
+  /* An empty first cell of a tab-separated row stays a cell. */
+  write_text("cases.tsv", "id\timage\n\ts1/t1.nii.gz\n  x 1 \ts1/flair.nii.gz\n");
+  ds = open_ok("cases.tsv");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "t1");
+  ck_assert_str_eq(case_str(ds, 1, "id"), "x 1");
+  csal3d_dataset_free(ds);
+  /* Refused, naming the line. */
+  write_text("bad.csv", "id,label\nx,s1/seg.nii.gz\n");
+  open_fails("bad.csv", CSAL3D_ERR_FORMAT, "bad.csv:1:");
+  write_text("bad.csv", "image,image\ns1/t1.nii.gz,s1/t1.nii.gz\n");
+  open_fails("bad.csv", CSAL3D_ERR_FORMAT, "say the same");
+  write_text("bad.csv", "image,label\ns1/t1.nii.gz,s1/seg.nii.gz,extra\n");
+  open_fails("bad.csv", CSAL3D_ERR_FORMAT, "bad.csv:2: 3 fields, the header has 2");
+  write_text("bad.csv", "image_0,image_1\ns1/t1.nii.gz,\n");
+  open_fails("bad.csv", CSAL3D_ERR_FORMAT, "bad.csv:2:");
+  write_text("bad.csv", "image\n\"s1/t1.nii.gz\n");
+  open_fails("bad.csv", CSAL3D_ERR_FORMAT, "bad.csv:2: a quoted field is not closed");
+  write_text("bad.txt", "s1/t1.nii.gz,s1/seg.nii.gz,s1/flair.nii.gz\n");
+  open_fails("bad.txt", CSAL3D_ERR_FORMAT, "bad.txt:1: 3 fields");
+  write_text("bad.txt", "s1/t1.nii.gz;;s1/flair.nii.gz\n");
+  open_fails("bad.txt", CSAL3D_ERR_FORMAT, "bad.txt:1: '' is not");
+}
+END_TEST
+
+/* Writes dir/name.nii as a NIfTI-1 pair name.hdr + name.img (magic "ni1", offset 0). */
+static void nii_to_pair(const char *name) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s.nii", dir, name);
+  size_t n;
+  unsigned char *b = slurp(p, &n);
+  ck_assert_uint_gt(n, 352);
+  memcpy(b + 344, "ni1\0", 4);
+  float zero = 0;
+  memcpy(b + 108, &zero, 4);
+  snprintf(p, sizeof p, "%s/%s.hdr", dir, name);
+  FILE *f = fopen(p, "wb");
+  ck_assert_uint_eq(fwrite(b, 1, 348, f), 348);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/%s.img", dir, name);
+  f = fopen(p, "wb");
+  ck_assert_uint_eq(fwrite(b + 352, 1, n - 352, f), n - 352);
+  fclose(f);
+  free(b);
+  snprintf(p, sizeof p, "%s/%s.nii", dir, name);
+  unlink(p);
+}
+
+/* .hdr/.img pairs in folders, lists and dataset.json (was: "no cases found"). */
+START_TEST(analyze_pairs_everywhere) {
+  sub("pairs");
+  write_volume("pairs/p1.nii", 7, 0, 0);
+  write_volume("pairs/p2.nii", 8, 0, 0);
+  nii_to_pair("pairs/p1");
+  nii_to_pair("pairs/p2");
+  csal3d_dataset *ds = open_ok("pairs");
+  ck_assert_uint_eq(size_of(ds), 2); /* one case per pair, not per file */
+  ck_assert_str_eq(case_str(ds, 0, "id"), "p1");
+  ck_assert_ptr_nonnull(strstr(case_str(ds, 0, "image"), "p1.hdr"));
+  csal3d_volume *v;
+  ck_assert_msg(csal3d_dataset_load_image(ds, 1, NULL, &v) == CSAL3D_OK, "%s",
+                csal3d_last_error());
+  const float *x;
+  csal3d_volume_data(v, &x);
+  ck_assert_float_eq(x[0], 8.0f);
+  csal3d_volume_free(v);
+  csal3d_dataset_free(ds);
+  /* A list naming the .img: it stands for its .hdr. */
+  write_text("pairs.txt", "pairs/p1.img\npairs/p2.hdr\n");
+  ds = open_ok("pairs.txt");
+  ck_assert_uint_eq(size_of(ds), 2);
+  ck_assert_ptr_nonnull(strstr(case_str(ds, 0, "image"), "pairs/p1.hdr"));
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 0, NULL, &v), CSAL3D_OK);
+  csal3d_volume_free(v);
+  csal3d_dataset_free(ds);
+  write_text("dataset.json", "{\"training\": [{\"image\": \"pairs/p2.img\", \"label\": null}]}");
+  ds = open_ok("dataset.json");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "p2");
+  ck_assert_int_eq(csal3d_dataset_load_image(ds, 0, NULL, &v), CSAL3D_OK);
+  csal3d_volume_free(v);
+  csal3d_dataset_free(ds);
+}
+END_TEST
+
+/* Control characters never become ids; NUL bytes never hide in a line (issue 13). */
+START_TEST(control_characters_refused) {
+  /* A list line with an embedded NUL: "a.nii.gz\0junk" was read as a.nii.gz. */
+  write_volume("a.nii.gz", 0, 0, 0);
+  char p[512];
+  snprintf(p, sizeof p, "%s/nul.txt", dir);
+  FILE *f = fopen(p, "wb");
+  fwrite("b.nii.gz\n", 1, 9, f);
+  fwrite("a.nii.gz\0.nii.gz\n", 1, 17, f);
+  fclose(f);
+  open_fails("nul.txt", CSAL3D_ERR_FORMAT, "nul.txt:2: the line holds a NUL byte");
+  write_text("esc.txt", "b.nii.gz\n\x1b[2Ja.nii.gz\n");
+  open_fails("esc.txt", CSAL3D_ERR_FORMAT, "esc.txt:2: the line holds the control character 0x1b");
+  /* CRLF line ends are fine. */
+  write_text("crlf.txt", "a.nii.gz\r\n");
+  csal3d_dataset *ds = open_ok("crlf.txt");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "a");
+  csal3d_dataset_free(ds);
+  /* A file name with a newline or a tab, in a folder or a dataset.json. */
+  sub("nl");
+  write_volume("nl/ok.nii.gz", 0, 0, 0);
+  write_volume("nl/evil\nname.nii.gz", 0, 0, 0);
+  open_fails("nl", CSAL3D_ERR_FORMAT, "'evil\\nname'");
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "control character"));
+  write_text("tab.json", "{\"training\": [{\"image\": \"x\\tcmd.nii.gz\"}]}");
+  open_fails("tab.json", CSAL3D_ERR_FORMAT, "'x\\tcmd' of");
+  /* Formula-like ids stay as they are (the manifest's CSV writer defuses them). */
+  write_volume("=cmd|' calc'!A0.nii.gz", 0, 0, 0);
+  write_text("formula.txt", "=cmd|' calc'!A0.nii.gz\n");
+  ds = open_ok("formula.txt");
+  ck_assert_str_eq(case_str(ds, 0, "id"), "=cmd|' calc'!A0");
+  csal3d_dataset_free(ds);
+}
+END_TEST
+
+/* 100,000 lines open (in well under a second: make bench, tests/bench_dataset.c, times
+ * it); a duplicate at the end is found and named. */
+START_TEST(large_list_and_late_duplicate) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/big.txt", dir);
+  FILE *f = fopen(p, "w");
+  for (int i = 0; i < 100000; i++) fprintf(f, "s%06d/flair.nii.gz\n", i);
+  fprintf(f, "s000017/flair.nii.gz\n");
+  fclose(f);
+  open_fails("big.txt", CSAL3D_ERR_FORMAT, "(entries 17 and 100000:");
+  f = fopen(p, "w");
+  fputs("id,image\n", f);
+  for (int i = 0; i < 100000; i++) fprintf(f, "c%d,x%d.nii.gz\n", i, i);
+  fclose(f);
+  csal3d_dataset *ds = open_ok("big.txt");
+  ck_assert_uint_eq(size_of(ds), 100000);
+  ck_assert_str_eq(case_str(ds, 99999, "id"), "c99999");
+  csal3d_dataset_free(ds);
+}
+END_TEST
+
+/* Every allocation failure during open fails cleanly (no leak under ASan). */
+START_TEST(open_survives_allocation_failures) {
+  sub("s1");
+  sub("s2");
+  write_volume("s1/f.nii.gz", 0, 0, 0);
+  write_volume("s2/f.nii.gz", 0, 0, 0);
+  write_text("c.csv", "id,image_0,image_1,label\n,s1/f.nii.gz,s2/f.nii.gz,s1/f.nii.gz\n"
+                      "b,s2/f.nii.gz,s1/f.nii.gz,\n");
+  const char *what[] = {"", "c.csv"};
+  for (int w = 0; w < 2; w++) {
+    char p[512];
+    snprintf(p, sizeof p, "%s%s%s", dir, *what[w] ? "/" : "", what[w]);
+    int ok = 0;
+    for (long k = 1; k < 200 && !ok; k++) {
+      csal3d_dataset *ds = NULL;
+      c3_alloc_fail_after(k);
+      csal3d_status st = csal3d_dataset_open(p, NULL, &ds);
+      c3_alloc_fail_after(0);
+      ck_assert_msg(st == CSAL3D_OK || st == CSAL3D_ERR_OUT_OF_MEMORY, "'%s', failure %ld: %s",
+                    what[w], k, csal3d_last_error());
+      ok = st == CSAL3D_OK;
+      ck_assert(ok == (ds != NULL));
+      csal3d_dataset_free(ds);
+    }
+    ck_assert(ok);
+  }
+}
+END_TEST
+
+/* The list files of tests/data/dataset_list (also the seeds of tests/fuzz_dataset_list.c):
+ * valid_* open, invalid_* fail with CSAL3D_ERR_FORMAT naming the file. */
+START_TEST(list_corpus_replayed) {
+  const char *cdir = "tests/data/dataset_list";
+  DIR *d = opendir(cdir);
+  ck_assert_msg(d != NULL, "corpus folder %s is missing", cdir);
+  int seen = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", cdir, e->d_name);
+    csal3d_dataset *ds = NULL;
+    csal3d_status st = csal3d_dataset_open(p, NULL, &ds);
+    if (!strncmp(e->d_name, "valid_", 6)) {
+      ck_assert_msg(st == CSAL3D_OK, "%s: %s", e->d_name, csal3d_last_error());
+      ck_assert_uint_gt(size_of(ds), 0);
+    } else {
+      ck_assert_msg(st == CSAL3D_ERR_FORMAT && strstr(csal3d_last_error(), e->d_name),
+                    "%s: status %d: %s", e->d_name, (int)st, csal3d_last_error());
+      ck_assert_ptr_null(ds);
+    }
+    csal3d_dataset_free(ds);
+    seen++;
+  }
+  closedir(d);
+  ck_assert_int_ge(seen, 10);
+}
+END_TEST
+
 /* ---- real data ---- */
 
 START_TEST(msd_hippocampus_all_cases) {
@@ -518,6 +969,14 @@ static Suite *suite(void) {
   tcase_add_test(t, decathlon_json);
   tcase_add_test(t, nnunet_v2_json);
   tcase_add_test(t, text_list);
+  tcase_add_test(t, amos_names_are_not_channels);
+  tcase_add_test(t, one_folder_per_subject);
+  tcase_add_test(t, list_channels_and_csv);
+  tcase_add_test(t, analyze_pairs_everywhere);
+  tcase_add_test(t, control_characters_refused);
+  tcase_add_test(t, large_list_and_late_duplicate);
+  tcase_add_test(t, open_survives_allocation_failures);
+  tcase_add_test(t, list_corpus_replayed);
   suite_add_tcase(s, t);
   TCase *p = tcase_create("phantom");
   tcase_set_timeout(p, 60);

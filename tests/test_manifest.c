@@ -190,8 +190,13 @@ START_TEST(scores_arguments_and_states) {
                    CSAL3D_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(csal3d_scores_set_case(s, 0, "", img, 1, NULL, 0, f),
                    CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(csal3d_scores_set_case(s, 0, "a/b", img, 1, NULL, 0, f),
-                   CSAL3D_ERR_INVALID_ARGUMENT);
+  /* Ids may hold '/' between parts (subj01/flair), not empty, "." or ".." parts nor
+   * control characters. */
+  const char *bad_ids[] = {"a/../b", "/a", "a/", "a//b", "./a", "a\nb", "a\tb", "\x7f"};
+  for (size_t k = 0; k < sizeof bad_ids / sizeof bad_ids[0]; k++)
+    ck_assert_msg(csal3d_scores_set_case(s, 0, bad_ids[k], img, 1, NULL, 0, f) ==
+                  CSAL3D_ERR_INVALID_ARGUMENT, "id %zu accepted", k);
+  ck_assert_int_eq(csal3d_scores_set_case(s, 0, "subj01/flair", img, 1, NULL, 0, f), CSAL3D_OK);
   ck_assert_int_eq(csal3d_scores_set_case(s, 0, "a", img, 0, NULL, 0, f),
                    CSAL3D_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(csal3d_scores_set_case(s, 0, "a", img, 1, NULL, NAN, f), CSAL3D_ERR_NUMERICAL);

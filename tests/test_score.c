@@ -3,7 +3,8 @@
  * in; resuming after a cancellation and after SIGKILL (with a torn last record) gives
  * a file bitwise equal to an uninterrupted run's; a journal of other settings is
  * refused; every output checked before any work; the skip policy; maps; hostile
- * journals. A tiny model (embed_dim 12) on 6 small phantom CT cases. */
+ * journals; ids with '/' (one folder per subject). A tiny model (embed_dim 12) on 6
+ * small phantom CT cases. */
 #include <check.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -622,6 +623,59 @@ START_TEST(hostile_journals) {
 }
 END_TEST
 
+/* One folder per subject (ids "s1/ct", "s2/ct"): scored, the ids kept in the scores
+ * file, maps named with '_' for '/'; ids whose map names would clash are refused before
+ * any work, naming both. */
+START_TEST(subject_ids_with_slash) {
+  char subj[320], link[400], target[400];
+  path_in(subj, sizeof subj, "subjects");
+  ck_assert_int_eq(mkdir(subj, 0755), 0);
+  for (int i = 0; i < 2; i++) {
+    snprintf(link, sizeof link, "%s/s%d", subj, i + 1);
+    ck_assert_int_eq(mkdir(link, 0755), 0);
+    snprintf(link, sizeof link, "%s/s%d/ct.nii.gz", subj, i + 1);
+    snprintf(target, sizeof target, "%s/imagesTr/phantom_00%d.nii.gz", data, i);
+    ck_assert_int_eq(symlink(target, link), 0);
+  }
+  fixture f;
+  fx_open(&f, subj, 32);
+  char out[320], maps[320];
+  path_in(out, sizeof out, "subjects.safetensors");
+  path_in(maps, sizeof maps, "subject_maps");
+  csal3d_score_options o;
+  csal3d_score_options_init(&o);
+  o.maps_dir = maps;
+  csal3d_scores *t;
+  ST_EQ(score_to(&f, out, &o, &t), CSAL3D_OK);
+  csal3d_scores_free(t);
+  ck_assert_int_eq(csal3d_scores_load(out, &t), CSAL3D_OK);
+  const char *want[2] = {"s1/ct", "s2/ct"};
+  for (int64_t i = 0; i < 2; i++) {
+    char id[64], mp[512], name[64];
+    csal3d_scores_case_string(t, i, "id", id, sizeof id, NULL);
+    ck_assert_str_eq(id, want[i]);
+    csal3d_scores_case_string(t, i, "map", mp, sizeof mp, NULL);
+    snprintf(name, sizeof name, "/s%d_ct_uncertainty.nii.gz", (int)i + 1);
+    ck_assert_msg(strstr(mp, name) && exists(mp), "map %s", mp);
+  }
+  csal3d_scores_free(t);
+  fx_close(&f);
+  /* a/b_c and a_b/c would both write a_b_c_uncertainty.nii.gz. */
+  char csv[320];
+  path_in(csv, sizeof csv, "clash.csv");
+  FILE *x = fopen(csv, "w");
+  fprintf(x, "id,image\na/b_c,%s/imagesTr/phantom_000.nii.gz\na_b/c,%s/imagesTr/phantom_001.nii.gz\n",
+          data, data);
+  fclose(x);
+  fx_open(&f, csv, 32);
+  path_in(out, sizeof out, "clash.safetensors");
+  ST_EQ(score_to(&f, out, &o, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "cases 'a/b_c' and 'a_b/c'"));
+  ck_assert(!exists(out));
+  fx_close(&f);
+}
+END_TEST
+
 /* The fixtures are made in a child process: the test runner forks each test, and a
  * process that has started OpenMP's threads cannot use them after a fork. */
 static void make_fixtures_child(void);
@@ -681,6 +735,7 @@ int main(int argc, char **argv) {
   tcase_add_test(t, maps_written_recorded_and_reused);
   tcase_add_test(t, failing_cases_stop_or_are_skipped);
   tcase_add_test(t, hostile_journals);
+  tcase_add_test(t, subject_ids_with_slash);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

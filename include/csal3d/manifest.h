@@ -27,7 +27,9 @@
  * - metadata `cases`: a JSON array of N objects
  *   `{"id": "case_001", "images": ["/abs/case_001.nii.gz"], "label": "/abs/lab.nii.gz" or null,
  *   "map": "/abs/maps/case_001.nii.gz"}` (`map` only where an uncertainty map was written);
- *   ids are unique, non-empty, and contain no '/';
+ *   ids are unique, non-empty, hold no control character (below 0x20, 0x7f) and may hold
+ *   '/' between parts that are neither empty, "." nor ".." (`subj01/flair`: the ids
+ *   csal3d_dataset_open() gives repeated file names);
  * - metadata `checksum` = "crc32:XXXXXXXX": CRC-32 (zlib) of the data section followed
  *   by every other metadata "key\0value\0" in key order; loading verifies it;
  * - any other metadata strings the writer set (csal3d_scores_set_metadata()); the
@@ -71,7 +73,8 @@ CSAL3D_API csal3d_status csal3d_scores_size(const csal3d_scores *scores, int64_t
  * @param scores the table.
  * @param index the case, 0 <= @p index < n. Setting a case again replaces it (a map
  *        set with csal3d_scores_set_case_map() is kept).
- * @param id the case id: non-empty, no '/', unique in the table (checked at save).
+ * @param id the case id: non-empty, no control character, '/' only between parts that
+ *        are neither empty, "." nor ".."; unique in the table (checked at save).
  * @param images @p image_count >= 1 image paths (one per channel file). Relative paths
  *        are made absolute against the current working directory.
  * @param image_count the number of paths in @p images, 1 to 64.
@@ -79,8 +82,8 @@ CSAL3D_API csal3d_status csal3d_scores_size(const csal3d_scores *scores, int64_t
  * @param score the uncertainty score; must be finite (::CSAL3D_ERR_NUMERICAL).
  * @param feature @p d floats, copied; must be finite (::CSAL3D_ERR_NUMERICAL naming the
  *        element).
- * @return ::CSAL3D_ERR_INVALID_ARGUMENT for an index out of range, an empty id or one
- *         with '/', no images.
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT for an index out of range, an id against these
+ *         rules, no images.
  */
 CSAL3D_API csal3d_status csal3d_scores_set_case(csal3d_scores *scores, int64_t index,
                                                 const char *id, const char *const *images,

@@ -91,7 +91,9 @@ typedef struct csal3d_score_options {
    *  only returned, and nothing is journaled. */
   const char *output;
   /** A folder for each case's uncertainty map, `CASE_uncertainty.nii.gz` on the case's
-   *  grid (created if missing), or NULL (default): no maps. The estimator must keep its
+   *  grid (created if missing; '/' in an id becomes '_': `subj01/flair` writes
+   *  `subj01_flair_uncertainty.nii.gz`, and two ids that would write one file are refused
+   *  before any work), or NULL (default): no maps. The estimator must keep its
    *  map (csal3d_uncertainty_options.keep_map). While the run goes on, maps wait in a
    *  hidden folder beside it (`.NAME.partial`); they move into the maps folder when the
    *  run succeeds, so the folder never holds the maps of an unfinished run. */

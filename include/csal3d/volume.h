@@ -361,6 +361,25 @@ CSAL3D_API csal3d_status csal3d_volume_to_source_grid(const csal3d_volume *volum
 
 /* ---- datasets ---- */
 
+/**
+ * How image file names ending in `_NNNN` (an underscore and four digits: nnU-Net's
+ * channel suffix, `X_0000.nii.gz`, `X_0001.nii.gz`, ...) are read
+ * (csal3d_dataset_options.channel_suffix).
+ */
+typedef enum csal3d_channel_suffix {
+  /** As channel numbers only where the layout is nnU-Net's: a dataset.json with
+   * "file_ending" or "channel_names" and no "training" list (nnU-Net v2), or an imagesTr/
+   * without a dataset.json whose every file ends in _NNNN and whose labelsTr/ names its
+   * labels after the names without it (labelsTr/X.nii.gz for imagesTr/X_0000.nii.gz).
+   * Elsewhere `_NNNN` is part of the name (`amos_0001.nii.gz` is case "amos_0001"). */
+  CSAL3D_CHANNEL_SUFFIX_AUTO = 0,
+  /** Always: files X_0000, X_0001, ... of one folder form one case X of several
+   * channels (folders), and ids drop the suffix (dataset.json lists, text files). */
+  CSAL3D_CHANNEL_SUFFIX_ALWAYS = 1,
+  /** Never: every file is its own case, named with its suffix. */
+  CSAL3D_CHANNEL_SUFFIX_NEVER = 2
+} csal3d_channel_suffix;
+
 /** How to open a dataset. Fill with csal3d_dataset_options_init(). */
 typedef struct csal3d_dataset_options {
   /** sizeof(csal3d_dataset_options) as the caller compiled it. */
@@ -372,6 +391,9 @@ typedef struct csal3d_dataset_options {
   const char *split;
   /** 1: fail if a listed file does not exist (checked at open). 0 (default): fail when it is loaded. */
   int check_files;
+  /** A ::csal3d_channel_suffix: whether `_NNNN` ends a name or numbers a channel.
+   * Default ::CSAL3D_CHANNEL_SUFFIX_AUTO. */
+  int channel_suffix;
 } csal3d_dataset_options;
 
 /** Fills @p options with the defaults (and sets struct_size). */
@@ -379,18 +401,41 @@ CSAL3D_API csal3d_status csal3d_dataset_options_init(csal3d_dataset_options *opt
 
 /**
  * Opens a dataset. @p path may be:
- * - a dataset.json (Medical Segmentation Decathlon: its "training" list of image/label
- *   paths; nnU-Net v2: "channel_names" and "file_ending", cases found in imagesTr),
- * - a folder holding a dataset.json (as above) or NIfTI files (an imagesTr/ subfolder is
- *   used when present, with labels from labelsTr/),
- * - a text file with one case per line: an image path, optionally followed by a comma or
- *   tab and a label path; relative paths are relative to the file's folder; blank lines
- *   and lines starting with # are skipped.
+ * - a dataset.json: Medical Segmentation Decathlon (its "training" or "test" list; an
+ *   entry's "image" is a path or a list of channel paths, "label" a path or none; the
+ *   cases are the entries as listed), or nnU-Net v2 ("file_ending" or "channel_names" and
+ *   no list: the cases are the files of imagesTr/ (imagesTs/) with that ending, X_0000,
+ *   X_0001, ... forming case X, labels from labelsTr/X);
+ * - a folder holding a dataset.json (as above), else an imagesTr/ (imagesTs/) subfolder
+ *   (labels from labelsTr/, named as their images), else NIfTI files, else, when it holds
+ *   none at the top, the NIfTI files of its subfolders (one folder per subject, up to 8
+ *   levels down; every file a case);
+ * - a text file, one case per line: `IMAGE[;IMAGE...][,LABEL]`, where several images
+ *   separated by ';' are the channels of one case and a tab may replace the comma; or a
+ *   CSV whose first line names its columns: `image` (a path, or channel paths separated
+ *   by ';') or `image_0`, `image_1`, ... (also `image0`, ...; channels in the order of
+ *   their numbers), optionally `label` (or `seg`, `segmentation`) and `id` (or `case`,
+ *   `case_id`: the case id; empty cells take the id from the file name); other columns are
+ *   ignored; names are case-insensitive; fields may be quoted as in RFC 4180.
+ *   Relative paths are relative to the file's folder; blank lines and lines starting with
+ *   # are skipped; a line holding a NUL byte or another control character than a tab is
+ *   an error (::CSAL3D_ERR_FORMAT naming the line).
  *
- * Case ids come from the image file names without `.nii.gz`/`.nii` and without the nnU-Net
- * channel suffix `_0000`; files `X_0000`, `X_0001`, ... of one folder form one case with
- * several channels. Cases are sorted by id for folders and keep the listed order for
- * dataset.json and text files. Nothing is loaded until asked.
+ * Image files are `.nii`, `.nii.gz` or `.hdr` (NIfTI/Analyze pairs; a listed `.img` stands
+ * for its `.hdr`). A case's id is its (first) image's file name without the extension,
+ * and without the `_NNNN` channel suffix where it numbers channels (see
+ * ::csal3d_channel_suffix). Where several cases have the same file name
+ * (`subj01/flair.nii.gz`, `subj02/flair.nii.gz`, `subj03/anat/flair.nii.gz`), each id
+ * that still repeats takes the next folder up, joined with '/', until none repeats
+ * (`subj01/flair`, `subj02/flair`, `anat/flair`): the end of the file's path without
+ * the extension, "." and ".." resolved (the path relative to the dataset's folder when
+ * the subjects' folders are at one depth). Ids must not be empty or hold control
+ * characters (tab, newline, ...; ::CSAL3D_ERR_FORMAT naming the file); the same file
+ * listed twice is an error. Other text is kept as it is, spreadsheet formulas
+ * (`=cmd|...`) included: CSV writers defuse such cells. An uncertainty map's file name
+ * has '_' for an id's '/' (csal3d_score_options.maps_dir). Cases are sorted by id for folders and nnU-Net datasets and
+ * keep the listed order for decathlon dataset.json and text files. Nothing is loaded
+ * until asked; opening takes O(n log n) in the number of cases.
  */
 CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
                                              const csal3d_dataset_options *options,

@@ -249,10 +249,16 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
         memcpy(sorted, r->map_paths, r->n * sizeof *sorted);
         qsort(sorted, r->n, sizeof *sorted, c3_cmp_str);
         for (size_t i = 1; s == CSAL3D_OK && i < r->n; i++)
-          if (!strcmp(sorted[i], sorted[i - 1]))
-            s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
-                         "two cases would write the same uncertainty map %s (ids that "
-                         "differ only by '/' and '_')", sorted[i]);
+          if (!strcmp(sorted[i], sorted[i - 1])) {
+            const char *ids[2] = {"", ""}; /* the two cases, named in the message */
+            for (size_t k = 0, m = 0; k < r->n && m < 2; k++)
+              if (!strcmp(r->map_paths[k], sorted[i]))
+                ids[m++] = c3_dataset_id(r->ds, r->cases[k]);
+            s = c3_error(CSAL3D_ERR_FORMAT,
+                         "cases '%s' and '%s' would write the same uncertainty map %s ('/' "
+                         "in an id becomes '_'); give them ids that differ (an id column in "
+                         "a CSV list)", ids[0], ids[1], sorted[i]);
+          }
         c3_free(sorted);
       }
     }

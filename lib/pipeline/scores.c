@@ -72,10 +72,21 @@ static int c3_is_reserved(const char *key) {
   return 0;
 }
 
-/* An id names files (nnU-Net export): non-empty, no '/', not "." or "..". */
-static int c3_id_ok(const char *id) {
-  return id && *id && !strchr(id, '/') && strcmp(id, ".") != 0 && strcmp(id, "..") != 0;
+const char *c3_case_id_problem(const char *id) {
+  if (!id || !*id) return "is empty";
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) return "holds a control character";
+  for (const char *p = id;;) {
+    const char *e = strchr(p, '/');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+      return "has an empty, '.' or '..' part between '/'";
+    if (!e) return NULL;
+    p = e + 1;
+  }
 }
+
+static int c3_id_ok(const char *id) { return c3_case_id_problem(id) == NULL; }
 
 /* ---- creation and access ---- */
 
@@ -147,8 +158,8 @@ CSAL3D_API csal3d_status csal3d_scores_set_case(csal3d_scores *s, int64_t index,
                                                 int image_count, const char *label,
                                                 float score, const float *feature) {
   C3_TRY(c3_check_index(s, index, "csal3d_scores_set_case"));
-  C3_CHECK_ARG(c3_id_ok(id), "csal3d_scores_set_case: case %" PRId64
-               ": the id '%s' is empty or holds '/'", index, id ? id : "(null)");
+  C3_CHECK_ARG(c3_id_ok(id), "csal3d_scores_set_case: case %" PRId64 ": the id '%s' %s",
+               index, id ? id : "(null)", c3_case_id_problem(id));
   C3_CHECK_ARG(images && image_count >= 1 && image_count <= C3_SCORES_MAX_IMAGES,
                "csal3d_scores_set_case: case '%s': %d image files (1 to %d)", id, image_count,
                C3_SCORES_MAX_IMAGES);
@@ -618,7 +629,8 @@ static csal3d_status c3_scores_from_st(const c3_safetensors *sf, const char *src
     json_t *id = json_object_get(c, "id"), *imgs = json_object_get(c, "images");
     json_t *lab = json_object_get(c, "label"), *map = json_object_get(c, "map");
     if (!json_is_string(id) || !c3_id_ok(json_string_value(id)))
-      C3_FAIL(CSAL3D_ERR_FORMAT, "%s: cases[%zu]: 'id' must be a non-empty string without '/'",
+      C3_FAIL(CSAL3D_ERR_FORMAT, "%s: cases[%zu]: 'id' must be a string that is not empty, "
+              "holds no control character and has no empty, '.' or '..' part between '/'",
               src, i);
     const char *cid = json_string_value(id);
     if (!json_is_array(imgs) || json_array_size(imgs) < 1 ||

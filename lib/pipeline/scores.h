@@ -11,6 +11,13 @@
 /* Most image files (channels) per case accepted in a scores file. */
 #define C3_SCORES_MAX_IMAGES 64
 
+/* The rule for case ids (datasets, scores files): NULL when `id` is valid, else why not
+ * ("is empty", ...). An id is not empty, holds no control character (bytes below 0x20,
+ * 0x7f) and may hold '/' between parts that are neither empty, "." nor ".."
+ * ("subj01/flair"), so that it can become a relative path or, with '/' replaced, a file
+ * name. */
+const char *c3_case_id_problem(const char *id);
+
 /* Parses a scores file held in memory (the fuzz target's entry point). `source`
  * names the input in messages. */
 csal3d_status c3_scores_parse(const void *buf, size_t len, const char *source,

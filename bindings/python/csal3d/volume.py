@@ -47,7 +47,11 @@ class _SaveOptions(ctypes.Structure):
 class _DatasetOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t),
                 ("split", ctypes.c_char_p),
-                ("check_files", ctypes.c_int)]
+                ("check_files", ctypes.c_int),
+                ("channel_suffix", ctypes.c_int)]
+
+
+_CHANNEL_SUFFIX = {"auto": 0, "always": 1, "never": 2}
 
 
 class _PhantomOptions(ctypes.Structure):
@@ -414,22 +418,31 @@ class Case:
 
 
 class Dataset(Owned):
-    """A lazy list of cases: Dataset(path, split="training", check_files=False).
+    """A lazy list of cases: Dataset(path, split="training", check_files=False,
+    channel_suffix="auto").
 
     path: a dataset.json (decathlon or nnU-Net v2), a folder (with a dataset.json, an
-    imagesTr/ subfolder or NIfTI files), or a text file of "image[,label]" lines.
+    imagesTr/ subfolder, NIfTI files, or one subfolder per subject), or a text file of
+    "image[;image...][,label]" lines or a CSV with a header (image or image_0, image_1,
+    ...; label; id). channel_suffix: whether a name's "_0000" numbers nnU-Net channels:
+    "auto" (only in nnU-Net's layout), "always" or "never". Case ids are file names
+    without the extension; repeated names take their folders ("subj01/flair").
     Iterating gives Case objects; nothing is loaded until asked.
     """
 
     _FREE = "csal3d_dataset_free"
     _WHAT = "the dataset"
 
-    def __init__(self, path, split="training", check_files=False):
+    def __init__(self, path, split="training", check_files=False, channel_suffix="auto"):
+        if channel_suffix not in _CHANNEL_SUFFIX:
+            raise ValueError(f"channel_suffix must be one of {', '.join(_CHANNEL_SUFFIX)}, "
+                             f"not {channel_suffix!r}")
         o = _DatasetOptions()
         check(_ds_options_init(ctypes.byref(o)))
         self._split = split.encode()
         o.split = self._split
         o.check_files = int(bool(check_files))
+        o.channel_suffix = _CHANNEL_SUFFIX[channel_suffix]
         h = _vp()
         check(_ds_open(_path(path), ctypes.byref(o), ctypes.byref(h)))
         self._handle = h

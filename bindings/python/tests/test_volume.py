@@ -176,13 +176,30 @@ class TestDataset(unittest.TestCase):
             a = np.ones((3, 3, 3), np.float32)
             csal3d.Volume.from_numpy(a).save(os.path.join(d, "s1_0000.nii.gz"))
             csal3d.Volume.from_numpy(a).save(os.path.join(d, "s1_0001.nii.gz"))
-            ds = csal3d.Dataset(d)
+            # A plain folder is not nnU-Net's: two cases, unless channel_suffix says so.
+            self.assertEqual([c.id for c in csal3d.Dataset(d)], ["s1_0000", "s1_0001"])
+            ds = csal3d.Dataset(d, channel_suffix="always")
             self.assertEqual(len(ds), 1)
             self.assertEqual(len(ds[0].image_paths), 2)
             self.assertEqual(ds[0].load_image().shape, (2, 3, 3, 3))
+            with self.assertRaises(ValueError):
+                csal3d.Dataset(d, channel_suffix="sometimes")
             with open(os.path.join(d, "list.txt"), "w") as f:
                 f.write("# cases\ns1_0000.nii.gz\n")
-            self.assertEqual([c.id for c in csal3d.Dataset(os.path.join(d, "list.txt"))], ["s1"])
+            self.assertEqual([c.id for c in csal3d.Dataset(os.path.join(d, "list.txt"))],
+                             ["s1_0000"])
+            self.assertEqual([c.id for c in csal3d.Dataset(os.path.join(d, "list.txt"),
+                                                           channel_suffix="always")], ["s1"])
+            # Channels on one line; a CSV with a header.
+            with open(os.path.join(d, "list.txt"), "w") as f:
+                f.write("s1_0000.nii.gz;s1_0001.nii.gz\n")
+            ds = csal3d.Dataset(os.path.join(d, "list.txt"))
+            self.assertEqual(ds[0].load_image().shape, (2, 3, 3, 3))
+            with open(os.path.join(d, "cases.csv"), "w") as f:
+                f.write("id,image_0,image_1\nsubject,s1_0000.nii.gz,s1_0001.nii.gz\n")
+            ds = csal3d.Dataset(os.path.join(d, "cases.csv"))
+            self.assertEqual([c.id for c in ds], ["subject"])
+            self.assertEqual(len(ds[0].image_paths), 2)
             with self.assertRaises(csal3d.FormatError) as cm:
                 csal3d.Dataset(_write(os.path.join(d, "x.json"), "{]"))
             self.assertIn("x.json:1:", str(cm.exception))

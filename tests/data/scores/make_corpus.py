@@ -105,9 +105,21 @@ cs[2]["id"] = cs[1]["id"]
 t, m = base(4, 3, cs)
 write("invalid_format_duplicate_id.safetensors", t, m)
 cs = cases(4)
-cs[1]["id"] = "a/b"
+cs[1]["id"] = "a/../b"
 t, m = base(4, 3, cs)
-write("invalid_format_id_slash.safetensors", t, m)
+write("invalid_format_id_dotdot.safetensors", t, m)
+cs = cases(4)
+cs[1]["id"] = "/a"
+t, m = base(4, 3, cs)
+write("invalid_format_id_leading_slash.safetensors", t, m)
+cs = cases(4)
+cs[1]["id"] = "a\nb"
+t, m = base(4, 3, cs)
+write("invalid_format_id_newline.safetensors", t, m)
+cs = cases(4)
+cs[1]["id"] = "subj01/flair"
+t, m = base(4, 3, cs)
+write("valid_id_subject_path.safetensors", t, m)
 cs = cases(4)
 cs[3]["images"] = []
 t, m = base(4, 3, cs)
