@@ -1,8 +1,9 @@
 # libcsal3d: GNU make build. `make help` lists the targets.
 #
 # Outputs: lib/libcsal3d.so.$(VERSION) (SONAME libcsal3d.so.$(MAJOR)), lib/libcsal3d.a,
-# lib/libcsal3d-cuda.so (when nvcc is found and CUDA != 0), bin/csal3d, build/ (objects,
-# tests). `make asan` builds the same under build/asan/ with sanitizers.
+# lib/libcsal3d-cuda.so.$(VERSION) (SONAME libcsal3d-cuda.so.$(MAJOR); when nvcc is found
+# and CUDA != 0), bin/csal3d, build/ (objects, tests). `make asan` builds the same under
+# build/asan/ with sanitizers.
 
 MAJOR   := 0
 MINOR   := 1
@@ -66,9 +67,13 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%) $(TOOL_BIN)
 
 SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
 STATIC   := $(OUT_LIB)/libcsal3d.a
-PLUGIN   := $(OUT_LIB)/libcsal3d-cuda.so
+# The plugin is versioned like the library; the core dlopens its SONAME
+# (C3_CUDA_PLUGIN_FILE in lib/engine/cuda/plugin.h), libcsal3d-cuda.so is the
+# development link (CSAL3D_CUDA_PLUGIN, the tests).
+PLUGIN_SO := $(OUT_LIB)/libcsal3d-cuda.so.$(VERSION)
+PLUGIN_LINKS := $(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR) $(OUT_LIB)/libcsal3d-cuda.so
 ifeq ($(CUDA),1)
-PLUGIN_TARGET := $(PLUGIN)
+PLUGIN_TARGET := $(PLUGIN_SO) $(PLUGIN_LINKS)
 endif
 
 .PHONY: all help check check-run asan install uninstall docs demo bench deps clean
@@ -111,10 +116,18 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(PLUGIN): $(CUDA_OBJ)
+$(PLUGIN_SO): $(CUDA_OBJ) lib/engine/cuda/plugin.map
 	@mkdir -p $(@D)
-	$(NVCC) -shared -o $@ $(CUDA_OBJ) -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart \
+	$(NVCC) -shared -o $@ $(CUDA_OBJ) -Xlinker -soname,libcsal3d-cuda.so.$(MAJOR) \
+	  -Xlinker --version-script=lib/engine/cuda/plugin.map -Xlinker --no-undefined \
+	  -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+$(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR): $(PLUGIN_SO)
+	ln -sf libcsal3d-cuda.so.$(VERSION) $@
+
+$(OUT_LIB)/libcsal3d-cuda.so: $(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR)
+	ln -sf libcsal3d-cuda.so.$(MAJOR) $@
 
 # The command-line tool and examples link the shared library, found at run time
 # beside them (bin/ -> ../lib) both in the build tree and once installed. They are
@@ -176,13 +189,15 @@ install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(OUT_LIB)/csal3d.p
 	ln -sf libcsal3d.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d.so.$(MAJOR)
 	ln -sf libcsal3d.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN) $(DESTDIR)$(LIBDIR)/)
+	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN_SO) $(DESTDIR)$(LIBDIR)/)
+	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so.$(MAJOR))
+	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so)
 	install -m 644 $(OUT_LIB)/csal3d.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	$(if $(EXAMPLE_BIN),install -m 755 $(EXAMPLE_BIN) $(DESTDIR)$(BINDIR)/)
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/csal3d
-	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so \
+	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(DESTDIR)$(BINDIR)/csal3d
 
 docs:
@@ -191,7 +206,7 @@ docs:
 	@echo "API reference: docs/api/html/index.html"
 
 clean:
-	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so lib/csal3d.pc
+	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so* lib/csal3d.pc
 	find bindings -name __pycache__ -type d -exec rm -rf {} +
 
 -include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
