@@ -16,6 +16,9 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
+# Where `make install` puts the Python package: $(PYTHON)'s site-packages for $(PREFIX)
+# (scripts/python_dir.py); empty (no Python) skips it.
+PYTHONDIR ?= $(shell $(PYTHON) scripts/python_dir.py '$(PREFIX)' 2>/dev/null)
 DESTDIR ?=
 
 # Where this build puts things (make asan overrides them).
@@ -87,7 +90,8 @@ help:
 	@echo "make demo       run the end-to-end demo"
 	@echo "make asan       the tests under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      build and run the benchmarks (tables of time, GFLOP/s, memory)"
-	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d"
+	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d,"
+	@echo "                the Python package (PYTHONDIR=$$($(PYTHON) scripts/python_dir.py '$(PREFIX)'))"
 	@echo "make docs       API reference with Doxygen into docs/api"
 	@echo "make deps       check (and as root install) the Debian build dependencies"
 	@echo "variables: CUDA=0 (no CUDA plugin), PYTHON=$(PYTHON), CC, CFLAGS"
@@ -175,14 +179,11 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
 
-$(OUT_LIB)/csal3d.pc: pkgconfig/csal3d.pc.in Makefile
-	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
-	    $< > $@
-
-install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(OUT_LIB)/csal3d.pc
+# csal3d.pc is written by each install, for that install's PREFIX, LIBDIR and INCLUDEDIR
+# (a file target in the build tree kept the first install's paths). The Python package
+# goes to PYTHONDIR with a link to the installed library beside it, where it looks first
+# after $$CSAL3D_LIBRARY.
+install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN)
 	install -d $(DESTDIR)$(INCLUDEDIR)/csal3d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/csal3d/*.h $(DESTDIR)$(INCLUDEDIR)/csal3d/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
@@ -192,13 +193,25 @@ install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(OUT_LIB)/csal3d.p
 	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN_SO) $(DESTDIR)$(LIBDIR)/)
 	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so.$(MAJOR))
 	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so)
-	install -m 644 $(OUT_LIB)/csal3d.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
+	    pkgconfig/csal3d.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc
 	$(if $(EXAMPLE_BIN),install -m 755 $(EXAMPLE_BIN) $(DESTDIR)$(BINDIR)/)
+	@d='$(PYTHONDIR)'; if [ -z "$$d" ]; then \
+	  echo "install: $(PYTHON) not found: the Python package is not installed (set PYTHONDIR)"; \
+	else \
+	  echo "install: the Python package into $(DESTDIR)$$d/csal3d"; \
+	  install -d "$(DESTDIR)$$d/csal3d" && \
+	  install -m 644 bindings/python/csal3d/*.py "$(DESTDIR)$$d/csal3d/" && \
+	  ln -sf "$(LIBDIR)/libcsal3d.so.$(MAJOR)" "$(DESTDIR)$$d/csal3d/libcsal3d.so.$(MAJOR)"; \
+	fi
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/csal3d
 	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so* \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(DESTDIR)$(BINDIR)/csal3d
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLE_BIN)))
+	@d='$(PYTHONDIR)'; [ -z "$$d" ] || { echo "rm -rf $(DESTDIR)$$d/csal3d"; rm -rf "$(DESTDIR)$$d/csal3d"; }
 
 docs:
 	@command -v doxygen >/dev/null || { echo "doxygen not found: apt-get install -y doxygen"; exit 1; }
