@@ -79,7 +79,11 @@ ifeq ($(CUDA),1)
 PLUGIN_TARGET := $(PLUGIN_SO) $(PLUGIN_LINKS)
 endif
 
-.PHONY: all help check check-run asan install uninstall docs demo bench deps clean
+# The ABI baseline (abi/README.md): `make abi-check` compares the library against it.
+ABI_BASELINE := abi/libcsal3d.abi
+
+.PHONY: all help check check-run asan install uninstall docs demo bench deps clean \
+        abi-check abi-dump
 .DEFAULT_GOAL := all
 
 all: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(TEST_BIN)
@@ -92,6 +96,8 @@ help:
 	@echo "make bench      build and run the benchmarks (tables of time, GFLOP/s, memory)"
 	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d,"
 	@echo "                the Python package (PYTHONDIR=$$($(PYTHON) scripts/python_dir.py '$(PREFIX)'))"
+	@echo "make abi-check  compare the library's ABI with $(ABI_BASELINE) (abigail-tools)"
+	@echo "make abi-dump   rewrite $(ABI_BASELINE): only when the ABI is meant to change"
 	@echo "make docs       API reference with Doxygen into docs/api"
 	@echo "make deps       check (and as root install) the Debian build dependencies"
 	@echo "variables: CUDA=0 (no CUDA plugin), PYTHON=$(PYTHON), CC, CFLAGS"
@@ -212,6 +218,16 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so* \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLE_BIN)))
 	@d='$(PYTHONDIR)'; [ -z "$$d" ] || { echo "rm -rf $(DESTDIR)$$d/csal3d"; rm -rf "$(DESTDIR)$$d/csal3d"; }
+
+# The ABI check (abi/README.md). It skips, saying why, without abidiff or debug info.
+abi-check: $(SHARED)
+	@PYTHON="$(PYTHON)" sh scripts/abi_check.sh $(ABI_BASELINE) $(SHARED) include/csal3d; \
+	  rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+
+# Rewrites the baseline: only when the ABI is meant to change (and an incompatible
+# change goes with a MAJOR bump, a new SONAME).
+abi-dump: $(SHARED)
+	@sh scripts/abi_check.sh --dump $(ABI_BASELINE) $(SHARED) include/csal3d
 
 docs:
 	@command -v doxygen >/dev/null || { echo "doxygen not found: apt-get install -y doxygen"; exit 1; }
