@@ -80,7 +80,7 @@ echo "$out" | grep -qx "0.1.0" || { echo "$out"; fail "csal3d.version() from the
 # The CUDA plugin, when built: installed under its SONAME, which the installed core
 # opens beside itself (no GPU here: the plugin itself answers that there is no device).
 cuda=""
-if [ -e "${OUT_LIB:-lib}/libcsal3d-cuda.so" ]; then
+if [ "${CUDA:-1}" != 0 ] && [ -e "${OUT_LIB:-lib}/libcsal3d-cuda.so" ]; then
   cuda=", the CUDA plugin"
   for f in libcsal3d-cuda.so.0.1.0 libcsal3d-cuda.so.0 libcsal3d-cuda.so; do
     [ -e "$root/lib/$f" ] || fail "lib/$f missing"
