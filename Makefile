@@ -1,8 +1,9 @@
 # libcsal3d: GNU make build. `make help` lists the targets.
 #
 # Outputs: lib/libcsal3d.so.$(VERSION) (SONAME libcsal3d.so.$(MAJOR)), lib/libcsal3d.a,
-# lib/libcsal3d-cuda.so (when nvcc is found and CUDA != 0), bin/csal3d, build/ (objects,
-# tests). `make asan` builds the same under build/asan/ with sanitizers.
+# lib/libcsal3d-cuda.so.$(VERSION) (SONAME libcsal3d-cuda.so.$(MAJOR); when nvcc is found
+# and CUDA != 0), bin/csal3d, build/ (objects, tests). `make asan` builds the same under
+# build/asan/ with sanitizers.
 
 MAJOR   := 0
 MINOR   := 1
@@ -15,6 +16,9 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
+# Where `make install` puts the Python package: $(PYTHON)'s site-packages for $(PREFIX)
+# (scripts/python_dir.py); empty (no Python) skips it.
+PYTHONDIR ?= $(shell $(PYTHON) scripts/python_dir.py '$(PREFIX)' 2>/dev/null)
 DESTDIR ?=
 
 # Where this build puts things (make asan overrides them).
@@ -66,12 +70,20 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%) $(TOOL_BIN)
 
 SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
 STATIC   := $(OUT_LIB)/libcsal3d.a
-PLUGIN   := $(OUT_LIB)/libcsal3d-cuda.so
+# The plugin is versioned like the library; the core dlopens its SONAME
+# (C3_CUDA_PLUGIN_FILE in lib/engine/cuda/plugin.h), libcsal3d-cuda.so is the
+# development link (CSAL3D_CUDA_PLUGIN, the tests).
+PLUGIN_SO := $(OUT_LIB)/libcsal3d-cuda.so.$(VERSION)
+PLUGIN_LINKS := $(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR) $(OUT_LIB)/libcsal3d-cuda.so
 ifeq ($(CUDA),1)
-PLUGIN_TARGET := $(PLUGIN)
+PLUGIN_TARGET := $(PLUGIN_SO) $(PLUGIN_LINKS)
 endif
 
-.PHONY: all help check check-run asan install uninstall docs demo bench deps clean
+# The ABI baseline (abi/README.md): `make abi-check` compares the library against it.
+ABI_BASELINE := abi/libcsal3d.abi
+
+.PHONY: all help check check-run asan install uninstall docs demo bench deps clean \
+        abi-check abi-dump
 .DEFAULT_GOAL := all
 
 all: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(TEST_BIN)
@@ -82,7 +94,10 @@ help:
 	@echo "make demo       run the end-to-end demo"
 	@echo "make asan       the tests under AddressSanitizer + UBSan (build/asan)"
 	@echo "make bench      build and run the benchmarks (tables of time, GFLOP/s, memory)"
-	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d"
+	@echo "make install    PREFIX=/usr/local DESTDIR= : headers, libraries, pkg-config, csal3d,"
+	@echo "                the Python package (PYTHONDIR=$$($(PYTHON) scripts/python_dir.py '$(PREFIX)'))"
+	@echo "make abi-check  compare the library's ABI with $(ABI_BASELINE) (abigail-tools)"
+	@echo "make abi-dump   rewrite $(ABI_BASELINE): only when the ABI is meant to change"
 	@echo "make docs       API reference with Doxygen into docs/api"
 	@echo "make deps       check (and as root install) the Debian build dependencies"
 	@echo "variables: CUDA=0 (no CUDA plugin), PYTHON=$(PYTHON), CC, CFLAGS"
@@ -111,10 +126,18 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(PLUGIN): $(CUDA_OBJ)
+$(PLUGIN_SO): $(CUDA_OBJ) lib/engine/cuda/plugin.map
 	@mkdir -p $(@D)
-	$(NVCC) -shared -o $@ $(CUDA_OBJ) -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart \
+	$(NVCC) -shared -o $@ $(CUDA_OBJ) -Xlinker -soname,libcsal3d-cuda.so.$(MAJOR) \
+	  -Xlinker --version-script=lib/engine/cuda/plugin.map -Xlinker --no-undefined \
+	  -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+$(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR): $(PLUGIN_SO)
+	ln -sf libcsal3d-cuda.so.$(VERSION) $@
+
+$(OUT_LIB)/libcsal3d-cuda.so: $(OUT_LIB)/libcsal3d-cuda.so.$(MAJOR)
+	ln -sf libcsal3d-cuda.so.$(MAJOR) $@
 
 # The command-line tool and examples link the shared library, found at run time
 # beside them (bin/ -> ../lib) both in the build tree and once installed. They are
@@ -162,28 +185,49 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
 
-$(OUT_LIB)/csal3d.pc: pkgconfig/csal3d.pc.in Makefile
-	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
-	    $< > $@
-
-install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(OUT_LIB)/csal3d.pc
+# csal3d.pc is written by each install, for that install's PREFIX, LIBDIR and INCLUDEDIR
+# (a file target in the build tree kept the first install's paths). The Python package
+# goes to PYTHONDIR with a link to the installed library beside it, where it looks first
+# after $$CSAL3D_LIBRARY.
+install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN)
 	install -d $(DESTDIR)$(INCLUDEDIR)/csal3d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/csal3d/*.h $(DESTDIR)$(INCLUDEDIR)/csal3d/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcsal3d.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d.so.$(MAJOR)
 	ln -sf libcsal3d.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN) $(DESTDIR)$(LIBDIR)/)
-	install -m 644 $(OUT_LIB)/csal3d.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(if $(PLUGIN_TARGET),install -m 755 $(PLUGIN_SO) $(DESTDIR)$(LIBDIR)/)
+	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so.$(MAJOR))
+	$(if $(PLUGIN_TARGET),ln -sf libcsal3d-cuda.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
+	    pkgconfig/csal3d.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc
 	$(if $(EXAMPLE_BIN),install -m 755 $(EXAMPLE_BIN) $(DESTDIR)$(BINDIR)/)
+	@d='$(PYTHONDIR)'; if [ -z "$$d" ]; then \
+	  echo "install: $(PYTHON) not found: the Python package is not installed (set PYTHONDIR)"; \
+	else \
+	  echo "install: the Python package into $(DESTDIR)$$d/csal3d"; \
+	  install -d "$(DESTDIR)$$d/csal3d" && \
+	  install -m 644 bindings/python/csal3d/*.py "$(DESTDIR)$$d/csal3d/" && \
+	  ln -sf "$(LIBDIR)/libcsal3d.so.$(MAJOR)" "$(DESTDIR)$$d/csal3d/libcsal3d.so.$(MAJOR)"; \
+	fi
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/csal3d
-	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(DESTDIR)$(BINDIR)/csal3d
+	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so* \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLE_BIN)))
+	@d='$(PYTHONDIR)'; [ -z "$$d" ] || { echo "rm -rf $(DESTDIR)$$d/csal3d"; rm -rf "$(DESTDIR)$$d/csal3d"; }
+
+# The ABI check (abi/README.md). It skips, saying why, without abidiff or debug info.
+abi-check: $(SHARED)
+	@PYTHON="$(PYTHON)" sh scripts/abi_check.sh $(ABI_BASELINE) $(SHARED) include/csal3d; \
+	  rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+
+# Rewrites the baseline: only when the ABI is meant to change (and an incompatible
+# change goes with a MAJOR bump, a new SONAME).
+abi-dump: $(SHARED)
+	@sh scripts/abi_check.sh --dump $(ABI_BASELINE) $(SHARED) include/csal3d
 
 docs:
 	@command -v doxygen >/dev/null || { echo "doxygen not found: apt-get install -y doxygen"; exit 1; }
@@ -191,7 +235,7 @@ docs:
 	@echo "API reference: docs/api/html/index.html"
 
 clean:
-	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so lib/csal3d.pc
+	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so* lib/csal3d.pc
 	find bindings -name __pycache__ -type d -exec rm -rf {} +
 
 -include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)

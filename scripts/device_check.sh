@@ -26,7 +26,7 @@ if [ "${1:-}" = "--pack" ]; then
   # On the build machine: build and collect what the device run needs. The plugin's
   # objects are rebuilt from scratch (a stale object compiled against an older
   # cuda_internal.h once shifted the engine state's fields under the others).
-  rm -f build/lib/engine/cuda/*.o lib/libcsal3d-cuda.so
+  rm -f build/lib/engine/cuda/*.o lib/libcsal3d-cuda.so*
   make -j2 lib/libcsal3d-cuda.so build/tests/test_engine_cuda build/tests/test_engine \
     build/tests/bench_engine_cuda || exit 1
   rm -rf .devcarry && mkdir -p .devcarry/bin .devcarry/lib

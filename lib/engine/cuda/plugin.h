@@ -1,4 +1,4 @@
-/* The ABI between the core library and the CUDA engine plugin (libcsal3d-cuda.so).
+/* The ABI between the core library and the CUDA engine plugin (libcsal3d-cuda.so.0).
  *
  * The core never links CUDA: it dlopens the plugin and looks up one symbol,
  * C3_CUDA_PLUGIN_SYMBOL, of type c3_cuda_plugin_open_fn. Bump C3_CUDA_PLUGIN_ABI
@@ -12,7 +12,9 @@
 #include "engine/engine.h"
 
 #define C3_CUDA_PLUGIN_ABI 3 /* 2: c3_engine gained the op table; 3: host hooks */
-#define C3_CUDA_PLUGIN_FILE "libcsal3d-cuda.so"
+/* The plugin's SONAME (the Makefile links it so; tests/symbols_test.sh checks that
+ * they agree): the name a runtime install has, without the development link. */
+#define C3_CUDA_PLUGIN_FILE "libcsal3d-cuda.so.0"
 #define C3_CUDA_PLUGIN_SYMBOL "csal3d_cuda_plugin_open"
 
 /* What the core lends the plugin. The plugin cannot reach the core's (hidden)
