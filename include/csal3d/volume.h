@@ -392,8 +392,9 @@ typedef struct csal3d_dataset_options {
   /** 1: fail if a listed file does not exist (checked at open). 0 (default): fail when it is loaded. */
   int check_files;
   /** A ::csal3d_channel_suffix: whether `_NNNN` ends a name or numbers a channel.
-   * Default ::CSAL3D_CHANNEL_SUFFIX_AUTO. */
-  int channel_suffix;
+   * Default ::CSAL3D_CHANNEL_SUFFIX_AUTO. (64 bits wide so that it starts after the
+   * tail padding of the struct as 0.1.0 callers compiled it.) */
+  int64_t channel_suffix;
 } csal3d_dataset_options;
 
 /** Fills @p options with the defaults (and sets struct_size). */

@@ -890,15 +890,15 @@ CSAL3D_API csal3d_status csal3d_dataset_open(const char *path,
                "dataset_open: split must be \"training\" or \"test\", not \"%s\"", o.split);
   C3_CHECK_ARG(o.channel_suffix >= CSAL3D_CHANNEL_SUFFIX_AUTO &&
                o.channel_suffix <= CSAL3D_CHANNEL_SUFFIX_NEVER,
-               "dataset_open: the option channel_suffix is %d; set it to auto (0), always (1) "
-               "or never (2)", o.channel_suffix);
+               "dataset_open: the option channel_suffix is %lld; set it to auto (0), always (1) "
+               "or never (2)", (long long)o.channel_suffix);
   struct stat st;
   if (stat(path, &st) != 0)
     return c3_error(CSAL3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   csal3d_dataset *ds;
   C3_TRY(c3_calloc_array(1, sizeof *ds, "dataset", (void **)&ds));
   csal3d_status s;
-  const int mode = o.channel_suffix, test = !strcmp(o.split, "test");
+  const int mode = (int)o.channel_suffix, test = !strcmp(o.split, "test");
   int sorted = 0; /* folders: cases sorted by id; lists: as listed */
   if (S_ISDIR(st.st_mode)) {
     char *json = c3_join(ds, path, "dataset.json");

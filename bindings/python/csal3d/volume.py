@@ -48,7 +48,7 @@ class _DatasetOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t),
                 ("split", ctypes.c_char_p),
                 ("check_files", ctypes.c_int),
-                ("channel_suffix", ctypes.c_int)]
+                ("channel_suffix", ctypes.c_int64)]
 
 
 _CHANNEL_SUFFIX = {"auto": 0, "always": 1, "never": 2}
