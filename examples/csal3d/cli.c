@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,23 +39,67 @@ cli cli_for(const cli *parent, const char *cmd) {
 
 volatile sig_atomic_t g_interrupted;
 
-static void on_sigint(int sig) {
-  if (g_interrupted) { /* a second Ctrl-C stops at once */
-    signal(sig, SIG_DFL);
-    raise(sig);
+/* SIGINT and SIGTERM are blocked in every thread from the start of main() (threads the
+ * library starts inherit the mask) and taken by one thread that waits for them. A
+ * handler that ran on whichever thread was computing (oneDNN's JIT-compiled GEMM among
+ * them) went with heap corruption inside dnnl_sgemm in about one Ctrl-C in ten during
+ * pretraining; with the signals kept off those threads it has not recurred. While a command is
+ * catching them (catch_interrupts), the first signal sets g_interrupted (the command
+ * stops after its current unit of work and saves what it can) and a second ends the
+ * process at once; otherwise a signal ends the process as it would by default. */
+static sigset_t g_stop_signals;
+static volatile sig_atomic_t g_catching;
+
+static void on_stop_signal(int sig) {
+  if (g_catching && !g_interrupted) {
+    g_interrupted = 1;
+    return;
   }
-  g_interrupted = 1;
+  signal(sig, SIG_DFL); /* the default action, from this thread */
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+  raise(sig);
 }
 
-void catch_interrupts(int sigterm_too) {
-  signal(SIGINT, on_sigint);
-  if (sigterm_too) signal(SIGTERM, on_sigint);
+static void *signal_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    int sig;
+    if (sigwait(&g_stop_signals, &sig) == 0) on_stop_signal(sig);
+  }
+  return NULL;
 }
 
-void release_interrupts(void) {
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
+/* Also installed as the handler: threads that libraries start before main() (OpenBLAS
+ * starts its pool when it is loaded) do not block the signals and may take them; they
+ * sleep while we compute, so the handler running there is harmless. Installing it also
+ * keeps a signal the parent set to be ignored (a shell's background job ignores SIGINT)
+ * from being discarded before sigwait can take it. */
+void start_signal_thread(void) {
+  sigemptyset(&g_stop_signals);
+  sigaddset(&g_stop_signals, SIGINT);
+  sigaddset(&g_stop_signals, SIGTERM);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  if (pthread_sigmask(SIG_BLOCK, &g_stop_signals, NULL) != 0) return;
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &a, signal_thread, NULL) != 0) /* no thread: default actions */
+    pthread_sigmask(SIG_UNBLOCK, &g_stop_signals, NULL);
+  pthread_attr_destroy(&a);
 }
+
+void catch_interrupts(void) { g_catching = 1; }
+
+void release_interrupts(void) { g_catching = 0; }
 
 double now(void) {
   struct timespec t;

@@ -45,9 +45,12 @@ cli cli_for(const cli *parent, const char *cmd);
 
 /* ---- Ctrl-C ---- */
 
-/* Set by SIGINT (and SIGTERM where caught); a second SIGINT stops at once. */
+/* SIGINT and SIGTERM go to one thread started by start_signal_thread() (first thing in
+ * main, before any other thread): between catch_interrupts() and release_interrupts()
+ * the first sets g_interrupted and a second ends the process; otherwise they end it. */
 extern volatile sig_atomic_t g_interrupted;
-void catch_interrupts(int sigterm_too);
+void start_signal_thread(void);
+void catch_interrupts(void);
 void release_interrupts(void);
 
 double now(void);

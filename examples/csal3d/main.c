@@ -76,6 +76,7 @@ static const struct {
 
 int main(int argc, char **argv) {
   passive_openmp(argv);
+  start_signal_thread();
   char *help_argv[3] = {NULL, "--help", NULL};
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {

@@ -274,7 +274,7 @@ int run_select(cli *c, const select_opts *o) {
   if (s == CSAL3D_OK) s = csal3d_sampler_set_features(smp, feat, n, d);
   if (s == CSAL3D_OK) s = csal3d_sampler_set_scores(smp, scores, n);
   if (s != CSAL3D_OK) goto lib_fail;
-  catch_interrupts(0);
+  catch_interrupts();
   bar_start(&b, c, "select", 0, 0);
   double t0 = now();
   s = csal3d_sampler_select(smp, o->budget);
