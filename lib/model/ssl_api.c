@@ -221,6 +221,7 @@ CSAL3D_API void csal3d_ssl_model_free(csal3d_ssl_model *h) {
   c3_free(h->ckpt_path);
   c3_free(h->source_path);
   c3_free(h->crops);
+  c3_free(h->init_details);
   c3_free(h);
 }
 
