@@ -150,12 +150,17 @@ END_TEST
 
 static char tmpdir[256];
 
-START_TEST(exact_resume_and_checksum) {
-  c3_engine *e = engine();
+/* A new temporary folder in tmpdir and path = tmpdir/name. */
+static void temp_file(char *path, size_t cap, const char *name) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  snprintf(path, cap, "%s/%s", tmpdir, name);
+}
+
+START_TEST(exact_resume_and_checksum) {
+  c3_engine *e = engine();
   char path[512];
-  snprintf(path, sizeof path, "%s/run.safetensors", tmpdir);
+  temp_file(path, sizeof path, "run.safetensors");
   c3_optim_config c;
   c3_optim_config_default(&c, 8);
   c.warmup_steps = 3;
@@ -280,10 +285,8 @@ END_TEST
 /* Without an optimiser: weights only, still checksummed. */
 START_TEST(weights_only_checkpoint) {
   c3_engine *e = engine();
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char path[512];
-  snprintf(path, sizeof path, "%s/w.safetensors", tmpdir);
+  temp_file(path, sizeof path, "w.safetensors");
   c3_model *m = small_model(e, 9);
   ck_assert_int_eq(c3_checkpoint_save(path, m, NULL, 77, NULL), CSAL3D_OK);
   c3_safetensors *st;
@@ -524,10 +527,8 @@ START_TEST(import_maps_public_keys) {
                "'rotation_head.weight' has shape [5, 192], the model's 'rotation_head.weight' "
                "needs [4, 192]");
   /* Our own checkpoint: everything loaded, the optimiser's moments ignored. */
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char path[512];
-  snprintf(path, sizeof path, "%s/own.safetensors", tmpdir);
+  temp_file(path, sizeof path, "own.safetensors");
   c3_optim_config oc;
   c3_optim_config_default(&oc, 10);
   c3_optim *o;
@@ -580,10 +581,8 @@ static void train_step(c3_model *m, c3_optim *o, const float *x, const float *t,
 
 START_TEST(exact_resume_with_training_steps) {
   c3_engine *e = engine();
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/c3_ckpt_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   char path[512];
-  snprintf(path, sizeof path, "%s/step.safetensors", tmpdir);
+  temp_file(path, sizeof path, "step.safetensors");
   int64_t dhw[3] = {32, 32, 32};
   size_t vin = 32 * 32 * 32;
   float *h = malloc(vin * 4), *x, *t, *dr, *dl;

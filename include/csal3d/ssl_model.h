@@ -276,7 +276,8 @@ CSAL3D_API csal3d_status csal3d_ssl_options_from_weights(const char *path,
  * - the public self-supervised Swin checkpoints (Tang et al., SwinMM): keys
  *   `module.*`, `mlp.fc1` / `mlp.fc2`, `swin_vit.*`, possibly under `state_dict.`;
  * - csal3d's own checkpoints (encoder, decoder and rotation head; the optimiser state
- *   and step are not taken: the run starts at step 0 with the model's options).
+ *   and step are not taken: the run starts at step 0 with the model's options, and
+ *   the model keeps its data options).
  *
  * PyTorch files (.pt/.pth) are converted first with `python3 -m csal3d.convert`. The
  * file must hold the whole encoder with the model's shapes; the rotation head and
