@@ -96,7 +96,7 @@ static int check_encoder(csal3d_ssl_model *model, const expected *x, const char 
   }
   m->e->free(m->e, dx);
   for (int i = 0; i <= C3_MODEL_STAGES; i++) {
-    char name[16];
+    char name[24];
     snprintf(name, sizeof name, "hidden%d", i);
     size_t cnt;
     float *out = hidden_ncdhw(m, i, &cnt), *ref = malloc(cnt * sizeof(float));
@@ -121,7 +121,8 @@ static int check_encoder(csal3d_ssl_model *model, const expected *x, const char 
     for (size_t c = 0; c < c16; c++) {
       double s = 0;
       for (size_t v = 0; v < vox; v++) s += ref[((size_t)b * c16 + c) * vox + v];
-      if (c / 3 < (size_t)fd) want[(size_t)b * (size_t)fd + c / 3] += (float)(s / (double)vox / 3.0);
+      if (c / 3 < (size_t)fd)
+        want[(size_t)b * (size_t)fd + c / 3] += (float)(s / (double)vox / 3.0);
     }
   if (csal3d_ssl_model_encode(model, x->input, x->n, x->dhw, got, (size_t)(x->n * fd)) !=
       CSAL3D_OK) {
@@ -210,7 +211,8 @@ static int run_weights(csal3d_context *ctx, const expected *x, const char *path,
     c3_st_free(w);
   }
   if (r.loaded != encoder || r.initialised != rest || r.ignored != (int64_t)tensors - encoder ||
-      !strstr(r.summary, path) || !r.details || !strstr(r.details, "initialised rotation_head.weight\n")) {
+      !strstr(r.summary, path) || !r.details ||
+      !strstr(r.details, "initialised rotation_head.weight\n")) {
     printf("  FAIL report: loaded %lld (want %d), initialised %lld (want %d), ignored %lld "
            "(want %zu)\n",
            (long long)r.loaded, encoder, (long long)r.initialised, rest, (long long)r.ignored,
@@ -315,7 +317,8 @@ int main(void) {
     expected x = {0};
     c3_model_config cfg;
     const c3_st_entry *in;
-    if (c3_st_open(path, &x.st) != CSAL3D_OK || c3_model_config_from_metadata(x.st, &cfg) != CSAL3D_OK ||
+    if (c3_st_open(path, &x.st) != CSAL3D_OK ||
+        c3_model_config_from_metadata(x.st, &cfg) != CSAL3D_OK ||
         !(in = c3_st_find(x.st, "input")) || in->ndim != 5 || in->shape[1] != cfg.in_channels) {
       printf("FAIL %s: %s\n", path, x.st ? "no input [N, in_channels, D, H, W] or bad metadata"
                                          : csal3d_last_error());

@@ -326,13 +326,18 @@ static void c3_import_texts(const c3_model *m, const c3_safetensors *st,
     if (rep->ignored_why[w])
       a += (size_t)snprintf(ig + a, sizeof ig - a, "%s%d %s", a ? ", " : "",
                             rep->ignored_why[w], c3_import_why_text((c3_import_why)w));
-  snprintf(rep->summary, sizeof rep->summary,
-           "%s: loaded %d tensors (%s); %s%d%s%s%s; ignored %d%s%s%s%s", c3_st_source(st),
-           rep->loaded, lp, rep->initialised ? "initialised " : "nothing initialised",
-           rep->initialised, rep->initialised ? " as for a new model (" : "", ip,
-           rep->initialised ? ")" : "", rep->ignored, rep->ignored ? " (" : "", ig,
-           rep->ignored ? ")" : "",
-           rep->merge_monai ? "; MONAI's patch merging order (metadata merge_order)" : "");
+  char init_text[320] = "nothing initialised";
+  if (rep->initialised)
+    snprintf(init_text, sizeof init_text, "initialised %d as for a new model (%.256s)",
+             rep->initialised, ip);
+  int n = snprintf(rep->summary, sizeof rep->summary,
+                   "%s: loaded %d tensors (%s); %s; ignored %d%s%s%s%s", c3_st_source(st),
+                   rep->loaded, lp, init_text, rep->ignored, rep->ignored ? " (" : "", ig,
+                   rep->ignored ? ")" : "",
+                   rep->merge_monai ? "; MONAI's patch merging order (metadata merge_order)"
+                                    : "");
+  if (n >= (int)sizeof rep->summary) /* a very long path: say it was cut */
+    memcpy(rep->summary + sizeof rep->summary - 4, "...", 4);
 }
 
 csal3d_status c3_model_import(c3_model *m, const c3_safetensors *st, uint64_t seed,

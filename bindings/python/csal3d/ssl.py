@@ -213,8 +213,9 @@ class SSLModel(Owned):
     SSLModel.load(context, path) restores a checkpoint (parameters, optimiser, step,
     options) so that train() continues exactly. SSLModel(context, init_from=path,
     **options) starts from pretrained weights (see init_from(); embed_dim and
-    in_channels default to the file's; `init_report` says what was loaded). The model keeps its context alive (see
-    the package docstring): it works on after the context's `with` block or close().
+    in_channels default to the file's; `init_report` says what was loaded). The model
+    keeps its context alive (see the package docstring): it works on after the context's
+    `with` block or close().
 
     in_channels=None (the default) takes the input channels from the data, as
     `csal3d pretrain` does: the first case train() loads (with its `channel`), or the C
