@@ -66,6 +66,33 @@ expect_rc 0 "resume" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" -o "$
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["start_step"] == 2 and d["step"] == 3, d' \
   "$tmp/out" || fail "resume --json"
 cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "resume changed its input"
+# Starting weights: our own checkpoint (all of it, from step 0, the width from the file),
+# then the public-weight fixtures where present (the encoder; decoder and head new).
+expect_rc 0 "pretrain --init (own checkpoint)" "$BIN" pretrain "$ph" --init "$tmp/ssl.safetensors" \
+  -o "$tmp/init_own.safetensors" --crop 64,32,32 --batch 1 --iterations 1 --spacing 12 --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); i=d["init"]; assert d["start_step"] == 0 and d["step"] == 1 and d["embed_dim"] == 12 and i["initialised"] == 0 and i["loaded"] > 100 and i["ignored"] == 2 * i["loaded"], d' \
+  "$tmp/out" || fail "pretrain --init (own checkpoint) --json"
+expect_rc 2 "--init with --resume" "$BIN" pretrain "$ph" --init "$tmp/ssl.safetensors" \
+  --resume "$tmp/ssl.safetensors" --quiet
+expect_rc 2 "--init of another width" "$BIN" pretrain "$ph" --init "$tmp/ssl.safetensors" \
+  -o "$tmp/init_wide.safetensors" --embed-dim 24 --crop 64,32,32 --iterations 1 --quiet
+grep -q "the weights have embed_dim 12, the model 24; set --embed-dim to 12" "$tmp/err" ||
+  fail "--init of another width: the message names both widths and --embed-dim"
+[ -e "$tmp/init_wide.safetensors" ] && fail "a refused --init wrote a checkpoint"
+ref=${CSAL3D_REFERENCE_DIR:-../shared/reference}
+if [ -f "$ref/swinunetr_e12_tang_style.safetensors" ]; then
+  expect_rc 0 "pretrain --init (public weights)" "$BIN" pretrain "$ph" \
+    --init "$ref/swinunetr_e12_tang_style.safetensors" -o "$tmp/init_tang.safetensors" \
+    --crop 64,32,32 --batch 1 --iterations 1 --spacing 12 --threads 1
+  grep -q "starting weights: .*swinunetr_e12_tang_style.safetensors: loaded 118 tensors (the encoder); initialised 14 as for a new model (the rotation head, the decoder); ignored 8" \
+    "$tmp/out" || { fail "pretrain --init prints no report"; sed 's/^/  | /' "$tmp/out" | head -3; }
+  expect_rc 3 "score with an encoder alone" "$BIN" score "$ref/swinunetr_e12_monai.safetensors" \
+    "$ph" -o "$tmp/enc.safetensors" --quiet
+  grep -q "to start from its encoder, take it as starting weights (csal3d pretrain --init)" \
+    "$tmp/err" || fail "an encoder alone as a checkpoint: no hint naming --init"
+else
+  echo "note: no public-weight fixtures in $ref: pretrain --init of them not tested"
+fi
 
 expect_rc 0 "score" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/scores.safetensors" \
   --spacing 12 --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 2 --json

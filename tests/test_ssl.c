@@ -6,6 +6,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -630,6 +631,98 @@ START_TEST(encode_reconstruct_and_feature_of_a_volume) {
 }
 END_TEST
 
+/* csal3d_ssl_model_init_from and csal3d_ssl_options_from_weights through the public API:
+ * our own checkpoint as starting weights (all of it, at step 0, options kept), the step
+ * and width refusals, the report's struct_size, the provenance. */
+START_TEST(init_from_weights) {
+  char dir[] = "/tmp/c3_init_XXXXXX", ck[128];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(ck, sizeof ck, "%s/trained.safetensors", dir);
+  csal3d_context *ctx = make_ctx(3);
+  csal3d_ssl_options o;
+  small_options(&o);
+  csal3d_ssl_model *a, *b, *wide;
+  ck_assert_int_eq(csal3d_ssl_model_create(ctx, &o, &a), CSAL3D_OK);
+  float *x = make_crops(1, 32, 5);
+  int64_t dhw[3] = {32, 32, 32};
+  ck_assert_int_eq(csal3d_ssl_model_train_step(a, x, 1, dhw, NULL), CSAL3D_OK);
+  ck_assert_int_eq(csal3d_ssl_model_save(a, ck), CSAL3D_OK);
+  /* A trained model takes no starting weights. */
+  csal3d_ssl_init_report r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  ck_assert_int_eq(csal3d_ssl_model_init_from(a, ck, &r), CSAL3D_ERR_STATE);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "has trained 1 steps"));
+  /* Our own checkpoint into a new model: all of it, the model stays at step 0 with its
+   * options, and the file is where its weights come from. */
+  o.iterations = 9;
+  o.use_seed = 1;
+  o.seed = 77;
+  ck_assert_int_eq(csal3d_ssl_model_create(ctx, &o, &b), CSAL3D_OK);
+  r.struct_size = 0;
+  ck_assert_int_eq(csal3d_ssl_model_init_from(b, ck, &r), CSAL3D_ERR_INVALID_ARGUMENT);
+  r.struct_size = sizeof r;
+  ck_assert_msg(csal3d_ssl_model_init_from(b, ck, &r) == CSAL3D_OK, "%s", csal3d_last_error());
+  ck_assert_int_eq(r.loaded, (int64_t)b->m->nparams);
+  ck_assert_int_eq(r.initialised, 0);
+  ck_assert_int_eq(r.ignored, 2 * (int64_t)b->m->nparams); /* the moments */
+  ck_assert_ptr_nonnull(strstr(r.summary, ck));
+  ck_assert_ptr_nonnull(strstr(r.details, "ignored     optim.exp_avg.conv.0.weight: optimiser"));
+  float *pa = params_of(a), *pb = params_of(b);
+  ck_assert_int_eq(memcmp(pa, pb, a->m->total * 4), 0);
+  int64_t step;
+  csal3d_ssl_model_step(b, &step);
+  ck_assert_int_eq(step, 0);
+  csal3d_ssl_options ob;
+  csal3d_ssl_options_init(&ob);
+  csal3d_ssl_model_get_options(b, &ob);
+  ck_assert_int_eq(ob.iterations, 9);
+  ck_assert_int_eq(ob.seed, 77);
+  const char *sum, *src = c3_ssl_source(b, &sum);
+  ck_assert_ptr_nonnull(src);
+  ck_assert_str_eq(src, ck);
+  ck_assert_str_ne(sum, "");
+  /* A smaller report struct gets only what it has room for; NULL is fine. */
+  r.struct_size = offsetof(csal3d_ssl_init_report, summary);
+  r.summary = "untouched";
+  ck_assert_int_eq(csal3d_ssl_model_init_from(b, ck, &r), CSAL3D_OK);
+  ck_assert_str_eq(r.summary, "untouched");
+  ck_assert_int_eq(csal3d_ssl_model_init_from(b, ck, NULL), CSAL3D_OK);
+  /* The width comes from the file; a model of another width is refused, unchanged. */
+  csal3d_ssl_options ow;
+  small_options(&ow);
+  ow.embed_dim = 24;
+  ow.rotation_input = CSAL3D_ROTATION_INPUT_FIRST_TOKEN;
+  ck_assert_int_eq(csal3d_ssl_model_create(ctx, &ow, &wide), CSAL3D_OK);
+  float *pw = params_of(wide);
+  ck_assert_int_eq(csal3d_ssl_model_init_from(wide, ck, NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(csal3d_last_error(), "'swinViT.patch_embed.proj.weight' has shape "
+                                            "[12, 1, 2, 2, 2], the model's "
+                                            "'swinViT.patch_embed.proj.weight' [24, 1, 2, 2, 2]") &&
+                    strstr(csal3d_last_error(), "set the option embed_dim to 12"),
+                "%s", csal3d_last_error());
+  float *pw2 = params_of(wide);
+  ck_assert_int_eq(memcmp(pw, pw2, wide->m->total * 4), 0);
+  ck_assert_int_eq(csal3d_ssl_options_from_weights(ck, &ow), CSAL3D_OK);
+  ck_assert_int_eq(ow.embed_dim, 12);
+  ck_assert_int_eq(ow.in_channels, 1);
+  ck_assert_int_eq(ow.rotation_input, CSAL3D_ROTATION_INPUT_MEAN); /* the checkpoint's */
+  ck_assert_int_eq(ow.crop_size[0], 32);                           /* not an architecture member */
+  ck_assert_int_eq(csal3d_ssl_options_from_weights(dir, &ow) != CSAL3D_OK, 1);
+  free(x);
+  free(pa);
+  free(pb);
+  free(pw);
+  free(pw2);
+  csal3d_ssl_model_free(a);
+  csal3d_ssl_model_free(b);
+  csal3d_ssl_model_free(wide);
+  csal3d_context_free(ctx);
+  unlink(ck);
+  ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 START_TEST(options_are_checked) {
   csal3d_context *ctx = make_ctx(0);
   csal3d_ssl_options o;
@@ -811,6 +904,7 @@ int main(int argc, char **argv) {
   tcase_add_test(a, cancellation_keeps_the_steps_done);
   tcase_add_test(a, encode_reconstruct_and_feature_of_a_volume);
   tcase_add_test(a, options_are_checked);
+  tcase_add_test(a, init_from_weights);
   tcase_add_test(a, non_finite_input_fails_without_update);
   tcase_add_test(a, checkpoint_metadata_corpus);
   suite_add_tcase(s, a);

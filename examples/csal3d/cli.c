@@ -263,6 +263,8 @@ static const struct {
     {"the option labels set to none", "--labels none"},
     {"the option labels", "--labels"},
     {"the option in_channels", "--channel"},
+    {"the option embed_dim", "--embed-dim"},
+    {"(csal3d_ssl_model_init_from)", "(csal3d pretrain --init)"},
 };
 
 /* @p msg with the library's option names replaced by the tool's. */

@@ -254,6 +254,7 @@ void cmdline_print(FILE *f, const cmdline *l);
 /* pretrain.c. -1 (or unset flags): the library's default, or the checkpoint's on --resume. */
 typedef struct pretrain_opts {
   const char *dataset, *output, *resume; /* output NULL: the resumed file */
+  const char *init;                      /* --init: starting weights, or NULL */
   int overwrite;                         /* -o may replace an existing file */
   data_opts data;
   int64_t embed_dim, batch, iterations, warmup, checkpoint_every, cache_mb;

@@ -9,6 +9,7 @@
 static void pretrain_help(FILE *f) {
   fprintf(f,
           "usage: csal3d pretrain DATASET -o CHECKPOINT [options]\n"
+          "       csal3d pretrain DATASET --init WEIGHTS -o CHECKPOINT [options]\n"
           "       csal3d pretrain DATASET --resume CHECKPOINT [-o NEW] [--iterations N]\n"
           "\n"
           "Self-supervised pretraining of the Swin-UNETR encoder, inpainting decoder and\n"
@@ -23,6 +24,11 @@ static void pretrain_help(FILE *f) {
           "  --resume PATH          continue a run from its checkpoint (with the data\n"
           "                         options it records)\n"
           "  --overwrite            -o may replace an existing file\n"
+          "  --init WEIGHTS         start from pretrained weights: a MONAI SwinUNETR or\n"
+          "                         self-supervised Swin checkpoint converted with\n"
+          "                         'python3 -m csal3d.convert', or a csal3d checkpoint; the\n"
+          "                         encoder comes from the file (and its width, unless\n"
+          "                         --embed-dim), the rest is initialised as for a new model\n"
           "  --embed-dim C          encoder width, a multiple of 12 (default 48)\n"
           "  --crop N               crop size N or D,H,W, multiples of 32 (default 128)\n"
           "  --batch B              crops per step (default 4)\n"
@@ -52,6 +58,7 @@ void pretrain_cmdline(cmdline *l, const cli *c, const pretrain_opts *o) {
   cmdline_add(l, o->dataset);
   if (o->output) cmdline_opt(l, "-o", "%s", o->output);
   if (o->resume) cmdline_opt(l, "--resume", "%s", o->resume);
+  if (o->init) cmdline_opt(l, "--init", "%s", o->init);
   if (o->embed_dim != -1) cmdline_opt(l, "--embed-dim", "%" PRId64, o->embed_dim);
   if (o->crop[0] != -1) cmdline_opt_i64x3(l, "--crop", o->crop);
   if (o->batch != -1) cmdline_opt(l, "--batch", "%" PRId64, o->batch);
@@ -71,6 +78,9 @@ void pretrain_cmdline(cmdline *l, const cli *c, const pretrain_opts *o) {
 /* What the command line cannot check by itself; returns an exit code. */
 static int pretrain_check(cli *c, const pretrain_opts *o) {
   if (!o->output && !o->resume) return usage_error(c, "give the checkpoint to write with -o PATH");
+  if (o->init && o->resume)
+    return usage_error(c, "--init starts a new run from weights, --resume continues one: give "
+                       "one of them");
   for (int a = 0; a < 3; a++)
     if (o->crop[a] != -1 && o->crop[a] % 32)
       return usage_error(c, "--crop sides must be multiples of 32 (the encoder halves the "
@@ -133,9 +143,10 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
   /* Before any work: the checkpoint's folder, and no existing file replaced unless asked
    * (the resumed checkpoint itself is continued in place). */
-  const char *inputs[] = {o->dataset};
+  const char *inputs[] = {o->dataset, o->init};
   int in_place = o->resume && (!o->output || same_file(o->output, o->resume));
-  if ((rc = check_output(c, output, CSAL3D_OUTPUT_FILE, "the checkpoint (-o)", inputs, 1,
+  if ((rc = check_output(c, output, CSAL3D_OUTPUT_FILE, "the checkpoint (-o)", inputs,
+                         o->init ? 2 : 1,
                          o->overwrite || in_place)) ||
       (!o->resume && (rc = require_modality(c, &o->data, ds, o->dataset)))) {
     csal3d_dataset_free(ds);
@@ -162,11 +173,13 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
       goto done;
     }
   } else {
-    /* in_channels from the first case, so that multi-channel data just works. */
+    /* The width from the starting weights; in_channels from the first case, so that
+     * multi-channel data just works (and weights for other channels are refused). */
+    if (o->init) s = csal3d_ssl_options_from_weights(o->init, &so);
     csal3d_volume *first = NULL;
     csal3d_volume_load_options flo;
     const csal3d_volume_load_options *fl = load_options(&o->data, NULL, &flo);
-    s = csal3d_dataset_load_image(ds, 0, fl ? fl : &flo, &first);
+    if (s == CSAL3D_OK) s = csal3d_dataset_load_image(ds, 0, fl ? fl : &flo, &first);
     if (s == CSAL3D_OK) {
       int64_t sh[4];
       csal3d_volume_shape(first, sh);
@@ -194,7 +207,12 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   so.on_step = on_step;
   so.on_step_user_data = &ps;
   s = o->resume ? csal3d_ssl_model_set_options(m, &so) : csal3d_ssl_model_create(ctx, &so, &m);
+  csal3d_ssl_init_report init;
+  memset(&init, 0, sizeof init);
+  init.struct_size = sizeof init;
+  if (s == CSAL3D_OK && o->init) s = csal3d_ssl_model_init_from(m, o->init, &init);
   if (s != CSAL3D_OK) goto lib_fail;
+  if (o->init) info(c, "starting weights: %s\n", init.summary);
   warn_degenerate(c, so.crop_size, "crop");
   int64_t start = 0, step = 0, params = 0;
   csal3d_ssl_model_step(m, &start);
@@ -238,6 +256,12 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
            ", \"start_step\": %" PRId64 ", \"step\": %" PRId64 ", \"iterations\": %" PRId64
            ", \"seconds\": %.3f",
            ncases, so.embed_dim, params, start, step, so.iterations, secs);
+    if (o->init) {
+      printf(", \"init\": {\"path\": ");
+      json_str(stdout, o->init);
+      printf(", \"loaded\": %" PRId64 ", \"initialised\": %" PRId64 ", \"ignored\": %" PRId64
+             "}", init.loaded, init.initialised, init.ignored);
+    }
     if (have_losses)
       printf(", \"loss\": %.9g, \"inpainting\": %.9g, \"rotation\": %.9g, \"consistency\": "
              "%.9g, \"lr\": %.9g", l.loss, l.inpainting, l.rotation, l.consistency, l.lr);
@@ -266,6 +290,7 @@ done:
 
 enum {
   OPT_RESUME = OPT_COMMAND,
+  OPT_INIT,
   OPT_EMBED,
   OPT_CROP,
   OPT_BATCH,
@@ -287,6 +312,7 @@ int cmd_pretrain(int argc, char **argv) {
       COMMON_LONG_OPTIONS, DATA_LONG_OPTIONS,
       {"output", required_argument, NULL, 'o'},
       {"resume", required_argument, NULL, OPT_RESUME},
+      {"init", required_argument, NULL, OPT_INIT},
       {"embed-dim", required_argument, NULL, OPT_EMBED},
       {"crop", required_argument, NULL, OPT_CROP},
       {"batch", required_argument, NULL, OPT_BATCH},
@@ -306,6 +332,7 @@ int cmd_pretrain(int argc, char **argv) {
     switch (opt) {
     case 'o': o.output = optarg; break;
     case OPT_RESUME: o.resume = optarg; break;
+    case OPT_INIT: o.init = optarg; break;
     case OPT_EMBED: rc = parse_i64(&c, "--embed-dim", optarg, 12, 768, &o.embed_dim); break;
     case OPT_CROP: rc = parse_i64x3(&c, "--crop", optarg, 32, 4096, o.crop); break;
     case OPT_BATCH: rc = parse_i64(&c, "--batch", optarg, 1, 4096, &o.batch); break;

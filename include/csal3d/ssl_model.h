@@ -212,13 +212,100 @@ CSAL3D_API csal3d_status csal3d_ssl_model_create(csal3d_context *ctx,
  * optimiser state (a converted SwinUNETR / SwinMM checkpoint: "embed_dim" and
  * "in_channels" in its metadata, or the defaults) loads at step 0 with the
  * default training options. Change options afterwards with
- * csal3d_ssl_model_set_options().
+ * csal3d_ssl_model_set_options(). To start from an encoder alone (MONAI's
+ * SwinUNETR, the public self-supervised checkpoints), use
+ * csal3d_ssl_model_init_from().
  * @return ::CSAL3D_ERR_IO, ::CSAL3D_ERR_FORMAT (not a checkpoint, a tensor
  *         missing or of the wrong shape, a malformed metadata value: named),
  *         ::CSAL3D_ERR_CHECKSUM.
  */
 CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *path,
                                                csal3d_ssl_model **out);
+
+/** What csal3d_ssl_model_init_from() did. */
+typedef struct csal3d_ssl_init_report {
+  /** sizeof(csal3d_ssl_init_report) as the caller compiled it (set it before the call). */
+  size_t struct_size;
+  /** Model tensors set from the file: the whole encoder, and the rotation head and
+   *  decoder where the file has them. */
+  int64_t loaded;
+  /** Model tensors the file lacks (rotation head, decoder), initialised as in a new
+   *  model made with the model's seed. */
+  int64_t initialised;
+  /** File tensors not used: relative_position_index buffers (recomputed), optimiser
+   *  state, SwinUNETR's segmentation decoder (encoder1..10, decoder1..5, out), other
+   *  self-supervised heads (contrastive head, mask token), anything else outside the
+   *  model. */
+  int64_t ignored;
+  /** One line with the file's path, the counts and the parts of the model each covers.
+   *  Points into the model: valid until its next csal3d_ssl_model_init_from() or
+   *  csal3d_ssl_model_free(). */
+  const char *summary;
+  /** One line per tensor: "loaded      MODEL_NAME <- FILE_NAME", "initialised MODEL_NAME"
+   *  or "ignored     FILE_NAME: why". Points into the model like @ref summary; NULL if
+   *  it could not be allocated. */
+  const char *details;
+} csal3d_ssl_init_report;
+
+/**
+ * Sets the architecture members of @p options to those a weights file needs:
+ * embed_dim and in_channels from its metadata ("embed_dim", or MONAI's
+ * "feature_size"; "in_channels" or "in_chans"), else from the shape of its patch
+ * embedding (`swinViT.patch_embed.proj.weight` or `module.patch_embed.proj.weight`,
+ * [embed_dim, in_channels, 2, 2, 2]); and, for a csal3d checkpoint, rotation_input and
+ * feature. Other members are left as they are. Use it before
+ * csal3d_ssl_model_create() to make a model that csal3d_ssl_model_init_from() can
+ * fill from that file.
+ * @param path a safetensors file (a converted PyTorch state_dict or a csal3d
+ *        checkpoint; a checkpoint's checksum is verified).
+ * @param options the options to change (struct_size set, e.g. by
+ *        csal3d_ssl_options_init()).
+ * @return ::CSAL3D_ERR_IO, ::CSAL3D_ERR_FORMAT (no width in the metadata and no patch
+ *         embedding, or metadata that contradicts the weights: named),
+ *         ::CSAL3D_ERR_CHECKSUM.
+ */
+CSAL3D_API csal3d_status csal3d_ssl_options_from_weights(const char *path,
+                                                         csal3d_ssl_options *options);
+
+/**
+ * Starts a model from pretrained weights: sets every parameter of @p model, which
+ * must be at step 0 (new, or loaded from a checkpoint of step 0), from a safetensors
+ * file:
+ * - MONAI SwinUNETR state_dicts (keys `swinViT.*`; the segmentation decoder is
+ *   ignored);
+ * - the public self-supervised Swin checkpoints (Tang et al., SwinMM): keys
+ *   `module.*`, `mlp.fc1` / `mlp.fc2`, `swin_vit.*`, possibly under `state_dict.`;
+ * - csal3d's own checkpoints (encoder, decoder and rotation head; the optimiser state
+ *   and step are not taken: the run starts at step 0 with the model's options, and
+ *   the model keeps its data options).
+ *
+ * PyTorch files (.pt/.pth) are converted first with `python3 -m csal3d.convert`. The
+ * file must hold the whole encoder with the model's shapes; the rotation head and
+ * the decoder are taken where the file has them and otherwise initialised as in a
+ * new model with the model's seed. The file's metadata, where present, must agree with
+ * the model (embed_dim or feature_size, in_channels or in_chans, depths, num_heads,
+ * window_size, mlp_ratio; rotation_input when the file has a rotation head);
+ * "merge_order" sets the model's patch merging order ("monai": the order that
+ * repeats two slots, for weights trained with a MONAI PatchMerging coded that way;
+ * absent: the default order of all 8 sub-voxels). Until the first training step,
+ * scoring with the model (csal3d_score_dataset()) records this file as the checkpoint
+ * its weights come from. csal3d_ssl_options_from_weights() gives the options a model
+ * for the file needs.
+ * @param model the model (at step 0); on error it is unchanged.
+ * @param path the weights file.
+ * @param report receives what was loaded, initialised and ignored (set struct_size
+ *        first), or NULL. The summary is also logged through the context (info).
+ * @return ::CSAL3D_ERR_STATE (the model has trained), ::CSAL3D_ERR_IO,
+ *         ::CSAL3D_ERR_CHECKSUM, ::CSAL3D_ERR_INVALID_ARGUMENT (the weights' embed_dim
+ *         or in_channels differ from the model's: the message names the tensor, both
+ *         shapes and the option), ::CSAL3D_ERR_FORMAT (a tensor of another shape, an
+ *         encoder tensor missing or unknown, two tensors for one parameter, metadata
+ *         that contradicts the weights: named), ::CSAL3D_ERR_UNSUPPORTED (another
+ *         architecture in the metadata).
+ */
+CSAL3D_API csal3d_status csal3d_ssl_model_init_from(csal3d_ssl_model *model,
+                                                    const char *path,
+                                                    csal3d_ssl_init_report *report);
 
 /**
  * Writes a checkpoint (safetensors: parameters under MONAI names, AdamW

@@ -65,12 +65,18 @@ typedef struct c3_model_config {
 void c3_model_config_default(c3_model_config *c, int embed_dim, int in_channels);
 /* Checks a configuration; CSAL3D_ERR_INVALID_ARGUMENT / UNSUPPORTED with the reason. */
 csal3d_status c3_model_config_check(const c3_model_config *c);
-/* Reads a configuration from safetensors metadata (embed_dim, in_channels and the
- * optional depths, num_heads, window_size, patch_size, mlp_ratio, qkv_bias,
- * patch_merging, merge_order, rotation_input, feature): missing keys take the
- * defaults, values the model cannot honour fail naming the key. */
+/* Reads a configuration from safetensors metadata (embed_dim or MONAI's feature_size,
+ * in_channels or in_chans, and the optional depths, num_heads, window_size, patch_size,
+ * mlp_ratio, qkv_bias, patch_merging, merge_order, rotation_input, feature): missing
+ * keys take the defaults, values the model cannot honour fail naming the key. */
 csal3d_status c3_model_config_from_metadata(const struct c3_safetensors *st,
                                             c3_model_config *c);
+/* An integer of the metadata under key or its MONAI name (embed_dim: feature_size,
+ * in_channels: in_chans): *value is set when either is present (else unchanged), *found
+ * (may be NULL) receives the name present or NULL. Both present and different, or not
+ * an integer: CSAL3D_ERR_FORMAT naming the file and keys. */
+csal3d_status c3_model_metadata_int(const struct c3_safetensors *st, const char *key,
+                                    int *value, const char **found);
 /* Writes the configuration as metadata strings (the keys above). */
 csal3d_status c3_model_config_to_metadata(const c3_model_config *c,
                                           struct c3_st_writer *w);
@@ -142,6 +148,11 @@ int c3_model_find_param(const c3_model *m, const char *name);
  * PyTorch's default for Conv3d weights and biases (uniform +-1/sqrt(fan_in)).
  * Every parameter draws from its own stream (seed, C3_RNG_INIT, parameter index). */
 csal3d_status c3_model_init(c3_model *m, uint64_t seed);
+/* The same values written into host (m->total floats) instead of the model. */
+csal3d_status c3_model_init_host(const c3_model *m, uint64_t seed, float *host);
+
+/* "a, b, c" for a shape (into buf, n bytes), as messages print shapes. */
+void c3_model_shape_text(int ndim, const int64_t *shape, char *buf, size_t n);
 
 /* Loads every parameter from tensors named prefix + NAME (e.g. prefix "param."
  * for the reference files, "" for checkpoints). Shapes must match exactly; a

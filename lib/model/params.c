@@ -82,18 +82,41 @@ static int c3_parse_int(const char *s, int *out) {
   return 0;
 }
 
+/* MONAI's and timm's names of the same settings, accepted in metadata. */
+static const char *c3_metadata_alias(const char *key) {
+  if (strcmp(key, "embed_dim") == 0) return "feature_size";
+  if (strcmp(key, "in_channels") == 0) return "in_chans";
+  return NULL;
+}
+
+csal3d_status c3_model_metadata_int(const c3_safetensors *st, const char *key, int *value,
+                                    const char **found) {
+  const char *src = c3_st_source(st), *alias = c3_metadata_alias(key);
+  const char *names[2] = {key, alias};
+  int got[2], have[2] = {0, 0};
+  for (int i = 0; i < 2; i++) {
+    const char *v = names[i] ? c3_st_metadata(st, names[i]) : NULL;
+    if (!v) continue;
+    if (c3_parse_int(v, &got[i]) != 0)
+      return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s \"%s\" is not an integer", src,
+                      names[i], v);
+    have[i] = 1;
+  }
+  if (have[0] && have[1] && got[0] != got[1])
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s %d and %s %d disagree", src, key,
+                    got[0], alias, got[1]);
+  if (found) *found = have[0] ? key : have[1] ? alias : NULL;
+  if (have[0] || have[1]) *value = have[0] ? got[0] : got[1];
+  return CSAL3D_OK;
+}
+
 csal3d_status c3_model_config_from_metadata(const c3_safetensors *st,
                                             c3_model_config *c) {
   const char *src = c3_st_source(st);
-  const char *v = c3_st_metadata(st, "embed_dim");
+  const char *v;
   int ed = 48, ic = 1;
-  if (v && c3_parse_int(v, &ed) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata embed_dim \"%s\" is not an integer",
-                    src, v);
-  v = c3_st_metadata(st, "in_channels");
-  if (v && c3_parse_int(v, &ic) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT,
-                    "%s: metadata in_channels \"%s\" is not an integer", src, v);
+  C3_TRY(c3_model_metadata_int(st, "embed_dim", &ed, NULL));
+  C3_TRY(c3_model_metadata_int(st, "in_channels", &ic, NULL));
   c3_model_config_default(c, ed, ic);
   if ((v = c3_st_metadata(st, "depths")) && c3_parse_int4(v, c->depths) != 0)
     return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata depths \"%s\": want 4 integers",
@@ -336,8 +359,16 @@ int c3_model_find_param(const c3_model *m, const char *name) {
 
 csal3d_status c3_model_init(c3_model *m, uint64_t seed) {
   float *host;
-  C3_TRY(c3_calloc_array(m->total, sizeof(float), "parameter initialisation",
-                         (void **)&host));
+  C3_TRY(c3_alloc_array(m->total, sizeof(float), "parameter initialisation",
+                        (void **)&host));
+  csal3d_status s = c3_model_init_host(m, seed, host);
+  if (s == CSAL3D_OK) s = m->e->upload(m->e, m->w, host, m->total * sizeof(float));
+  c3_free(host);
+  return s;
+}
+
+csal3d_status c3_model_init_host(const c3_model *m, uint64_t seed, float *host) {
+  memset(host, 0, m->total * sizeof(float));
   for (size_t i = 0; i < m->nparams; i++) {
     const c3_param *p = &m->params[i];
     float *x = host + p->offset;
@@ -370,9 +401,14 @@ csal3d_status c3_model_init(c3_model *m, uint64_t seed) {
         break;
     }
   }
-  csal3d_status s = m->e->upload(m->e, m->w, host, m->total * sizeof(float));
-  c3_free(host);
-  return s;
+  return CSAL3D_OK;
+}
+
+void c3_model_shape_text(int ndim, const int64_t *shape, char *buf, size_t n) {
+  size_t a = 0;
+  if (n) buf[0] = '\0';
+  for (int k = 0; k < ndim && a < n; k++)
+    a += (size_t)snprintf(buf + a, n - a, "%s%lld", k ? ", " : "", (long long)shape[k]);
 }
 
 /* ---- loading ---- */
@@ -397,14 +433,9 @@ csal3d_status c3_model_load(c3_model *m, const c3_safetensors *st,
     int same = e->ndim == p->ndim;
     for (int k = 0; same && k < p->ndim; k++) same = e->shape[k] == p->shape[k];
     if (!same) {
-      char want[128] = "", got[128] = "";
-      size_t a = 0, b = 0;
-      for (int k = 0; k < p->ndim; k++)
-        a += (size_t)snprintf(want + a, sizeof want - a, "%s%lld", k ? ", " : "",
-                              (long long)p->shape[k]);
-      for (int k = 0; k < e->ndim && b < sizeof got; k++)
-        b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", k ? ", " : "",
-                              (long long)e->shape[k]);
+      char want[128], got[128];
+      c3_model_shape_text(p->ndim, p->shape, want, sizeof want);
+      c3_model_shape_text(e->ndim, e->shape, got, sizeof got);
       s = c3_error(CSAL3D_ERR_FORMAT, "%s: parameter '%s' has shape [%s], the model "
                    "needs [%s]",
                    c3_st_source(st), name, got, want);

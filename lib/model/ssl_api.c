@@ -221,6 +221,7 @@ CSAL3D_API void csal3d_ssl_model_free(csal3d_ssl_model *h) {
   c3_free(h->ckpt_path);
   c3_free(h->source_path);
   c3_free(h->crops);
+  c3_free(h->init_details);
   c3_free(h);
 }
 
@@ -406,6 +407,12 @@ CSAL3D_API csal3d_status csal3d_ssl_model_load(csal3d_context *ctx, const char *
   if (s == CSAL3D_OK) {
     /* A file with optimiser state resumes; bare weights start at step 0. */
     s = c3_checkpoint_restore(st, h->m, step ? h->opt : NULL, NULL);
+    if (s == CSAL3D_ERR_FORMAT && !verified && strstr(csal3d_last_error(), "is missing")) {
+      char msg[C3_ERROR_MAX];
+      snprintf(msg, sizeof msg, "%s", csal3d_last_error());
+      s = c3_error(s, "%s: the file holds no whole SSL model; to start from its encoder, "
+                   "take it as starting weights (csal3d_ssl_model_init_from)", msg);
+    }
     if (s == CSAL3D_OK && step) {
       /* the restored optimiser settings are the truth for the schedule */
       h->o.iterations = h->opt->cfg.total_steps;

@@ -46,6 +46,9 @@ struct csal3d_ssl_model {
   size_t crops_cap;
   /* the data it was trained on, saved in checkpoints as "data.*" */
   c3_ssl_data data;
+  /* the report of the last csal3d_ssl_model_init_from (ssl_init.c); details owned */
+  char init_summary[1024];
+  char *init_details;
 };
 
 struct c3_safetensors;

@@ -62,9 +62,9 @@ from .sampling import (Picks, Sampler, Selection, StrategyInfo, select,  # noqa:
                        strategies)
 __all__ += ["Picks", "Sampler", "Selection", "StrategyInfo", "select", "strategies"]
 
-from .ssl import Losses, SSLModel  # noqa: E402
+from .ssl import InitReport, Losses, SSLModel  # noqa: E402
 from .uncertainty import Uncertainty  # noqa: E402
 from .pipeline import (Scores, case_key, export_nnunet, score_dataset,  # noqa: E402
                        write_manifest)
-__all__ += ["Losses", "SSLModel", "Uncertainty", "Scores", "case_key", "export_nnunet",
-            "score_dataset", "write_manifest"]
+__all__ += ["InitReport", "Losses", "SSLModel", "Uncertainty", "Scores", "case_key",
+            "export_nnunet", "score_dataset", "write_manifest"]

@@ -10,8 +10,11 @@ End to end (PyTorch is needed for the conversion only: Debian ``python3-torch`` 
     python3 -m csal3d.convert model_swinvit.pt swinvit.safetensors
     # swinvit.safetensors: 126 tensors written (embed_dim 48, in_channels 1)
 
-then, in Python, ``csal3d.SSLModel.load(ctx, "swinvit.safetensors")`` (a whole SSL
-model's weights), or the tool's / library's import of encoder weights.
+then start pretraining from it: ``csal3d pretrain DATASET --init swinvit.safetensors -o
+ssl.safetensors``, ``csal3d.SSLModel(ctx, init_from="swinvit.safetensors")`` in Python or
+``csal3d_ssl_model_init_from()`` in C (the encoder from the file, the rotation head and
+decoder initialised as for a new model; a report says what was loaded, initialised and
+ignored). ``csal3d.SSLModel.load()`` takes only a whole SSL model's weights.
 
 What is written:
 

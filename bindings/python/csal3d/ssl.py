@@ -7,6 +7,7 @@
                 on_step=lambda losses, total: print(losses.step, losses.loss))
     model.save("ssl.safetensors")
     model = csal3d.SSLModel.load(ctx, "ssl.safetensors")       # exact resume
+    model = csal3d.SSLModel(ctx, init_from="swinvit.safetensors")  # public weights
     model.data_options                  # {"modality": "mri", "channel": "none", ...}
     z = model.encode_volume(volume)                               # the volume's feature
 
@@ -118,11 +119,30 @@ _encode = declare("csal3d_ssl_model_encode",
 _encode_volume = declare("csal3d_ssl_model_encode_volume",
                          [_vp, _vp, _P(ctypes.c_int64), _P(ctypes.c_int64), _c_float_p,
                           ctypes.c_size_t])
+_options_from_weights = declare("csal3d_ssl_options_from_weights",
+                                [ctypes.c_char_p, _P(_Options)])
+
+
+class _InitReport(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("loaded", ctypes.c_int64),
+                ("initialised", ctypes.c_int64),
+                ("ignored", ctypes.c_int64),
+                ("summary", ctypes.c_char_p),
+                ("details", ctypes.c_char_p)]
+
+
+_init_from = declare("csal3d_ssl_model_init_from", [_vp, ctypes.c_char_p, _P(_InitReport)])
 _reconstruct = declare("csal3d_ssl_model_reconstruct",
                        [_vp, _c_float_p, ctypes.c_int64, _P(ctypes.c_int64), _c_float_p,
                         ctypes.c_size_t, _c_float_p])
 lib.csal3d_ssl_model_free.restype = None
 lib.csal3d_ssl_model_free.argtypes = [_vp]
+
+InitReport = namedtuple("InitReport", "loaded initialised ignored summary details")
+InitReport.__doc__ = """What SSLModel.init_from() did: the numbers of model tensors loaded from the
+file and initialised as for a new model (the rotation head and decoder an encoder-only
+file lacks), of file tensors ignored, a one-line summary, and one line per tensor."""
 
 Losses = namedtuple("Losses", "step loss inpainting rotation consistency lr grad_norm")
 Losses.__doc__ = """The losses of one training step: the 0-based step, the weighted total,
@@ -191,8 +211,11 @@ class SSLModel(Owned):
 
     SSLModel(context, **options) makes a freshly initialised model (step 0);
     SSLModel.load(context, path) restores a checkpoint (parameters, optimiser, step,
-    options) so that train() continues exactly. The model keeps its context alive (see
-    the package docstring): it works on after the context's `with` block or close().
+    options) so that train() continues exactly. SSLModel(context, init_from=path,
+    **options) starts from pretrained weights (see init_from(); embed_dim and
+    in_channels default to the file's; `init_report` says what was loaded). The model
+    keeps its context alive (see the package docstring): it works on after the context's
+    `with` block or close().
 
     in_channels=None (the default) takes the input channels from the data, as
     `csal3d pretrain` does: the first case train() loads (with its `channel`), or the C
@@ -206,27 +229,60 @@ class SSLModel(Owned):
     _FREE = "csal3d_ssl_model_free"
     _WHAT = "the model"
 
-    def __init__(self, context, _handle=None, **options):
+    def __init__(self, context, _handle=None, init_from=None, **options):
         self._context = context
         self._keep = []
         self._on_step = None
         self._infer_channels = False
+        self.init_report = None
         if _handle is None:
             o = _Options()
             check(_options_init(ctypes.byref(o)))
+            if init_from is not None:  # the width and channels of the weights
+                check(_options_from_weights(os.fsencode(os.fspath(init_from)), ctypes.byref(o)))
             if options.get("in_channels", None) is None:
                 options.pop("in_channels", None)
-                self._infer_channels = True
+                self._infer_channels = init_from is None
             self._keep = _apply(o, options, [])
             _handle = _vp()
             check(_create(context.handle, ctypes.byref(o), ctypes.byref(_handle)))
         self._handle = _handle
         self._hold(context)
+        if init_from is not None:
+            self.init_from(init_from)
+
+    def init_from(self, path):
+        """Sets the model's weights (at step 0) from pretrained ones: a MONAI SwinUNETR
+        state_dict, a public self-supervised Swin checkpoint (Tang et al., SwinMM) or a
+        csal3d checkpoint, as safetensors (convert .pt/.pth files with
+        `python3 -m csal3d.convert`). The encoder must be whole and of the model's width;
+        the rotation head and decoder come from the file where it has them, else are
+        initialised as for a new model. Returns an InitReport (also kept as
+        `init_report`). Raises csal3d.StateError after training steps,
+        InvalidArgumentError for another width or channel count (naming the tensor and
+        both shapes), FormatError for other mismatches. A model made with
+        in_channels=None takes the file's channels."""
+        p = os.fsencode(os.fspath(path))
+        if self._infer_channels:
+            o = _Options()
+            check(_options_init(ctypes.byref(o)))
+            check(_options_from_weights(p, ctypes.byref(o)))
+            self._see_channels(o.in_channels)
+        r = _InitReport()
+        r.struct_size = ctypes.sizeof(_InitReport)
+        check(_init_from(self.handle, p, ctypes.byref(r)))
+        self._infer_channels = False
+        self.init_report = InitReport(r.loaded, r.initialised, r.ignored,
+                                      os.fsdecode(r.summary or b""),
+                                      os.fsdecode(r.details or b""))
+        return self.init_report
 
     @classmethod
     def load(cls, context, path):
-        """Loads a checkpoint written by save() (checksum verified) or a converted MONAI /
-        SwinMM weights file. Raises csal3d.IOError_, FormatError, ChecksumError."""
+        """Loads a checkpoint written by save() (checksum verified) or the converted
+        weights of a whole SSL model. Raises csal3d.IOError_, FormatError, ChecksumError.
+        To start from an encoder alone (MONAI SwinUNETR, the public self-supervised
+        checkpoints), use SSLModel(context, init_from=path) instead."""
         h = _vp()
         check(_load(context.handle, os.fsencode(os.fspath(path)), ctypes.byref(h)))
         return cls(context, _handle=h)
