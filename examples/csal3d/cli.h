@@ -45,9 +45,11 @@ cli cli_for(const cli *parent, const char *cmd);
 
 /* ---- Ctrl-C ---- */
 
-/* Set by SIGINT (and SIGTERM where caught); a second SIGINT stops at once. */
+/* Set by SIGINT or SIGTERM once a command catches them (every command that writes does,
+ * from its start): the library is asked to stop at its next progress report and the
+ * command exits 130 with nothing partial left. A second signal stops at once. */
 extern volatile sig_atomic_t g_interrupted;
-void catch_interrupts(int sigterm_too);
+void catch_interrupts(void);
 void release_interrupts(void);
 
 double now(void);

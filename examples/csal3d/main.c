@@ -88,8 +88,19 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : 0;
   }
-  if (!strcmp(argv[1], "--version")) {
-    printf("csal3d %s\n", csal3d_version());
+  if (!strcmp(argv[1], "--version") || (!strcmp(argv[1], "--json") && argc == 3 &&
+                                          !strcmp(argv[2], "--version"))) {
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+      if (!strcmp(argv[i], "--json")) json = 1;
+      else if (strcmp(argv[i], "--version")) {
+        fprintf(stderr, "csal3d: --version takes only --json, not '%s'\n", argv[i]);
+        return EXIT_USAGE;
+      }
+    }
+    if (json) printf("{\"version\": \"%s\", \"version_number\": %d}\n", csal3d_version(),
+                     csal3d_version_number());
+    else printf("csal3d %s\n", csal3d_version());
     return 0;
   }
   argv++;

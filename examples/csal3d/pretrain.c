@@ -205,7 +205,7 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
        start, so.iterations);
   csal3d_volume_load_options lo;
   const csal3d_volume_load_options *load = load_options(&o->data, o->resume ? m : NULL, &lo);
-  catch_interrupts(1);
+  catch_interrupts();
   bar_start(&ps.b, c, "pretrain", (uint64_t)start, (uint64_t)so.iterations);
   double t0 = now();
   s = csal3d_ssl_model_train(m, ds, load);

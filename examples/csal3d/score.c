@@ -165,7 +165,7 @@ int run_score(cli *c, const score_opts *o) {
   info(c, "scoring %zu cases: windows %" PRId64 "x%" PRId64 "x%" PRId64 ", stride %" PRId64
        "x%" PRId64 "x%" PRId64 "\n", n, uo.window[0], uo.window[1], uo.window[2], uo.stride[0],
        uo.stride[1], uo.stride[2]);
-  catch_interrupts(1);
+  catch_interrupts();
   bar_start(&st.b, c, "score", 0, n);
   double t0 = now();
   s = csal3d_score_dataset(u, ds, &sco, &table);
