@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -29,10 +31,13 @@ static void select_help(FILE *f) {
           "  --manifest PATH        the JSON manifest's path instead\n"
           "nnU-Net export:\n"
           "  --nnunet DIR           write DIR/imagesTr/CASE_0000.nii.gz, DIR/labelsTr/ (when\n"
-          "                         the cases have labels) and DIR/dataset.json, e.g.\n"
+          "                         the cases have labels) and DIR/dataset.json; DIR is\n"
+          "                         named DatasetNNN_Name as nnU-Net needs, e.g.\n"
           "                         $nnUNet_raw/Dataset501_Hippocampus\n"
-          "  --labels L             auto (default: copy labels if every chosen case has\n"
-          "                         one), none, or require\n"
+          "  --labels L             auto (default: copy the labels that exist; chosen cases\n"
+          "                         without one are exported and named in a warning and in\n"
+          "                         dataset.json), none, or require (every chosen case must\n"
+          "                         have a label, else exit 3 before anything is written)\n"
           "  --dataset-name NAME    dataset.json's name (default: the folder's name)\n"
           "  --label-names LIST     names of label values 0..K ('background,liver,...');\n"
           "                         default: the source dataset.json's\n"
@@ -40,6 +45,8 @@ static void select_help(FILE *f) {
           "  --source-dataset PATH  the dataset.json those names come from (default: the\n"
           "                         dataset the scores were computed on)\n"
           "  --overwrite            replace existing manifests and an existing nnU-Net DIR\n"
+          "The manifests and the nnU-Net folder appear together or not at all: on a failure\n"
+          "or Ctrl-C (or SIGTERM) every output is left as it was before the command.\n"
           "%s",
           COMMON_HELP);
 }
@@ -190,7 +197,7 @@ int run_select(cli *c, const select_opts *o) {
   if (o->manifest) snprintf(json_path, sizeof json_path, "%s", o->manifest);
   else snprintf(json_path, sizeof json_path, "%s/selection.json", o->outdir);
 
-  int rc;
+  int rc, made_outdir = 0;
   csal3d_scores *sc = NULL;
   csal3d_context *ctx = NULL;
   csal3d_sampler *smp = NULL;
@@ -208,6 +215,8 @@ int run_select(cli *c, const select_opts *o) {
   csal3d_manifest_options mo;
   csal3d_selection_outputs out;
   outputs_of(o, csv_path, json_path, abs_scores, &mo, &out);
+  struct stat od;
+  made_outdir = (!o->csv || !o->manifest) && stat(o->outdir, &od) != 0;
   if ((!o->csv || !o->manifest) && mkdir_p(o->outdir) != 0) {
     fprintf(stderr, "csal3d select: cannot create the folder %s: %s\n", o->outdir,
             strerror(errno));
@@ -270,6 +279,7 @@ lib_fail:
   rc = fail(c, s);
 done:
   release_interrupts();
+  if (rc && made_outdir) rmdir(o->outdir); /* the -o folder made for nothing (if empty) */
   free(feat);
   free(scores);
   free(assignment);
