@@ -796,6 +796,43 @@ START_TEST(nnunet_export_mixed_labels) {
 }
 END_TEST
 
+/* A write that fails inside the folder being built names the file in the target folder,
+ * not in the hidden temporary one. */
+static int block_case_1(void *u, const char *stage, uint64_t done, uint64_t total) {
+  (void)u, (void)total;
+  if (strcmp(stage, "export") || done != 1) return 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, "Dataset070_T.tmp.", 17)) {
+      char p[1024];
+      snprintf(p, sizeof p, "%s/%s/imagesTr/c1_0000.nii.gz", dir, e->d_name);
+      mkdir(p, 0755);
+    }
+  closedir(d);
+  return 0;
+}
+
+START_TEST(nnunet_export_failure_names_the_target) {
+  csal3d_scores *s = export_fixture(0);
+  csal3d_context_options co;
+  csal3d_context_options_init(&co);
+  co.device = CSAL3D_DEVICE_CPU;
+  co.progress = block_case_1;
+  csal3d_context *ctx;
+  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  int64_t pick[2] = {0, 1};
+  ck_assert_int_eq(csal3d_nnunet_export(s, pick, 2, P("Dataset070_T"), NULL, ctx), CSAL3D_ERR_IO);
+  const char *m = csal3d_last_error();
+  char want[1024];
+  snprintf(want, sizeof want, "%s/imagesTr/c1_0000.nii.gz", P("Dataset070_T"));
+  ck_assert_msg(strstr(m, want) && !strstr(m, ".tmp."), "%s", m);
+  ck_assert_int_eq(count_entries(dir), 1);
+  csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
 /* ---- the whole output of a selection, as one transaction ---- */
 
 static void selection_records(csal3d_selection *r, int n, const int64_t *idx) {
@@ -1181,6 +1218,7 @@ static Suite *suite(void) {
   tcase_add_test(t, nnunet_export_copies_by_content);
   tcase_add_test(t, nnunet_export_needs_dataset_name);
   tcase_add_test(t, nnunet_export_mixed_labels);
+  tcase_add_test(t, nnunet_export_failure_names_the_target);
   tcase_add_test(t, selection_write_all_or_nothing);
   tcase_add_test(t, selection_write_undoes_a_late_failure);
   tcase_add_test(t, selection_write_cancelled_keeps_the_old_outputs);

@@ -551,6 +551,27 @@ csal3d_status c3_nnunet_check_name(const char *folder) {
   return CSAL3D_OK;
 }
 
+/* The current message with the temporary folder's name replaced by the target's, so that
+ * a failure (a full disk, say) names the file the user asked for, not a hidden one. */
+static csal3d_status c3_retarget(csal3d_status st, const char *tmp, const char *target,
+                                 size_t target_len) {
+  const char *msg = csal3d_last_error();
+  size_t tl = strlen(tmp);
+  char out[C3_ERROR_MAX];
+  size_t k = 0;
+  while (*msg && k + 1 < sizeof out) {
+    if (!strncmp(msg, tmp, tl)) {
+      k += (size_t)snprintf(out + k, sizeof out - k, "%.*s", (int)target_len, target);
+      msg += tl;
+    } else {
+      out[k++] = *msg++;
+    }
+    if (k >= sizeof out) k = sizeof out - 1;
+  }
+  out[k] = '\0';
+  return c3_error(st, "%s", out);
+}
+
 csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, int64_t count,
                               const char *folder, const csal3d_nnunet_options *opt,
                               const csal3d_context *ctx, c3_commit *commit) {
@@ -670,6 +691,7 @@ csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, in
   }
   for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
     st = c3_export_case(&x, indices[i]);
+    if (st != CSAL3D_OK) st = c3_retarget(st, tmp, folder, flen);
     if (st == CSAL3D_OK) st = c3_progress(ctx, "export", (uint64_t)i + 1, (uint64_t)count);
   }
   if (st == CSAL3D_OK && !labs.count) {
@@ -687,6 +709,7 @@ csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, in
     if (o.dataset_name) snprintf(name, sizeof name, "%s", o.dataset_name);
     else c3_basename(folder, name, sizeof name);
     st = c3_write_dataset_json(&x, indices, count, name, &chan, &labs, source);
+    if (st != CSAL3D_OK) st = c3_retarget(st, tmp, folder, flen);
   }
   if (st == CSAL3D_OK && copy_labels && without > 0) {
     /* Export what exists and say which cases still need a label. */
