@@ -2,8 +2,11 @@
 # The csal3d command-line tool end to end on a tiny phantom dataset: help for every
 # command, exit codes for bad usage / bad input, pretrain -> score (with maps) -> select
 # (manifest CSV + JSON, nnU-Net folder), --json outputs, determinism of select and score,
-# resume, and no partial output on failure. Runs the build's own binary (bin/, or
-# build/asan/bin under make asan). About 40 s on 2 cores.
+# resume, and no partial output on failure; the promises of docs/robustness.md
+# ("Commands and outputs"): exit codes and messages, outputs checked before work, SIGTERM
+# during score, pretrain and the nnU-Net export, select's outputs all or none, info FILE.
+# Runs the build's own binary (bin/, or build/asan/bin under make asan). About 2.5 min on
+# 2 cores.
 set -u
 OUT_LIB=${OUT_LIB:-lib}
 BIN="${OUT_LIB%lib}bin/csal3d"
@@ -142,6 +145,46 @@ expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$
 cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
   fail "scoring killed and run again gave another file"
 [ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
+# SIGTERM is Ctrl-C: score exits 130 keeping its journal (no scores file); pretrain saves
+# a checkpoint that resumes.
+"$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/termed.safetensors" --window 64,32,32 \
+  --stride 64,32,32 --threads 1 --quiet 2>"$tmp/err" &
+pid=$!
+i=0
+while [ "$i" -lt 600 ]; do
+  sz=$( (wc -c < "$tmp/termed.safetensors.partial") 2>/dev/null || echo 0)
+  [ "$sz" -gt 1200 ] && break
+  sleep 0.05
+  i=$((i + 1))
+done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] || fail "score after SIGTERM: exit $rc, want 130"
+[ -e "$tmp/termed.safetensors.partial" ] && [ ! -e "$tmp/termed.safetensors" ] ||
+  fail "score after SIGTERM: the journal and no scores file"
+rm -f "$tmp/termed.safetensors.partial"
+"$BIN" pretrain "$ph" -o "$tmp/termed_ck.safetensors" --crop 64,32,32 --batch 1 --iterations 50 \
+  --checkpoint-every 1 --seed 3 $common 2>"$tmp/err" &
+pid=$!
+i=0
+while [ "$i" -lt 1200 ] && [ ! -e "$tmp/termed_ck.safetensors" ]; do
+  sleep 0.05
+  i=$((i + 1))
+done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] || fail "pretrain after SIGTERM: exit $rc, want 130"
+grep -q "continue with: csal3d pretrain" "$tmp/err" || fail "pretrain after SIGTERM says how to continue"
+expect_rc 0 "info on the checkpoint saved at SIGTERM" "$BIN" info "$tmp/termed_ck.safetensors" --json
+step=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["step"])' "$tmp/out")
+expect_rc 0 "pretrain resumed after SIGTERM" "$BIN" pretrain "$ph" --resume "$tmp/termed_ck.safetensors" \
+  --iterations $((step + 1)) --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["start_step"] == int(sys.argv[2]) >= 1 and d["step"] == d["start_step"] + 1, d' \
+  "$tmp/out" "$step" || fail "the checkpoint saved at SIGTERM does not resume"
+ls -a "$tmp" | grep -q "termed_ck.safetensors.tmp" && fail "pretrain left a temporary file"
+
 # A failing score (a case that cannot load) writes nothing.
 mkdir "$tmp/bad" && cp "$ph"/imagesTr/phantom_000.nii.gz "$tmp/bad/a.nii.gz" &&
   printf 'not a nifti' > "$tmp/bad/b.nii.gz"
