@@ -894,7 +894,7 @@ START_TEST(selection_write_all_or_nothing) {
     assert_text(js, "old json\n");
     assert_text(P("raw/Dataset030_Sel/mine.txt"), "keep\n");
     ck_assert_int_eq(count_entries(P("raw")), 1);
-    ck_assert_int_eq(count_entries(dir), 4); /* src, raw, sel.csv, sel.json */
+    ck_assert_msg(count_entries(dir) == 4, "at %d", at); /* src, raw, sel.csv, sel.json */
   }
   /* A new output set where none existed: a failure leaves none of them. */
   char csv2[512], js2[512], nn2[512];

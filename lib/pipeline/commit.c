@@ -74,7 +74,14 @@ static void c3_undo(c3_staged *it) {
     it->placed = 0;
   }
   if (it->backup) {
-    if (rename(it->backup, it->target) == 0) {
+    /* A second link of the untouched target: rename() would do nothing (the same file),
+     * so the link goes. */
+    struct stat a, b;
+    if (!it->is_dir && stat(it->backup, &a) == 0 && stat(it->target, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino && unlink(it->backup) == 0) {
+      c3_free(it->backup);
+      it->backup = NULL;
+    } else if (rename(it->backup, it->target) == 0) {
       c3_free(it->backup);
       it->backup = NULL;
     } else if (it->is_dir) {
@@ -90,8 +97,22 @@ csal3d_status c3_commit_run(c3_commit *c) {
     c3_staged *it = &c->item[i];
     struct stat sb;
     if (lstat(it->target, &sb) == 0) {
+      if (S_ISDIR(sb.st_mode) != (it->is_dir != 0)) { /* changed since it was checked */
+        s = c3_error(CSAL3D_ERR_IO, "%s: cannot move the finished %s into place: %s",
+                     it->target, it->is_dir ? "folder" : "file",
+                     it->is_dir ? "a file is there now" : "a folder is there now");
+        break;
+      }
       s = c3_backup_name(it->target, it->is_dir, &it->backup);
-      if (s == CSAL3D_OK && rename(it->target, it->backup) != 0) {
+      /* A file is kept by a second link, so that the target never disappears: the
+       * rename below replaces it atomically (a plain move where links are not
+       * supported). A folder is moved aside. */
+      int kept = 0;
+      if (s == CSAL3D_OK && !it->is_dir) {
+        (void)unlink(it->backup);
+        kept = link(it->target, it->backup) == 0;
+      }
+      if (s == CSAL3D_OK && !kept && rename(it->target, it->backup) != 0) {
         s = c3_error(CSAL3D_ERR_IO, "%s: cannot move the previous %s aside: %s", it->target,
                      it->is_dir ? "folder" : "file", strerror(errno));
         if (it->is_dir) (void)rmdir(it->backup);

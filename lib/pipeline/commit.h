@@ -26,10 +26,13 @@ typedef struct c3_commit {
  * `target`. Takes `tmp` (c3_alloc'ed) in every case: on failure it is removed and freed. */
 csal3d_status c3_commit_add(c3_commit *c, const char *target, char *tmp, int is_dir);
 
-/* Moves every temporary into place in the order added. An existing target is moved
- * aside first and removed only once every output is in place; on a failure the outputs
- * already placed are removed, the previous targets put back, and every temporary
- * removed, so the targets are as before the call (the message names the target). */
+/* Moves every temporary into place in the order added. An existing target is kept until
+ * every output is in place (a file through a second, hidden link, so that its name never
+ * disappears and the rename replaces it atomically; a folder moved aside); on a failure
+ * the outputs already placed are taken back, the previous targets put back, and every
+ * temporary removed, so the targets are as before the call (the message names the
+ * target). A target whose kind changed since it was checked (a folder where a file goes)
+ * is a failure, never moved. */
 csal3d_status c3_commit_run(c3_commit *c);
 
 /* Removes the temporaries that were not committed and frees everything; safe after
