@@ -20,6 +20,23 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# Runs a command in the background, sends it SIGNAL once CONDITION (shell code) holds or
+# after about 2 min, and sets rc to its exit status (stderr in $tmp/err).
+signal_when() { # SIGNAL CONDITION COMMAND...
+  sig=$1; cond=$2; shift 2
+  "$@" >/dev/null 2>"$tmp/err" &
+  pid=$!
+  i=0
+  while [ "$i" -lt 6000 ] && ! eval "$cond"; do
+    sleep 0.02
+    i=$((i + 1))
+  done
+  kill "-$sig" "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rc=$?
+}
+# Whether the journal FILE.partial holds more than its header (about 650 bytes) and a case.
+journal_grew() { [ "$( (wc -c < "$1.partial") 2>/dev/null || echo 0)" -gt 1200 ]; }
 expect_rc() { # want, description, command...
   [ -n "${CLI_TEST_TIMES:-}" ] && echo "$(date +%s.%N | cut -c1-14) $2" >&2
   want=$1; what=$2; shift 2
@@ -123,18 +140,8 @@ cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "score replace
 expect_rc 3 "resume into an existing file" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" \
   -o "$tmp/ssl3.safetensors" --iterations 3 --quiet
 # SIGKILL in the middle of scoring, then the same command: the same bytes.
-"$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/killed.safetensors" --window 64,32,32 \
-  --stride 64,32,32 --threads 1 --quiet 2>/dev/null &
-pid=$!
-i=0
-while [ "$i" -lt 600 ]; do # until the journal holds two cases (its header is about 650 bytes)
-  sz=$( (wc -c < "$tmp/killed.safetensors.partial") 2>/dev/null || echo 0)
-  [ "$sz" -gt 1200 ] && break
-  sleep 0.05
-  i=$((i + 1))
-done
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+signal_when KILL 'journal_grew "$tmp/killed.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/killed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 [ -e "$tmp/killed.safetensors.partial" ] || fail "no journal while scoring"
 expect_rc 0 "score after SIGKILL" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
   -o "$tmp/killed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --json
@@ -147,34 +154,16 @@ cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
 [ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
 # SIGTERM is Ctrl-C: score exits 130 keeping its journal (no scores file); pretrain saves
 # a checkpoint that resumes.
-"$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/termed.safetensors" --window 64,32,32 \
-  --stride 64,32,32 --threads 1 --quiet 2>"$tmp/err" &
-pid=$!
-i=0
-while [ "$i" -lt 600 ]; do
-  sz=$( (wc -c < "$tmp/termed.safetensors.partial") 2>/dev/null || echo 0)
-  [ "$sz" -gt 1200 ] && break
-  sleep 0.05
-  i=$((i + 1))
-done
-kill -TERM "$pid" 2>/dev/null
-wait "$pid"
-rc=$?
+signal_when TERM 'journal_grew "$tmp/termed.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/termed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 [ "$rc" -eq 130 ] || fail "score after SIGTERM: exit $rc, want 130"
 [ -e "$tmp/termed.safetensors.partial" ] && [ ! -e "$tmp/termed.safetensors" ] ||
   fail "score after SIGTERM: the journal and no scores file"
 rm -f "$tmp/termed.safetensors.partial"
-"$BIN" pretrain "$ph" -o "$tmp/termed_ck.safetensors" --crop 64,32,32 --batch 1 --iterations 50 \
-  --checkpoint-every 1 --seed 3 $common 2>"$tmp/err" &
-pid=$!
-i=0
-while [ "$i" -lt 1200 ] && [ ! -e "$tmp/termed_ck.safetensors" ]; do
-  sleep 0.05
-  i=$((i + 1))
-done
-kill -TERM "$pid" 2>/dev/null
-wait "$pid"
-rc=$?
+# shellcheck disable=SC2086
+signal_when TERM '[ -e "$tmp/termed_ck.safetensors" ]' "$BIN" pretrain "$ph" \
+  -o "$tmp/termed_ck.safetensors" --crop 64,32,32 --batch 1 --iterations 50 --checkpoint-every 1 \
+  --seed 3 $common
 [ "$rc" -eq 130 ] || fail "pretrain after SIGTERM: exit $rc, want 130"
 grep -q "continue with: csal3d pretrain" "$tmp/err" || fail "pretrain after SIGTERM says how to continue"
 expect_rc 0 "info on the checkpoint saved at SIGTERM" "$BIN" info "$tmp/termed_ck.safetensors" --json
@@ -411,17 +400,9 @@ EOF2
 expect_rc 0 "score large images" "$BIN" score "$tmp/ssl.safetensors" "$tmp/big" \
   -o "$tmp/big.safetensors" --modality ct --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 mkdir -p "$tmp/selbig" && printf 'old csv\n' > "$tmp/selbig/selection.csv"
-"$BIN" select "$tmp/big.safetensors" --budget 3 -o "$tmp/selbig" --overwrite \
-  --nnunet "$tmp/raw/Dataset903_Big" --quiet 2>"$tmp/err" &
-pid=$!
-i=0
-while [ "$i" -lt 400 ] && ! ls -d "$tmp"/raw/Dataset903_Big.tmp.* >/dev/null 2>&1; do
-  sleep 0.02
-  i=$((i + 1))
-done
-kill -TERM "$pid" 2>/dev/null
-wait "$pid"
-rc=$?
+signal_when TERM 'ls -d "$tmp"/raw/Dataset903_Big.tmp.* >/dev/null 2>&1' "$BIN" select \
+  "$tmp/big.safetensors" --budget 3 -o "$tmp/selbig" --overwrite \
+  --nnunet "$tmp/raw/Dataset903_Big" --quiet
 [ "$rc" -eq 130 ] || fail "select after SIGTERM during the export: exit $rc, want 130"
 grep -q "interrupted" "$tmp/err" || fail "select after SIGTERM does not say it was interrupted"
 ls -a "$tmp/raw" | grep -q "tmp\\." && fail "SIGTERM left the export's temporary folder"

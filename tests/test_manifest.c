@@ -696,6 +696,18 @@ START_TEST(nnunet_export_labels_modes_and_failures) {
 }
 END_TEST
 
+/* A CPU context with a progress and a log callback (either may be NULL). */
+static csal3d_context *cpu_context(csal3d_progress_fn progress, csal3d_log_fn log) {
+  csal3d_context_options co;
+  csal3d_context_options_init(&co);
+  co.device = CSAL3D_DEVICE_CPU;
+  co.progress = progress;
+  co.log = log;
+  csal3d_context *ctx;
+  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  return ctx;
+}
+
 static int cancel_at_2(void *u, const char *stage, uint64_t done, uint64_t total) {
   (void)u, (void)total;
   return strcmp(stage, "export") == 0 && done == 2;
@@ -703,12 +715,7 @@ static int cancel_at_2(void *u, const char *stage, uint64_t done, uint64_t total
 
 START_TEST(nnunet_export_cancelled_leaves_nothing) {
   csal3d_scores *s = export_fixture(1);
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.progress = cancel_at_2;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(cancel_at_2, NULL);
   int64_t pick[3] = {0, 1, 2};
   ck_assert_int_eq(csal3d_nnunet_export(s, pick, 3, P("Dataset001_Out"), NULL, ctx), CSAL3D_ERR_CANCELLED);
   ck_assert(!exists(P("Dataset001_Out")));
@@ -768,12 +775,7 @@ static void log_to_buffer(void *u, csal3d_log_level level, const char *msg) {
  * exist are exported, and the cases without are named (log and dataset.json). */
 START_TEST(nnunet_export_mixed_labels) {
   csal3d_scores *s = export_fixture(1);
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.log = log_to_buffer;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(NULL, log_to_buffer);
   g_logged[0] = '\0';
   int64_t mix[3] = {3, 0, 1};
   ck_assert_msg(csal3d_nnunet_export(s, mix, 3, P("Dataset020_Mix"), NULL, ctx) == CSAL3D_OK,
@@ -815,12 +817,7 @@ static int block_case_1(void *u, const char *stage, uint64_t done, uint64_t tota
 
 START_TEST(nnunet_export_failure_names_the_target) {
   csal3d_scores *s = export_fixture(0);
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.progress = block_case_1;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(block_case_1, NULL);
   int64_t pick[2] = {0, 1};
   ck_assert_int_eq(csal3d_nnunet_export(s, pick, 2, P("Dataset070_T"), NULL, ctx), CSAL3D_ERR_IO);
   const char *m = csal3d_last_error();
@@ -941,12 +938,7 @@ START_TEST(selection_write_undoes_a_late_failure) {
   snprintf(js, sizeof js, "%s", P("late.json"));
   snprintf(nn, sizeof nn, "%s", P("Dataset040_Late"));
   g_block = csv;
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.progress = block_at_end;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(block_at_end, NULL);
   csal3d_selection_outputs o;
   outputs(&o, csv, js, nn, 0);
   ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, ctx),
@@ -970,12 +962,7 @@ START_TEST(selection_write_cancelled_keeps_the_old_outputs) {
   const int64_t idx[2] = {0, 1};
   selection_records(r, 2, idx);
   write_text(P("old.csv"), "old csv\n");
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.progress = cancel_export_at_1;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(cancel_export_at_1, NULL);
   char csv[512], js[512], nn[512];
   snprintf(csv, sizeof csv, "%s", P("old.csv"));
   snprintf(js, sizeof js, "%s", P("new.json"));

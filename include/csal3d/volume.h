@@ -220,9 +220,11 @@ typedef struct csal3d_volume_source_info {
   /** Voxel sizes along the file's axes i, j, k (mm): the lengths of the orientation's
    *  columns (the sform's, else the qform's). */
   double pixdim[3];
-  /** The header's qform_code and sform_code (0 unknown, 1 scanner, 2 aligned, 3
-   *  Talairach, 4 MNI, 5 template). */
-  int qform_code, sform_code;
+  /** The header's qform_code (0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI, 5
+   *  template). */
+  int qform_code;
+  /** The header's sform_code (the same codes). */
+  int sform_code;
   /** Where the file's axes i, j, k point, as nibabel's aff2axcodes gives them: "RAS",
    *  "LPS", "LAS", ... (R/L, A/P, S/I; the volume itself is always RAS+). */
   char axis_codes[4];
