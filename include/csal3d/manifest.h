@@ -390,7 +390,9 @@ CSAL3D_API csal3d_status csal3d_selection_outputs_init(csal3d_selection_outputs 
  * First, before any work, every output is checked as csal3d_output_check() checks it
  * (its folder writable; not an input nor holding one; an existing one only with
  * @ref csal3d_selection_outputs.overwrite), the two manifests must be distinct files
- * outside the nnU-Net folder, and the folder must be named DatasetNNN_Name. Then every
+ * outside the nnU-Net folder, and the folder must be named DatasetNNN_Name (with
+ * @ref csal3d_selection_outputs.check_only the call ends here, having written nothing).
+ * Then every
  * output is built under a temporary name beside its target (the export may be cancelled
  * through @p ctx's progress callback, stages "export" and a last "write"). Only when all
  * are complete are they renamed into place, the nnU-Net folder first and the JSON
