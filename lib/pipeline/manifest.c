@@ -182,6 +182,17 @@ static json_t *c3_manifest_json(const csal3d_scores *s, const csal3d_selection *
   return root;
 }
 
+/* The records' pointer, count and stride as the caller of `fn` gave them. */
+static csal3d_status c3_check_records(const char *fn, const csal3d_selection *records,
+                                      size_t record_size, int64_t count) {
+  C3_CHECK_ARG(count >= 0 && (count == 0 || records != NULL), "%s: %" PRId64 " records at %p",
+               fn, count, (const void *)records);
+  C3_CHECK_ARG(record_size >= offsetof(csal3d_selection, score) + sizeof(double) &&
+                   record_size % sizeof(int64_t) == 0,
+               "%s: record_size %zu (pass sizeof(csal3d_selection))", fn, record_size);
+  return CSAL3D_OK;
+}
+
 /* Checks the records and builds the CSV and JSON under temporary names beside their
  * targets, adding them to `commit` (CSV first). */
 static csal3d_status c3_manifest_stage(const csal3d_scores *s, const csal3d_selection *records,
@@ -190,12 +201,7 @@ static csal3d_status c3_manifest_stage(const csal3d_scores *s, const csal3d_sele
                                        const char *json_path, c3_commit *commit) {
   C3_CHECK_ARG(s != NULL, "csal3d_manifest_write: scores is NULL");
   C3_CHECK_ARG(csv_path || json_path, "csal3d_manifest_write: no output path");
-  C3_CHECK_ARG(count >= 0 && (count == 0 || records != NULL),
-               "csal3d_manifest_write: %" PRId64 " records at %p", count, (const void *)records);
-  C3_CHECK_ARG(record_size >= offsetof(csal3d_selection, score) + sizeof(double) &&
-                   record_size % sizeof(int64_t) == 0,
-               "csal3d_manifest_write: record_size %zu (pass sizeof(csal3d_selection))",
-               record_size);
+  C3_TRY(c3_check_records("csal3d_manifest_write", records, record_size, count));
   C3_TRY(c3_scores_check_complete(s));
   int64_t n = c3_scores_n(s);
   /* Indices valid and distinct. */
@@ -361,12 +367,7 @@ CSAL3D_API csal3d_status csal3d_selection_write(const csal3d_scores *s,
                "csal3d_selection_write: no output (csv_path, json_path and nnunet_folder are "
                "NULL)");
   C3_CHECK_ARG(out.inputs || out.n_inputs == 0, "csal3d_selection_write: inputs is NULL");
-  C3_CHECK_ARG(count >= 0 && (count == 0 || records != NULL),
-               "csal3d_selection_write: %" PRId64 " records at %p", count, (const void *)records);
-  C3_CHECK_ARG(record_size >= offsetof(csal3d_selection, score) + sizeof(double) &&
-                   record_size % sizeof(int64_t) == 0,
-               "csal3d_selection_write: record_size %zu (pass sizeof(csal3d_selection))",
-               record_size);
+  C3_TRY(c3_check_records("csal3d_selection_write", records, record_size, count));
   C3_TRY(c3_scores_check_complete(s));
   if (out.nnunet_folder) C3_TRY(c3_nnunet_check_name(out.nnunet_folder));
   /* Before any work: every output writable, none an input, none replaced unless asked. */
