@@ -2,8 +2,11 @@
 # The csal3d command-line tool end to end on a tiny phantom dataset: help for every
 # command, exit codes for bad usage / bad input, pretrain -> score (with maps) -> select
 # (manifest CSV + JSON, nnU-Net folder), --json outputs, determinism of select and score,
-# resume, and no partial output on failure. Runs the build's own binary (bin/, or
-# build/asan/bin under make asan). About 40 s on 2 cores.
+# resume, and no partial output on failure; the promises of docs/robustness.md
+# ("Commands and outputs"): exit codes and messages, outputs checked before work, SIGTERM
+# during score, pretrain and the nnU-Net export, select's outputs all or none, info FILE.
+# Runs the build's own binary (bin/, or build/asan/bin under make asan). About 2.5 min on
+# 2 cores.
 set -u
 OUT_LIB=${OUT_LIB:-lib}
 BIN="${OUT_LIB%lib}bin/csal3d"
@@ -17,6 +20,23 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# Runs a command in the background, sends it SIGNAL once CONDITION (shell code) holds or
+# after about 2 min, and sets rc to its exit status (stderr in $tmp/err).
+signal_when() { # SIGNAL CONDITION COMMAND...
+  sig=$1; cond=$2; shift 2
+  "$@" >/dev/null 2>"$tmp/err" &
+  pid=$!
+  i=0
+  while [ "$i" -lt 6000 ] && ! eval "$cond"; do
+    sleep 0.02
+    i=$((i + 1))
+  done
+  kill "-$sig" "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rc=$?
+}
+# Whether the journal FILE.partial holds more than its header (about 650 bytes) and a case.
+journal_grew() { [ "$( (wc -c < "$1.partial") 2>/dev/null || echo 0)" -gt 1200 ]; }
 expect_rc() { # want, description, command...
   [ -n "${CLI_TEST_TIMES:-}" ] && echo "$(date +%s.%N | cut -c1-14) $2" >&2
   want=$1; what=$2; shift 2
@@ -45,6 +65,25 @@ expect_rc 3 "missing dataset" "$BIN" pretrain "$tmp/nowhere" -o "$tmp/x.safetens
 expect_rc 0 "info --json" "$BIN" info --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["engines"]["cpu"] is True' \
   "$tmp/out" || fail "info --json is not the expected JSON"
+# One message for a bad option (not getopt's line and ours), naming it.
+expect_rc 2 "unknown option, one message" "$BIN" select x --budget 2 --frob
+[ "$(grep -vc "^Try " "$tmp/err")" -eq 1 ] && grep -q "unknown option '--frob'" "$tmp/err" ||
+  fail "an unknown option gives one message naming it: $(cat "$tmp/err")"
+expect_rc 2 "option without its value" "$BIN" select x --budget
+grep -q -- "--budget needs a value" "$tmp/err" || fail "a missing value is named"
+expect_rc 0 "--version --json" "$BIN" --version --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"], d' "$tmp/out" ||
+  fail "--version --json prints JSON"
+# Not a number vs out of range.
+expect_rc 2 "--embed-dim out of range" "$BIN" pretrain "$tmp" -o "$tmp/x" --embed-dim 1200000
+grep -q "1200000 is out of range" "$tmp/err" || fail "--embed-dim 1200000: not 'out of range'"
+expect_rc 2 "--embed-dim not a number" "$BIN" pretrain "$tmp" -o "$tmp/x" --embed-dim 12x
+grep -q "needs a whole number" "$tmp/err" || fail "--embed-dim 12x: not 'a whole number'"
+expect_rc 2 "--seed out of range" "$BIN" select x --budget 2 --seed 99999999999999999999999
+grep -q "out of range" "$tmp/err" || fail "--seed beyond 2^64: not 'out of range'"
+printf 'hello\n' > "$tmp/hello.txt"
+expect_rc 3 "info on a text file" "$BIN" info "$tmp/hello.txt"
+expect_rc 3 "info on a missing file" "$BIN" info "$tmp/none.nii.gz"
 
 # --- a tiny pipeline ---
 ph="$tmp/ph"
@@ -128,18 +167,8 @@ cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "score replace
 expect_rc 3 "resume into an existing file" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" \
   -o "$tmp/ssl3.safetensors" --iterations 3 --quiet
 # SIGKILL in the middle of scoring, then the same command: the same bytes.
-"$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/killed.safetensors" --window 64,32,32 \
-  --stride 64,32,32 --threads 1 --quiet 2>/dev/null &
-pid=$!
-i=0
-while [ "$i" -lt 600 ]; do # until the journal holds two cases (its header is about 650 bytes)
-  sz=$( (wc -c < "$tmp/killed.safetensors.partial") 2>/dev/null || echo 0)
-  [ "$sz" -gt 1200 ] && break
-  sleep 0.05
-  i=$((i + 1))
-done
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+signal_when KILL 'journal_grew "$tmp/killed.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/killed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 [ -e "$tmp/killed.safetensors.partial" ] || fail "no journal while scoring"
 expect_rc 0 "score after SIGKILL" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
   -o "$tmp/killed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --json
@@ -150,6 +179,28 @@ expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$
 cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
   fail "scoring killed and run again gave another file"
 [ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
+# SIGTERM is Ctrl-C: score exits 130 keeping its journal (no scores file); pretrain saves
+# a checkpoint that resumes.
+signal_when TERM 'journal_grew "$tmp/termed.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/termed.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+[ "$rc" -eq 130 ] || fail "score after SIGTERM: exit $rc, want 130"
+[ -e "$tmp/termed.safetensors.partial" ] && [ ! -e "$tmp/termed.safetensors" ] ||
+  fail "score after SIGTERM: the journal and no scores file"
+rm -f "$tmp/termed.safetensors.partial"
+# shellcheck disable=SC2086
+signal_when TERM '[ -e "$tmp/termed_ck.safetensors" ]' "$BIN" pretrain "$ph" \
+  -o "$tmp/termed_ck.safetensors" --crop 64,32,32 --batch 1 --iterations 50 --checkpoint-every 1 \
+  --seed 3 $common
+[ "$rc" -eq 130 ] || fail "pretrain after SIGTERM: exit $rc, want 130"
+grep -q "continue with: csal3d pretrain" "$tmp/err" || fail "pretrain after SIGTERM says how to continue"
+expect_rc 0 "info on the checkpoint saved at SIGTERM" "$BIN" info "$tmp/termed_ck.safetensors" --json
+step=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["step"])' "$tmp/out")
+expect_rc 0 "pretrain resumed after SIGTERM" "$BIN" pretrain "$ph" --resume "$tmp/termed_ck.safetensors" \
+  --iterations $((step + 1)) --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["start_step"] == int(sys.argv[2]) >= 1 and d["step"] == d["start_step"] + 1, d' \
+  "$tmp/out" "$step" || fail "the checkpoint saved at SIGTERM does not resume"
+ls -a "$tmp" | grep -q "termed_ck.safetensors.tmp" && fail "pretrain left a temporary file"
+
 # A failing score (a case that cannot load) writes nothing.
 mkdir "$tmp/bad" && cp "$ph"/imagesTr/phantom_000.nii.gz "$tmp/bad/a.nii.gz" &&
   printf 'not a nifti' > "$tmp/bad/b.nii.gz"
@@ -255,9 +306,137 @@ grep -q -- "--overwrite" "$tmp/err" || fail "an existing nnU-Net folder: no hint
 expect_rc 2 "select --csv over the scores file" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
   --csv "$tmp/scores.safetensors" --manifest "$tmp/m.json" --overwrite
 expect_rc 2 "select --nnunet over the dataset" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
-  -o "$tmp/sel4" --nnunet "$ph" --overwrite
+  -o "$tmp/sel4" --nnunet "$ph" --overwrite # (not named DatasetNNN_Name either: see below)
 [ "$(ls "$ph/imagesTr" | wc -l)" -eq 8 ] || fail "select --nnunet DATASET --overwrite changed the dataset"
 cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" || fail "select replaced its scores file"
+# A refused nnU-Net folder leaves the manifests of an earlier run as they were.
+cp "$tmp/sel/selection.csv" "$tmp/sel_before.csv"
+cp "$tmp/sel/selection.json" "$tmp/sel_before.json"
+ln -s "$ph" "$tmp/Dataset901_Ph"
+expect_rc 2 "select --nnunet (a link to) the dataset" "$BIN" select "$tmp/scores.safetensors" \
+  --budget 2 --seed 9 -o "$tmp/sel" --nnunet "$tmp/Dataset901_Ph" --overwrite
+cmp -s "$tmp/sel/selection.csv" "$tmp/sel_before.csv" &&
+  cmp -s "$tmp/sel/selection.json" "$tmp/sel_before.json" ||
+  fail "a refused --nnunet folder replaced the manifests"
+# nnU-Net needs DatasetNNN_Name: refused before any work, with the form in the message.
+expect_rc 2 "select --nnunet without DatasetNNN_Name" "$BIN" select "$tmp/scores.safetensors" \
+  --budget 2 -o "$tmp/sel5" --nnunet "$tmp/nnx"
+grep -q "Dataset501_Hippocampus" "$tmp/err" || fail "the DatasetNNN_Name message shows the form"
+[ -e "$tmp/sel5" ] || [ -e "$tmp/nnx" ] && fail "a refused select left a folder"
+# The CSV's folder cannot hold a file: refused before any work, the JSON not written.
+expect_rc 3 "select --csv into a file" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
+  --csv "$tmp/hello.txt/d.csv" --manifest "$tmp/b.json"
+[ -e "$tmp/b.json" ] && fail "the JSON manifest was written though the CSV could not be"
+# An output never replaces a device.
+expect_rc 3 "select --csv /dev/null" "$BIN" select "$tmp/scores.safetensors" --budget 2 \
+  --csv /dev/null --manifest "$tmp/b.json" --overwrite
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
+# info describes each kind of file.
+expect_rc 0 "info on a checkpoint" "$BIN" info "$tmp/ssl.safetensors" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["type"] == "checkpoint" and d["embed_dim"] == 12 and d["step"] == 2 and d["crop"] == [64, 32, 32] and "12" in d["data_options"], d' \
+  "$tmp/out" || fail "info CHECKPOINT --json"
+expect_rc 0 "info on a scores file" "$BIN" info "$tmp/scores.safetensors" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["type"] == "scores" and d["cases"] == 8 and d["labelled"] == 8 and d["with_maps"] == 8 and d["metadata"]["window"] == "64,32,32", d' \
+  "$tmp/out" || fail "info SCORES --json"
+expect_rc 0 "info on an image" "$BIN" info "$ph/imagesTr/phantom_000.nii.gz" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["type"] == "nifti" and d["datatype"] == "int16" and len(d["axis_codes"]) == 3 and d["channels"] == 1 and d["min"] < d["max"], d' \
+  "$tmp/out" || fail "info NIFTI --json"
+expect_rc 0 "info on a 4-D image" "$BIN" info "$tmp/four/a.nii"
+grep -q "float32" "$tmp/out" && grep -q "40 x 40 x 24 x 2" "$tmp/out" && grep -q "RAS" "$tmp/out" ||
+  fail "info on a 4-D float32 image: $(cat "$tmp/out")"
+# Corrupt checkpoint metadata is bad input (exit 3), naming the key.
+setmeta() { # SRC DST KEY=VALUE: a copy with one metadata value changed, without checksum
+  "$PY" - "$@" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h["__metadata__"]
+m.pop("checksum", None)
+k, v = sys.argv[3].split("=", 1)
+m[k] = v
+hb = json.dumps(h).encode()
+hb += b" " * ((8 - len(hb) % 8) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+}
+for kv in depths=2,2,2,99 window_size=0 ssl.lr_option=nan optim.lr=nan in_channels=100 \
+  embed_dim=1200000 num_heads=3,6,12,5 optim.beta1=2; do
+  setmeta "$tmp/ssl.safetensors" "$tmp/corrupt.safetensors" "$kv"
+  expect_rc 3 "checkpoint metadata $kv" "$BIN" score "$tmp/corrupt.safetensors" "$ph" \
+    -o "$tmp/x.safetensors" --quiet
+  k=${kv%%=*}
+  grep -q "${k#*.}" "$tmp/err" || fail "checkpoint metadata $kv: the message does not name $k"
+done
+setmeta "$tmp/ssl.safetensors" "$tmp/corrupt.safetensors" embed_dim=1200000
+expect_rc 3 "checkpoint embed_dim 1200000" "$BIN" info "$tmp/corrupt.safetensors"
+grep -q "embed_dim = 1200000 is out of range" "$tmp/err" ||
+  fail "embed_dim 1200000 in a checkpoint: not 'out of range'"
+
+# Picks with and without labels, an id that looks like a formula, an uncompressed image
+# named .nii.gz: every image exported (gzipped), the existing label, the others named.
+mkdir "$tmp/mix" && gzip -dc "$ph/imagesTr/phantom_000.nii.gz" > "$tmp/mix/plain_000.nii.gz" &&
+  cp "$ph/imagesTr/phantom_001.nii.gz" "$tmp/mix/=1+2.nii.gz" &&
+  printf '%s,%s\n%s\n' "$tmp/mix/plain_000.nii.gz" "$ph/labelsTr/phantom_000.nii.gz" \
+    "$tmp/mix/=1+2.nii.gz" > "$tmp/mix.txt" || fail "the mixed dataset"
+expect_rc 0 "score a mixed dataset" "$BIN" score "$tmp/ssl.safetensors" "$tmp/mix.txt" \
+  -o "$tmp/mix.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+expect_rc 3 "select --labels require with an unlabelled pick" "$BIN" select \
+  "$tmp/mix.safetensors" --budget 2 -o "$tmp/selmix" --nnunet "$tmp/raw/Dataset902_Mix" \
+  --labels require
+grep -q "'=1+2' has no label" "$tmp/err" || fail "--labels require names the unlabelled case"
+[ -e "$tmp/raw/Dataset902_Mix" ] || [ -e "$tmp/selmix/selection.csv" ] &&
+  fail "a refused --labels require wrote something"
+expect_rc 0 "select mixed labels" "$BIN" select "$tmp/mix.safetensors" --budget 2 \
+  -o "$tmp/selmix" --nnunet "$tmp/raw/Dataset902_Mix"
+grep -q "1 of the 2 chosen cases have no label (=1+2)" "$tmp/err" ||
+  fail "the unlabelled pick is not named: $(cat "$tmp/err")"
+[ "$(ls "$tmp/raw/Dataset902_Mix/imagesTr" | wc -l)" -eq 2 ] &&
+  [ "$(ls "$tmp/raw/Dataset902_Mix/labelsTr")" = "plain_000.nii.gz" ] ||
+  fail "mixed labels: every image and the one label"
+[ "$(od -An -tx1 -N2 "$tmp/raw/Dataset902_Mix/imagesTr/plain_000_0000.nii.gz" | tr -d ' ')" = 1f8b ] ||
+  fail "an uncompressed .nii.gz was copied as it is, not gzipped"
+"$PY" - "$tmp/raw/Dataset902_Mix/dataset.json" "$tmp/selmix/selection.json" <<'EOF2' ||
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["csal3d"]["cases_without_label"] == ["=1+2"], d
+m = json.load(open(sys.argv[2]))
+assert "=1+2" in [e["case"] for e in m["selection"]], m
+EOF2
+  fail "dataset.json names the unlabelled case, the JSON manifest keeps the id"
+grep -q ",'=1+2," "$tmp/selmix/selection.csv" || fail "a formula-like id is live in the CSV"
+
+# SIGTERM while the nnU-Net folder is being written: exit 130, the earlier manifests as
+# they were, no temporary folder, no new folder.
+mkdir "$tmp/big" && "$PY" - "$tmp/big" <<'EOF2' || fail "large test images"
+import struct, sys
+import numpy as np
+n = 96
+h = bytearray(352)
+struct.pack_into("<i", h, 0, 348)
+struct.pack_into("<8h", h, 40, 3, n, n, n, 1, 1, 1, 1)
+struct.pack_into("<hh", h, 70, 16, 32)
+struct.pack_into("<8f", h, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+struct.pack_into("<f", h, 108, 352)
+h[344:348] = b"n+1\0"
+rng = np.random.default_rng(0)
+for i in range(3):  # random data: gzip takes its time
+    v = rng.integers(-1000, 1000, n ** 3).astype("<f4")
+    open("%s/big_%d.nii" % (sys.argv[1], i), "wb").write(bytes(h) + v.tobytes())
+EOF2
+expect_rc 0 "score large images" "$BIN" score "$tmp/ssl.safetensors" "$tmp/big" \
+  -o "$tmp/big.safetensors" --modality ct --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+mkdir -p "$tmp/selbig" && printf 'old csv\n' > "$tmp/selbig/selection.csv"
+signal_when TERM 'ls -d "$tmp"/raw/Dataset903_Big.tmp.* >/dev/null 2>&1' "$BIN" select \
+  "$tmp/big.safetensors" --budget 3 -o "$tmp/selbig" --overwrite \
+  --nnunet "$tmp/raw/Dataset903_Big" --quiet
+[ "$rc" -eq 130 ] || fail "select after SIGTERM during the export: exit $rc, want 130"
+grep -q "interrupted" "$tmp/err" || fail "select after SIGTERM does not say it was interrupted"
+ls -a "$tmp/raw" | grep -q "tmp\\." && fail "SIGTERM left the export's temporary folder"
+[ -e "$tmp/raw/Dataset903_Big" ] && fail "SIGTERM left an nnU-Net folder"
+[ "$(cat "$tmp/selbig/selection.csv")" = "old csv" ] || fail "SIGTERM replaced the manifest"
+[ -e "$tmp/selbig/selection.json" ] && fail "SIGTERM wrote a JSON manifest"
+
 # A damaged scores file: exit 3, no manifest.
 cp "$tmp/scores.safetensors" "$tmp/damaged.safetensors"
 printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/damaged.safetensors") - 3)) \

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "csal3d/csal3d.h"
+#include "pipeline/commit.h"
 #include "pipeline/nnunet.h"
 #include "pipeline/scores.h"
 #include "hostile.h"
@@ -683,17 +684,19 @@ START_TEST(nnunet_export_labels_modes_and_failures) {
   csal3d_scores *s = export_fixture(0);
   csal3d_nnunet_options o;
   csal3d_nnunet_options_init(&o);
-  /* c0 has a label, c3 has none: AUTO refuses the mix. */
+  /* c0 has a label, c3 has none: REQUIRE refuses (bad input, FORMAT) before any work;
+   * AUTO exports both and c0's label (nnunet_export_mixed_labels). */
   int64_t mix[2] = {0, 3};
-  ck_assert_int_eq(csal3d_nnunet_export(s, mix, 2, P("out"), &o, NULL), CSAL3D_ERR_STATE);
+  o.labels = CSAL3D_NNUNET_LABELS_REQUIRE;
+  ck_assert_int_eq(csal3d_nnunet_export(s, mix, 2, P("Dataset001_Out"), &o, NULL), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "'c3' has no label"));
-  ck_assert(!exists(P("out")));
+  ck_assert(!exists(P("Dataset001_Out")));
   o.labels = CSAL3D_NNUNET_LABELS_NONE;
-  ck_assert_msg(csal3d_nnunet_export(s, mix, 2, P("out"), &o, NULL) == CSAL3D_OK, "%s",
+  ck_assert_msg(csal3d_nnunet_export(s, mix, 2, P("Dataset001_Out"), &o, NULL) == CSAL3D_OK, "%s",
                 csal3d_last_error());
-  ck_assert(!exists(P("out/labelsTr")));
+  ck_assert(!exists(P("Dataset001_Out/labelsTr")));
   json_error_t err;
-  json_t *j = json_load_file(P("out/dataset.json"), 0, &err);
+  json_t *j = json_load_file(P("Dataset001_Out/dataset.json"), 0, &err);
   ck_assert_int_eq(json_object_size(json_object_get(j, "labels")), 1);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "channel_names"), "0")),
                    "image");
@@ -702,9 +705,9 @@ START_TEST(nnunet_export_labels_modes_and_failures) {
   o.labels = CSAL3D_NNUNET_LABELS_REQUIRE;
   int64_t two[2] = {1, 0};
   ck_assert_int_eq(csal3d_scores_set_metadata(s, "modality", "ct"), CSAL3D_OK);
-  ck_assert_msg(csal3d_nnunet_export(s, two, 2, P("out2"), &o, NULL) == CSAL3D_OK, "%s",
+  ck_assert_msg(csal3d_nnunet_export(s, two, 2, P("Dataset002_Out"), &o, NULL) == CSAL3D_OK, "%s",
                 csal3d_last_error());
-  j = json_load_file(P("out2/dataset.json"), 0, &err);
+  j = json_load_file(P("Dataset002_Out/dataset.json"), 0, &err);
   ck_assert_int_eq(json_object_size(json_object_get(j, "labels")), 3);
   ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "labels"), "label_2")), 2);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "channel_names"), "0")),
@@ -712,12 +715,12 @@ START_TEST(nnunet_export_labels_modes_and_failures) {
   json_decref(j);
   /* Label values beyond the names given: refused, no folder. */
   o.label_names = "background,one";
-  ck_assert_int_eq(csal3d_nnunet_export(s, two, 2, P("out3"), &o, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_int_eq(csal3d_nnunet_export(s, two, 2, P("Dataset003_Out"), &o, NULL), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "label value 2"));
   /* Channels differ between cases (c2 has two). */
   o.label_names = NULL;
   int64_t ch[2] = {0, 2};
-  ck_assert_int_eq(csal3d_nnunet_export(s, ch, 2, P("out3"), &o, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_int_eq(csal3d_nnunet_export(s, ch, 2, P("Dataset003_Out"), &o, NULL), CSAL3D_ERR_FORMAT);
   /* A label on another grid. */
   write_case(P("src/c1_seg.nii"), NULL, 0, 0, 1);
   {
@@ -727,31 +730,43 @@ START_TEST(nnunet_export_labels_modes_and_failures) {
     ck_assert_int_eq(csal3d_volume_save(v, P("src/c1_seg.nii"), NULL), CSAL3D_OK);
     csal3d_volume_free(v);
   }
-  ck_assert_int_eq(csal3d_nnunet_export(s, two, 2, P("out3"), &o, NULL), CSAL3D_ERR_FORMAT);
+  ck_assert_int_eq(csal3d_nnunet_export(s, two, 2, P("Dataset003_Out"), &o, NULL), CSAL3D_ERR_FORMAT);
   /* A missing image. */
   unlink(P("src/c3.nii.gz"));
   int64_t c3[1] = {3};
   o.labels = CSAL3D_NNUNET_LABELS_AUTO;
-  ck_assert_int_eq(csal3d_nnunet_export(s, c3, 1, P("out3"), &o, NULL), CSAL3D_ERR_IO);
+  ck_assert_int_eq(csal3d_nnunet_export(s, c3, 1, P("Dataset003_Out"), &o, NULL), CSAL3D_ERR_IO);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "case 'c3'"));
   /* Bad arguments. */
   int64_t dup[2] = {0, 0}, bad[1] = {4};
-  ck_assert_int_eq(csal3d_nnunet_export(s, dup, 2, P("out3"), &o, NULL),
+  ck_assert_int_eq(csal3d_nnunet_export(s, dup, 2, P("Dataset003_Out"), &o, NULL),
                    CSAL3D_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(csal3d_nnunet_export(s, bad, 1, P("out3"), &o, NULL),
+  ck_assert_int_eq(csal3d_nnunet_export(s, bad, 1, P("Dataset003_Out"), &o, NULL),
                    CSAL3D_ERR_INVALID_ARGUMENT);
   o.source_dataset = P("nowhere");
-  ck_assert_int_eq(csal3d_nnunet_export(s, two, 1, P("out3"), &o, NULL), CSAL3D_ERR_IO);
+  ck_assert_int_eq(csal3d_nnunet_export(s, two, 1, P("Dataset003_Out"), &o, NULL), CSAL3D_ERR_IO);
   o.source_dataset = NULL;
   o.channel_names = "a,,b";
-  ck_assert_int_eq(csal3d_nnunet_export(s, two, 1, P("out3"), &o, NULL),
+  ck_assert_int_eq(csal3d_nnunet_export(s, two, 1, P("Dataset003_Out"), &o, NULL),
                    CSAL3D_ERR_INVALID_ARGUMENT);
   /* Nothing but the successful outputs and the sources is left behind. */
-  ck_assert(!exists(P("out3")));
+  ck_assert(!exists(P("Dataset003_Out")));
   ck_assert_int_eq(count_entries(dir), 3);
   csal3d_scores_free(s);
 }
 END_TEST
+
+/* A CPU context with a progress and a log callback (either may be NULL). */
+static csal3d_context *cpu_context(csal3d_progress_fn progress, csal3d_log_fn log) {
+  csal3d_context_options co;
+  csal3d_context_options_init(&co);
+  co.device = CSAL3D_DEVICE_CPU;
+  co.progress = progress;
+  co.log = log;
+  csal3d_context *ctx;
+  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  return ctx;
+}
 
 static int cancel_at_2(void *u, const char *stage, uint64_t done, uint64_t total) {
   (void)u, (void)total;
@@ -760,17 +775,389 @@ static int cancel_at_2(void *u, const char *stage, uint64_t done, uint64_t total
 
 START_TEST(nnunet_export_cancelled_leaves_nothing) {
   csal3d_scores *s = export_fixture(1);
-  csal3d_context_options co;
-  csal3d_context_options_init(&co);
-  co.device = CSAL3D_DEVICE_CPU;
-  co.progress = cancel_at_2;
-  csal3d_context *ctx;
-  ck_assert_int_eq(csal3d_context_create(&co, &ctx), CSAL3D_OK);
+  csal3d_context *ctx = cpu_context(cancel_at_2, NULL);
   int64_t pick[3] = {0, 1, 2};
-  ck_assert_int_eq(csal3d_nnunet_export(s, pick, 3, P("out"), NULL, ctx), CSAL3D_ERR_CANCELLED);
-  ck_assert(!exists(P("out")));
+  ck_assert_int_eq(csal3d_nnunet_export(s, pick, 3, P("Dataset001_Out"), NULL, ctx), CSAL3D_ERR_CANCELLED);
+  ck_assert(!exists(P("Dataset001_Out")));
   ck_assert_int_eq(count_entries(dir), 1);
   csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* nnU-Net reads .nii.gz files with gzip: a file is copied by its content, not its name. */
+START_TEST(nnunet_export_copies_by_content) {
+  csal3d_scores *s = export_fixture(0);
+  /* c0's image becomes an uncompressed NIfTI named .nii.gz (which the loader reads). */
+  write_case(P("src/plain.nii"), NULL, 0, 0, 1);
+  ck_assert_int_eq(rename(P("src/plain.nii"), P("src/c0.nii.gz")), 0);
+  int64_t pick[2] = {0, 1};
+  csal3d_nnunet_options o;
+  csal3d_nnunet_options_init(&o);
+  o.labels = CSAL3D_NNUNET_LABELS_NONE;
+  ck_assert_msg(csal3d_nnunet_export(s, pick, 2, P("Dataset010_Gz"), &o, NULL) == CSAL3D_OK,
+                "%s", csal3d_last_error());
+  size_t n0;
+  char *a = read_all(P("Dataset010_Gz/imagesTr/c0_0000.nii.gz"), &n0);
+  ck_assert_int_ge(n0, 2);
+  ck_assert(a[0] == '\x1f' && a[1] == '\x8b'); /* gzipped, not a byte copy */
+  free(a);
+  assert_same_voxels(P("src/c0.nii.gz"), P("Dataset010_Gz/imagesTr/c0_0000.nii.gz"), -1);
+  assert_same_voxels(P("src/c1.nii"), P("Dataset010_Gz/imagesTr/c1_0000.nii.gz"), -1);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+START_TEST(nnunet_export_needs_dataset_name) {
+  csal3d_scores *s = export_fixture(0);
+  int64_t pick[1] = {0};
+  const char *bad[] = {"nnx", "Dataset1_X", "Dataset501", "Dataset501_", "dataset501_X",
+                       "DatasetABC_X"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_int_eq(csal3d_nnunet_export(s, pick, 1, P(bad[i]), NULL, NULL),
+                     CSAL3D_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "Dataset501_Hippocampus"));
+  }
+  ck_assert_int_eq(count_entries(dir), 1); /* nothing was created */
+  ck_assert_msg(csal3d_nnunet_export(s, pick, 1, P("Dataset501_X/"), NULL, NULL) == CSAL3D_OK,
+                "%s", csal3d_last_error());
+  csal3d_scores_free(s);
+}
+END_TEST
+
+static char g_logged[2048];
+static void log_to_buffer(void *u, csal3d_log_level level, const char *msg) {
+  (void)u;
+  if (level == CSAL3D_LOG_WARN) snprintf(g_logged, sizeof g_logged, "%s", msg);
+}
+
+/* Under AUTO, chosen cases with and without labels: every image and the labels that
+ * exist are exported, and the cases without are named (log and dataset.json). */
+START_TEST(nnunet_export_mixed_labels) {
+  csal3d_scores *s = export_fixture(1);
+  csal3d_context *ctx = cpu_context(NULL, log_to_buffer);
+  g_logged[0] = '\0';
+  int64_t mix[3] = {3, 0, 1};
+  ck_assert_msg(csal3d_nnunet_export(s, mix, 3, P("Dataset020_Mix"), NULL, ctx) == CSAL3D_OK,
+                "%s", csal3d_last_error());
+  ck_assert_int_eq(count_entries(P("Dataset020_Mix/imagesTr")), 3);
+  ck_assert_int_eq(count_entries(P("Dataset020_Mix/labelsTr")), 2);
+  ck_assert(exists(P("Dataset020_Mix/labelsTr/c0.nii.gz")));
+  ck_assert(!exists(P("Dataset020_Mix/labelsTr/c3.nii.gz")));
+  ck_assert_ptr_nonnull(strstr(g_logged, "1 of the 3 chosen cases have no label (c3)"));
+  json_error_t err;
+  json_t *j = json_load_file(P("Dataset020_Mix/dataset.json"), 0, &err);
+  ck_assert_msg(j != NULL, "%s", err.text);
+  json_t *missing = json_object_get(json_object_get(j, "csal3d"), "cases_without_label");
+  ck_assert_int_eq(json_array_size(missing), 1);
+  ck_assert_str_eq(json_string_value(json_array_get(missing, 0)), "c3");
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "numTraining")), 3);
+  json_decref(j);
+  csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* A write that fails inside the folder being built names the file in the target folder,
+ * not in the hidden temporary one. */
+static int block_case_1(void *u, const char *stage, uint64_t done, uint64_t total) {
+  (void)u, (void)total;
+  if (strcmp(stage, "export") || done != 1) return 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, ".Dataset070_T.tmp.", 18)) {
+      char p[1024];
+      snprintf(p, sizeof p, "%s/%s/imagesTr/c1_0000.nii.gz", dir, e->d_name);
+      mkdir(p, 0755);
+    }
+  closedir(d);
+  return 0;
+}
+
+START_TEST(nnunet_export_failure_names_the_target) {
+  csal3d_scores *s = export_fixture(0);
+  csal3d_context *ctx = cpu_context(block_case_1, NULL);
+  int64_t pick[2] = {0, 1};
+  ck_assert_int_eq(csal3d_nnunet_export(s, pick, 2, P("Dataset070_T"), NULL, ctx), CSAL3D_ERR_IO);
+  const char *m = csal3d_last_error();
+  char want[1024];
+  snprintf(want, sizeof want, "%s/imagesTr/c1_0000.nii.gz", P("Dataset070_T"));
+  ck_assert_msg(strstr(m, want) && !strstr(m, ".tmp."), "%s", m);
+  ck_assert_int_eq(count_entries(dir), 1);
+  csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* ---- the whole output of a selection, as one transaction ---- */
+
+static void selection_records(csal3d_selection *r, int n, const int64_t *idx) {
+  memset(r, 0, sizeof *r * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    r[i].index = idx[i];
+    r[i].cluster = -1;
+    r[i].typicality = NAN;
+    r[i].score = i;
+  }
+}
+
+static void outputs(csal3d_selection_outputs *o, const char *csv, const char *js,
+                    const char *nn, int overwrite) {
+  csal3d_selection_outputs_init(o);
+  o->csv_path = csv;
+  o->json_path = js;
+  o->nnunet_folder = nn;
+  o->overwrite = overwrite;
+}
+
+static void assert_text(const char *path, const char *want) {
+  char *t = read_all(path, NULL);
+  ck_assert_str_eq(t, want);
+  free(t);
+}
+
+START_TEST(selection_write_all_or_nothing) {
+  csal3d_scores *s = export_fixture(1);
+  csal3d_selection r[2];
+  const int64_t idx[2] = {1, 0};
+  selection_records(r, 2, idx);
+  char csv[512], js[512], nn[512];
+  snprintf(csv, sizeof csv, "%s", P("sel.csv"));
+  snprintf(js, sizeof js, "%s", P("sel.json"));
+  snprintf(nn, sizeof nn, "%s", P("raw/Dataset030_Sel"));
+  csal3d_selection_outputs o;
+  outputs(&o, csv, js, nn, 0);
+  ck_assert_msg(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, NULL) == CSAL3D_OK,
+                "%s", csal3d_last_error());
+  ck_assert(exists(csv) && exists(js) && exists(P("raw/Dataset030_Sel/dataset.json")));
+  ck_assert_int_eq(count_entries(P("raw")), 1);
+  /* Existing outputs are refused before any work without overwrite. */
+  write_text(csv, "old csv\n");
+  write_text(js, "old json\n");
+  ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, NULL),
+                   CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "the option overwrite"));
+  /* With overwrite, a failure to move any of the three into place leaves all three as
+   * they were (the folder's old contents, the old manifests) and no temporary. */
+  o.overwrite = 1;
+  write_text(P("raw/Dataset030_Sel/mine.txt"), "keep\n");
+  for (int at = 1; at <= 3; at++) {
+    c3_commit_fail_at = at;
+    ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, NULL),
+                     CSAL3D_ERR_IO);
+    c3_commit_fail_at = 0;
+    assert_text(csv, "old csv\n");
+    assert_text(js, "old json\n");
+    assert_text(P("raw/Dataset030_Sel/mine.txt"), "keep\n");
+    ck_assert_int_eq(count_entries(P("raw")), 1);
+    ck_assert_msg(count_entries(dir) == 4, "at %d", at); /* src, raw, sel.csv, sel.json */
+  }
+  /* A new output set where none existed: a failure leaves none of them. */
+  char csv2[512], js2[512], nn2[512];
+  snprintf(csv2, sizeof csv2, "%s", P("b.csv"));
+  snprintf(js2, sizeof js2, "%s", P("b.json"));
+  snprintf(nn2, sizeof nn2, "%s", P("raw/Dataset031_B"));
+  outputs(&o, csv2, js2, nn2, 0);
+  c3_commit_fail_at = 3;
+  ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, NULL),
+                   CSAL3D_ERR_IO);
+  c3_commit_fail_at = 0;
+  ck_assert(!exists(csv2) && !exists(js2) && !exists(nn2));
+  ck_assert_int_eq(count_entries(dir), 4);
+  /* Success replaces all three. */
+  outputs(&o, csv, js, nn, 1);
+  ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, NULL),
+                   CSAL3D_OK);
+  ck_assert(!exists(P("raw/Dataset030_Sel/mine.txt")));
+  char *t = read_all(csv, NULL);
+  ck_assert_ptr_nonnull(strstr(t, "rank,case"));
+  free(t);
+  ck_assert_int_eq(count_entries(dir), 4);
+  ck_assert_int_eq(count_entries(P("raw")), 1);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* The CSV target turns into a folder while the export runs: moving the CSV into place
+ * fails after the folder was placed, and the folder is taken back. */
+static const char *g_block;
+static int block_at_end(void *u, const char *stage, uint64_t done, uint64_t total) {
+  (void)u;
+  if (!strcmp(stage, "export") && done == total) mkdir(g_block, 0755);
+  return 0;
+}
+
+START_TEST(selection_write_undoes_a_late_failure) {
+  csal3d_scores *s = export_fixture(1);
+  csal3d_selection r[2];
+  const int64_t idx[2] = {0, 1};
+  selection_records(r, 2, idx);
+  char csv[512], js[512], nn[512];
+  snprintf(csv, sizeof csv, "%s", P("late.csv"));
+  snprintf(js, sizeof js, "%s", P("late.json"));
+  snprintf(nn, sizeof nn, "%s", P("Dataset040_Late"));
+  g_block = csv;
+  csal3d_context *ctx = cpu_context(block_at_end, NULL);
+  csal3d_selection_outputs o;
+  outputs(&o, csv, js, nn, 0);
+  ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, ctx),
+                   CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), csv)); /* names the target */
+  ck_assert(!exists(nn) && !exists(js));
+  ck_assert_int_eq(count_entries(dir), 2); /* src and the folder made in the CSV's place */
+  csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+static int cancel_export_at_1(void *u, const char *stage, uint64_t done, uint64_t total) {
+  (void)u, (void)total;
+  return !strcmp(stage, "export") && done == 1;
+}
+
+START_TEST(selection_write_cancelled_keeps_the_old_outputs) {
+  csal3d_scores *s = export_fixture(1);
+  csal3d_selection r[2];
+  const int64_t idx[2] = {0, 1};
+  selection_records(r, 2, idx);
+  write_text(P("old.csv"), "old csv\n");
+  csal3d_context *ctx = cpu_context(cancel_export_at_1, NULL);
+  char csv[512], js[512], nn[512];
+  snprintf(csv, sizeof csv, "%s", P("old.csv"));
+  snprintf(js, sizeof js, "%s", P("new.json"));
+  snprintf(nn, sizeof nn, "%s", P("Dataset050_C"));
+  csal3d_selection_outputs o;
+  outputs(&o, csv, js, nn, 1);
+  ck_assert_int_eq(csal3d_selection_write(s, r, sizeof r[0], 2, &o, NULL, NULL, ctx),
+                   CSAL3D_ERR_CANCELLED);
+  assert_text(csv, "old csv\n");
+  ck_assert(!exists(js) && !exists(nn));
+  ck_assert_int_eq(count_entries(dir), 2);
+  csal3d_context_free(ctx);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+START_TEST(selection_write_checks_before_work) {
+  csal3d_scores *s = export_fixture(1);
+  ck_assert_int_eq(csal3d_scores_save(s, P("scores.safetensors")), CSAL3D_OK);
+  csal3d_manifest_options mo;
+  csal3d_manifest_options_init(&mo);
+  char sp[512];
+  snprintf(sp, sizeof sp, "%s", P("scores.safetensors"));
+  mo.scores_path = sp; /* P's buffers are reused */
+  csal3d_selection_outputs o;
+  /* check_only writes nothing, records may be absent. */
+  outputs(&o, P("a.csv"), P("a.json"), P("Dataset060_A"), 0);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_OK);
+  ck_assert_int_eq(count_entries(dir), 2);
+  /* The scores file, an image, a map folder: inputs, refused even with overwrite. */
+  outputs(&o, P("scores.safetensors"), NULL, NULL, 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  outputs(&o, NULL, P("src/c0.nii.gz"), NULL, 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  /* The same file twice; a manifest inside the nnU-Net folder; a bad folder name. */
+  outputs(&o, P("x.csv"), P("./x.csv"), NULL, 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  mkdir(P("Dataset061_In"), 0755);
+  outputs(&o, P("Dataset061_In/x.csv"), NULL, P("Dataset061_In"), 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(csal3d_last_error(), "lies in the nnU-Net folder"), "%s", csal3d_last_error());
+  outputs(&o, P("y.csv"), NULL, P("nnx"), 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_INVALID_ARGUMENT);
+  /* A device is never replaced, even with overwrite. */
+  outputs(&o, "/dev/null", NULL, NULL, 1);
+  o.check_only = 1;
+  ck_assert_int_eq(csal3d_selection_write(s, NULL, sizeof(csal3d_selection), 0, &o, &mo, NULL,
+                                          NULL), CSAL3D_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "not a regular file"));
+  ck_assert_int_eq(count_entries(dir), 3);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* csal3d_manifest_write: when the JSON cannot be moved into place, the CSV put there
+ * just before is taken back (the previous one restored). */
+START_TEST(manifest_write_undoes_the_first_file) {
+  csal3d_scores *s = make_scores(5, 2);
+  csal3d_selection r[3];
+  make_records(r);
+  write_text(P("m.csv"), "previous\n");
+  c3_commit_fail_at = 2;
+  ck_assert_int_eq(csal3d_manifest_write(s, r, sizeof r[0], 3, NULL, P("m.csv"), P("m.json")),
+                   CSAL3D_ERR_IO);
+  c3_commit_fail_at = 0;
+  assert_text(P("m.csv"), "previous\n");
+  ck_assert(!exists(P("m.json")));
+  ck_assert_int_eq(count_entries(dir), 1);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+/* Case ids that a spreadsheet would run as formulas are quoted in the CSV (OWASP). */
+START_TEST(manifest_csv_defuses_formulas) {
+  csal3d_scores *s;
+  ck_assert_int_eq(csal3d_scores_create(5, 1, &s), CSAL3D_OK);
+  const char *ids[5] = {"=cmd|' -C calc'!A0", "+1", "-2", "@SUM(A1)", "plain-id"};
+  for (int i = 0; i < 5; i++) {
+    char img[64];
+    snprintf(img, sizeof img, "/data/%d.nii.gz", i);
+    const char *im[1] = {img};
+    float f = (float)i;
+    ck_assert_int_eq(csal3d_scores_set_case(s, i, ids[i], im, 1, NULL, f, &f), CSAL3D_OK);
+  }
+  csal3d_selection r[5];
+  const int64_t idx[5] = {0, 1, 2, 3, 4};
+  selection_records(r, 5, idx);
+  ck_assert_int_eq(csal3d_manifest_write(s, r, sizeof r[0], 5, NULL, P("f.csv"), P("f.json")),
+                   CSAL3D_OK);
+  char *t = read_all(P("f.csv"), NULL);
+  ck_assert_ptr_nonnull(strstr(t, "\n1,'=cmd|' -C calc'!A0,/data/0.nii.gz,"));
+  ck_assert_ptr_nonnull(strstr(t, "\n2,'+1,"));
+  ck_assert_ptr_nonnull(strstr(t, "\n3,'-2,"));
+  ck_assert_ptr_nonnull(strstr(t, "\n4,'@SUM(A1),"));
+  ck_assert_ptr_nonnull(strstr(t, "\n5,plain-id,"));
+  free(t);
+  json_error_t err;
+  json_t *j = json_load_file(P("f.json"), 0, &err);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j,
+                   "selection"), 0), "case")), ids[0]); /* the JSON keeps the exact id */
+  json_decref(j);
+  csal3d_scores_free(s);
+}
+END_TEST
+
+START_TEST(file_identify_by_content) {
+  csal3d_scores *s = export_fixture(0);
+  ck_assert_int_eq(csal3d_scores_save(s, P("s.safetensors")), CSAL3D_OK);
+  write_case(P("p.nii"), NULL, 0, 0, 1);
+  ck_assert_int_eq(rename(P("p.nii"), P("plain_named.nii.gz")), 0);
+  write_text(P("t.txt"), "hello\n");
+  csal3d_file_type t;
+  ck_assert_int_eq(csal3d_file_identify(P("src/c0.nii.gz"), &t), CSAL3D_OK);
+  ck_assert_int_eq(t, CSAL3D_FILE_NIFTI);
+  ck_assert_int_eq(csal3d_file_identify(P("plain_named.nii.gz"), &t), CSAL3D_OK);
+  ck_assert_int_eq(t, CSAL3D_FILE_NIFTI);
+  ck_assert_int_eq(csal3d_file_identify(P("s.safetensors"), &t), CSAL3D_OK);
+  ck_assert_int_eq(t, CSAL3D_FILE_SCORES);
+  ck_assert_int_eq(csal3d_file_identify(P("t.txt"), &t), CSAL3D_OK);
+  ck_assert_int_eq(t, CSAL3D_FILE_UNKNOWN);
+  ck_assert_int_eq(csal3d_file_identify(P("src"), &t), CSAL3D_ERR_IO);
+  ck_assert_int_eq(csal3d_file_identify("/dev/null", &t), CSAL3D_ERR_IO);
+  ck_assert_int_eq(csal3d_file_identify(P("none"), &t), CSAL3D_ERR_IO);
   csal3d_scores_free(s);
 }
 END_TEST
@@ -867,6 +1254,8 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, manifest_csv_and_json);
   tcase_add_test(t, manifest_refuses_bad_records_without_output);
+  tcase_add_test(t, manifest_write_undoes_the_first_file);
+  tcase_add_test(t, manifest_csv_defuses_formulas);
   suite_add_tcase(s, t);
   t = tcase_create("nnunet");
   tcase_add_checked_fixture(t, setup, teardown);
@@ -874,6 +1263,15 @@ static Suite *suite(void) {
   tcase_add_test(t, nnunet_export_labels_modes_and_failures);
   tcase_add_test(t, nnunet_export_cancelled_leaves_nothing);
   tcase_add_test(t, nnunet_export_removes_what_killed_exports_left);
+  tcase_add_test(t, nnunet_export_copies_by_content);
+  tcase_add_test(t, nnunet_export_needs_dataset_name);
+  tcase_add_test(t, nnunet_export_mixed_labels);
+  tcase_add_test(t, nnunet_export_failure_names_the_target);
+  tcase_add_test(t, selection_write_all_or_nothing);
+  tcase_add_test(t, selection_write_undoes_a_late_failure);
+  tcase_add_test(t, selection_write_cancelled_keeps_the_old_outputs);
+  tcase_add_test(t, selection_write_checks_before_work);
+  tcase_add_test(t, file_identify_by_content);
   tcase_add_test(t, dataset_names_reader);
   tcase_add_test(t, dataset_names_corpus);
   suite_add_tcase(s, t);

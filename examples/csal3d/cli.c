@@ -357,13 +357,21 @@ void json_num(FILE *f, double v) {
 
 /* ---- parsing ---- */
 
+/* "from LO to HI", "LO or more" or "at most HI" (the bounds the caller did not leave open). */
+static void range_text(char *buf, size_t cap, int64_t lo, int64_t hi) {
+  if (hi >= INT64_MAX / 4096) snprintf(buf, cap, "%" PRId64 " or more", lo);
+  else snprintf(buf, cap, "from %" PRId64 " to %" PRId64, lo, hi);
+}
+
 int parse_i64(cli *c, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
+  char *end, range[96];
   errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (end == s || *end || errno || v < lo || v > hi)
-    return usage_error(c, "%s needs a whole number from %" PRId64 " to %" PRId64 ", not '%s'",
-                       opt, lo, hi, s);
+  range_text(range, sizeof range, lo, hi);
+  if (end == s || *end)
+    return usage_error(c, "%s needs a whole number (%s), not '%s'", opt, range, s);
+  if (errno == ERANGE || v < lo || v > hi)
+    return usage_error(c, "%s %s is out of range: it must be %s", opt, s, range);
   *out = v;
   return 0;
 }
@@ -378,10 +386,12 @@ int parse_int(cli *c, const char *opt, const char *s, int lo, int hi, int *out) 
 int parse_u64(cli *c, const char *opt, const char *s, uint64_t *out) {
   char *end;
   errno = 0;
-  if (*s == '-') return usage_error(c, "%s needs a non-negative whole number, not '%s'", opt, s);
   unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end || errno)
+  if (*s == '-' || end == s || *end)
     return usage_error(c, "%s needs a non-negative whole number, not '%s'", opt, s);
+  if (errno == ERANGE)
+    return usage_error(c, "%s %s is out of range: it must be at most %" PRIu64, opt, s,
+                       UINT64_MAX);
   *out = v;
   return 0;
 }
@@ -390,8 +400,10 @@ int parse_f64(cli *c, const char *opt, const char *s, double lo, double hi, doub
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi)
-    return usage_error(c, "%s needs a number from %g to %g, not '%s'", opt, lo, hi, s);
+  if (end == s || *end || isnan(v))
+    return usage_error(c, "%s needs a number (from %g to %g), not '%s'", opt, lo, hi, s);
+  if (!isfinite(v) || v < lo || v > hi || (errno == ERANGE && fabs(v) > 1))
+    return usage_error(c, "%s %s is out of range: it must be from %g to %g", opt, s, lo, hi);
   *out = v;
   return 0;
 }
@@ -529,10 +541,27 @@ int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc) {
   }
 }
 
+/* The option getopt_long stopped at: "--name" (without "=value") or "-x". */
+static void bad_option_name(char **argv, char *buf, size_t cap) {
+  const char *a = optind > 0 ? argv[optind - 1] : "";
+  if (a && a[0] == '-' && a[1] == '-') snprintf(buf, cap, "%.*s", (int)strcspn(a, "="), a);
+  else snprintf(buf, cap, "-%c", optopt ? optopt : '?');
+}
+
 int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortopts,
                 const struct option *longopts, void (*help)(FILE *), int *rc) {
   int opt;
-  while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+  char quiet_opts[64], name[128];
+  /* A leading ':' makes getopt quiet and tell a missing value (':') from an unknown
+   * option ('?'): one message, ours, instead of getopt's line and ours. */
+  snprintf(quiet_opts, sizeof quiet_opts, ":%s", shortopts);
+  while ((opt = getopt_long(argc, argv, quiet_opts, longopts, NULL)) != -1) {
+    if (opt == '?' || opt == ':') {
+      bad_option_name(argv, name, sizeof name);
+      *rc = opt == ':' ? usage_error(c, "%s needs a value", name)
+                       : usage_error(c, "unknown option '%s'", name);
+      return OPT_DONE;
+    }
     if (opt == 'h') {
       help(stdout);
       *rc = 0;

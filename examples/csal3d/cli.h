@@ -46,8 +46,10 @@ cli cli_for(const cli *parent, const char *cmd);
 /* ---- Ctrl-C ---- */
 
 /* SIGINT and SIGTERM go to one thread started by start_signal_thread() (first thing in
- * main, before any other thread): between catch_interrupts() and release_interrupts()
- * the first sets g_interrupted and a second ends the process; otherwise they end it. */
+ * main, before any other thread). Once a command catches them (every command that
+ * writes does, from its start, until release_interrupts()), the first sets g_interrupted:
+ * the library is asked to stop at its next progress report and the command exits 130
+ * with nothing partial left; a second ends the process at once. Otherwise they end it. */
 extern volatile sig_atomic_t g_interrupted;
 void start_signal_thread(void);
 void catch_interrupts(void);

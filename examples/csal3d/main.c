@@ -4,7 +4,8 @@
  *   csal3d score ssl.safetensors DATASET -o scores.safetensors
  *   csal3d select scores.safetensors --budget 20 [--nnunet DIR]
  *   csal3d demo                                     the whole pipeline on phantom data
- *   csal3d info                                     version, engines, threads
+ *   csal3d info [FILE]                              version, engines, threads; or what
+ *                                                   FILE is (image, checkpoint, scores)
  *
  * Every command has --help. Progress bars go to stderr when it is a terminal (never with
  * --quiet); results go to stdout, as text or with --json as one JSON object.
@@ -18,14 +19,17 @@
  * Exit codes:
  *   0    success
  *   1    failure inside the library not covered below (a bug, a call in the wrong state)
- *   2    bad command line (unknown option, missing or invalid value)
+ *   2    bad command line (unknown option, missing or invalid value, an output that is
+ *        or holds an input, an nnU-Net folder not named DatasetNNN_Name)
  *   3    bad or unreadable input, or output that cannot be written (a file is missing,
  *        truncated, corrupt, not what it should be, holds NaN, has a channel count that
- *        does not fit --channel or the model, ...)
+ *        does not fit --channel or the model, a checkpoint's metadata is malformed, a
+ *        chosen case lacks its label under --labels require, ...)
  *   4    the requested device (CUDA) is not available
  *   5    out of memory
- *   130  interrupted (Ctrl-C); nothing partial is left (pretrain saves a resumable
- *        checkpoint first)
+ *   130  interrupted (Ctrl-C or SIGTERM); nothing partial is left (pretrain saves a
+ *        resumable checkpoint first, score keeps its journal, select leaves every output
+ *        as it was). docs/robustness.md lists these promises with their tests.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +50,7 @@ static void usage(FILE *f) {
           "  score CKPT DATASET -o SCORES    features and uncertainty of every case\n"
           "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
           "  demo                            the whole pipeline on phantom data\n"
-          "  info                            version, engines available, threads\n"
+          "  info [FILE]                     version, engines, threads; or what FILE is\n"
           "\n"
           "csal3d <command> --help describes a command; csal3d --version the version.\n"
           "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
@@ -89,8 +93,19 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : 0;
   }
-  if (!strcmp(argv[1], "--version")) {
-    printf("csal3d %s\n", csal3d_version());
+  if (!strcmp(argv[1], "--version") || (!strcmp(argv[1], "--json") && argc == 3 &&
+                                          !strcmp(argv[2], "--version"))) {
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+      if (!strcmp(argv[i], "--json")) json = 1;
+      else if (strcmp(argv[i], "--version")) {
+        fprintf(stderr, "csal3d: --version takes only --json, not '%s'\n", argv[i]);
+        return EXIT_USAGE;
+      }
+    }
+    if (json) printf("{\"version\": \"%s\", \"version_number\": %d}\n", csal3d_version(),
+                     csal3d_version_number());
+    else printf("csal3d %s\n", csal3d_version());
     return 0;
   }
   argv++;

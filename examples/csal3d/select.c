@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -29,10 +31,13 @@ static void select_help(FILE *f) {
           "  --manifest PATH        the JSON manifest's path instead\n"
           "nnU-Net export:\n"
           "  --nnunet DIR           write DIR/imagesTr/CASE_0000.nii.gz, DIR/labelsTr/ (when\n"
-          "                         the cases have labels) and DIR/dataset.json, e.g.\n"
+          "                         the cases have labels) and DIR/dataset.json; DIR is\n"
+          "                         named DatasetNNN_Name as nnU-Net needs, e.g.\n"
           "                         $nnUNet_raw/Dataset501_Hippocampus\n"
-          "  --labels L             auto (default: copy labels if every chosen case has\n"
-          "                         one), none, or require\n"
+          "  --labels L             auto (default: copy the labels that exist; chosen cases\n"
+          "                         without one are exported and named in a warning and in\n"
+          "                         dataset.json), none, or require (every chosen case must\n"
+          "                         have a label, else exit 3 before anything is written)\n"
           "  --dataset-name NAME    dataset.json's name (default: the folder's name)\n"
           "  --label-names LIST     names of label values 0..K ('background,liver,...');\n"
           "                         default: the source dataset.json's\n"
@@ -40,6 +45,8 @@ static void select_help(FILE *f) {
           "  --source-dataset PATH  the dataset.json those names come from (default: the\n"
           "                         dataset the scores were computed on)\n"
           "  --overwrite            replace existing manifests and an existing nnU-Net DIR\n"
+          "The manifests and the nnU-Net folder appear together or not at all: on a failure\n"
+          "or Ctrl-C (or SIGTERM) every output is left as it was before the command.\n"
           "%s",
           COMMON_HELP);
 }
@@ -165,86 +172,63 @@ static int print_selection(cli *c, const select_opts *o, const csal3d_scores *sc
   return 0;
 }
 
-/* The files the selection reads, which no output may replace or hold: the scores file
- * and every image and label it names. Returns an array of n strings (free_inputs). */
-static char **scores_inputs(const char *scores_path, const csal3d_scores *sc, size_t *n) {
-  int64_t cases = 0;
-  csal3d_scores_size(sc, &cases, NULL);
-  size_t cap = 1, k = 0;
-  for (int64_t i = 0; i < cases; i++) {
-    int files = 0;
-    csal3d_scores_case_info(sc, i, &files, NULL);
-    cap += (size_t)files + 1;
-  }
-  char **in = calloc(cap, sizeof *in);
-  if (!in) return NULL;
-  in[k++] = strdup(scores_path);
-  for (int64_t i = 0; i < cases; i++) {
-    int files = 0, has_label = 0;
-    csal3d_scores_case_info(sc, i, &files, &has_label);
-    for (int f = 0; f <= files; f++) {
-      char what[32], buf[8192];
-      if (f < files) snprintf(what, sizeof what, "image:%d", f);
-      else if (has_label) snprintf(what, sizeof what, "label");
-      else break;
-      if (csal3d_scores_case_string(sc, i, what, buf, sizeof buf, NULL) == CSAL3D_OK)
-        in[k++] = strdup(buf);
-    }
-  }
-  *n = k;
-  return in;
-}
-
-static void free_inputs(char **in, size_t n) {
-  for (size_t i = 0; in && i < n; i++) free(in[i]);
-  free(in);
+/* The manifest options and the outputs of @p o (paths in the caller's buffers). */
+static void outputs_of(const select_opts *o, const char *csv_path, const char *json_path,
+                       const char *abs_scores, csal3d_manifest_options *mo,
+                       csal3d_selection_outputs *out) {
+  csal3d_manifest_options_init(mo);
+  mo->strategy = o->strategy;
+  mo->n_cand = o->strategy == CSAL3D_STRATEGY_URDS ? o->n_cand : 0;
+  mo->seed = o->seed;
+  mo->scores_path = abs_scores;
+  csal3d_selection_outputs_init(out);
+  out->csv_path = csv_path;
+  out->json_path = json_path;
+  out->nnunet_folder = o->nnunet;
+  out->overwrite = o->export_opts.overwrite;
 }
 
 int run_select(cli *c, const select_opts *o) {
   if (o->budget < 0) return usage_error(c, "give the budget with --budget M");
+  catch_interrupts();
   char csv_path[8192], json_path[8192];
   if (o->csv) snprintf(csv_path, sizeof csv_path, "%s", o->csv);
   else snprintf(csv_path, sizeof csv_path, "%s/selection.csv", o->outdir);
   if (o->manifest) snprintf(json_path, sizeof json_path, "%s", o->manifest);
   else snprintf(json_path, sizeof json_path, "%s/selection.json", o->outdir);
-  if ((!o->csv || !o->manifest) && mkdir_p(o->outdir) != 0) {
-    fprintf(stderr, "csal3d select: cannot create %s: %s\n", o->outdir, strerror(errno));
-    return EXIT_DATA;
-  }
 
-  int rc;
+  int rc, made_outdir = 0;
   csal3d_scores *sc = NULL;
   csal3d_context *ctx = NULL;
   csal3d_sampler *smp = NULL;
   float *feat = NULL, *scores = NULL;
-  int64_t *assignment = NULL, *indices = NULL;
+  int64_t *assignment = NULL;
   csal3d_selection *rec = NULL;
   bar b;
   memset(&b, 0, sizeof b);
   int64_t n = 0, d = 0, count = 0;
-  char **inputs = NULL;
-  size_t n_inputs = 0;
   csal3d_status s = csal3d_scores_load(o->scores, &sc);
   if (s != CSAL3D_OK) goto lib_fail;
   csal3d_scores_size(sc, &n, &d);
-  /* Before any work: every output writable, none an input, none replaced unless asked. */
-  if (!(inputs = scores_inputs(o->scores, sc, &n_inputs))) {
-    fprintf(stderr, "csal3d select: out of memory\n");
-    rc = EXIT_MEMORY;
+  char abs_scores[4096];
+  if (!realpath(o->scores, abs_scores)) snprintf(abs_scores, sizeof abs_scores, "%s", o->scores);
+  csal3d_manifest_options mo;
+  csal3d_selection_outputs out;
+  outputs_of(o, csv_path, json_path, abs_scores, &mo, &out);
+  struct stat od;
+  made_outdir = (!o->csv || !o->manifest) && stat(o->outdir, &od) != 0;
+  if ((!o->csv || !o->manifest) && mkdir_p(o->outdir) != 0) {
+    fprintf(stderr, "csal3d select: cannot create the folder %s: %s\n", o->outdir,
+            strerror(errno));
+    rc = EXIT_DATA;
     goto done;
   }
-  const int ow = o->export_opts.overwrite;
-  if ((rc = check_output(c, csv_path, CSAL3D_OUTPUT_FILE, "the CSV manifest",
-                         (const char *const *)inputs, n_inputs, ow)) ||
-      (rc = check_output(c, json_path, CSAL3D_OUTPUT_FILE, "the JSON manifest",
-                         (const char *const *)inputs, n_inputs, ow)) ||
-      (o->nnunet && (rc = check_output(c, o->nnunet, CSAL3D_OUTPUT_FOLDER, "the nnU-Net folder",
-                                       (const char *const *)inputs, n_inputs, ow))))
-    goto done;
-  if (same_file(csv_path, json_path)) {
-    rc = usage_error(c, "--csv and --manifest name the same file");
-    goto done;
-  }
+  /* Before any work: every output writable, none an input, none replaced unless asked,
+   * the nnU-Net folder named as nnU-Net needs. */
+  out.check_only = 1;
+  s = csal3d_selection_write(sc, NULL, sizeof *rec, 0, &out, &mo, &o->export_opts, NULL);
+  out.check_only = 0;
+  if (s != CSAL3D_OK) goto lib_fail;
   if (o->budget > n) {
     rc = usage_error(c, "--budget %" PRId64 " is more than the %" PRId64 " cases of %s",
                      o->budget, n, o->scores);
@@ -254,8 +238,7 @@ int run_select(cli *c, const select_opts *o) {
   scores = malloc((size_t)n * sizeof(float));
   assignment = malloc((size_t)n * sizeof(int64_t));
   rec = calloc((size_t)o->budget, sizeof *rec);
-  indices = malloc((size_t)o->budget * sizeof(int64_t));
-  if (!feat || !scores || !assignment || !rec || !indices) {
+  if (!feat || !scores || !assignment || !rec) {
     fprintf(stderr, "csal3d select: out of memory\n");
     rc = EXIT_MEMORY;
     goto done;
@@ -274,7 +257,6 @@ int run_select(cli *c, const select_opts *o) {
   if (s == CSAL3D_OK) s = csal3d_sampler_set_features(smp, feat, n, d);
   if (s == CSAL3D_OK) s = csal3d_sampler_set_scores(smp, scores, n);
   if (s != CSAL3D_OK) goto lib_fail;
-  catch_interrupts();
   bar_start(&b, c, "select", 0, 0);
   double t0 = now();
   s = csal3d_sampler_select(smp, o->budget);
@@ -285,42 +267,23 @@ int run_select(cli *c, const select_opts *o) {
   int64_t n_assigned = 0;
   if (s == CSAL3D_OK) s = csal3d_sampler_get_assignment(smp, assignment, n, &n_assigned);
   if (s != CSAL3D_OK) goto lib_fail;
-  csal3d_manifest_options mo;
-  csal3d_manifest_options_init(&mo);
-  mo.strategy = o->strategy;
-  mo.n_cand = o->strategy == CSAL3D_STRATEGY_URDS ? o->n_cand : 0;
-  mo.seed = o->seed;
-  char abs_scores[4096];
-  if (!realpath(o->scores, abs_scores)) snprintf(abs_scores, sizeof abs_scores, "%s", o->scores);
-  mo.scores_path = abs_scores;
   mo.assignment = assignment;
-  s = csal3d_manifest_write(sc, rec, sizeof *rec, count, &mo, csv_path, json_path);
+  /* The manifests and the nnU-Net folder: all of them or none. */
+  if (o->nnunet) bar_start(&b, c, "export", 0, (uint64_t)count);
+  s = csal3d_selection_write(sc, rec, sizeof *rec, count, &out, &mo, &o->export_opts, ctx);
+  bar_finish(&b);
   if (s != CSAL3D_OK) goto lib_fail;
-  if (o->nnunet) {
-    for (int64_t i = 0; i < count; i++) indices[i] = rec[i].index;
-    bar_start(&b, c, "export", 0, (uint64_t)count);
-    s = csal3d_nnunet_export(sc, indices, count, o->nnunet, &o->export_opts, ctx);
-    bar_finish(&b);
-    if (s != CSAL3D_OK) {
-      /* The manifest is there, the folder is not: say so. */
-      rc = fail(c, s);
-      fprintf(stderr, "csal3d select: the manifest was written (%s), the nnU-Net folder was "
-              "not\n", json_path);
-      goto done;
-    }
-  }
   rc = print_selection(c, o, sc, rec, count, n, csv_path, json_path, now() - t0);
   goto done;
 lib_fail:
   rc = fail(c, s);
 done:
   release_interrupts();
-  free_inputs(inputs, n_inputs);
+  if (rc && made_outdir) rmdir(o->outdir); /* the -o folder made for nothing (if empty) */
   free(feat);
   free(scores);
   free(assignment);
   free(rec);
-  free(indices);
   csal3d_sampler_free(smp);
   csal3d_context_free(ctx);
   csal3d_scores_free(sc);

@@ -17,6 +17,8 @@
  * (`.NAME.tmp.PID.XXXXXX`) and are renamed over it when complete, so a failure or
  * cancellation leaves no partial file (and the previous file, if any, untouched); what
  * killed writers of the same name left is removed by the next write (docs/robustness.md).
+ * csal3d_selection_write() writes the manifests and the nnU-Net folder of one selection
+ * as one transaction: all of them or none.
  *
  * ## The scores file (format "csal3d-scores", version 1)
  *
@@ -220,7 +222,11 @@ CSAL3D_API csal3d_status csal3d_manifest_options_init(csal3d_manifest_options *o
  *
  * CSV (RFC 4180, one header line): `rank,case,path,label,score,cluster,cluster_size,
  * typicality,rule`: rank from 1 in the order chosen; path = the first image file; label
- * = its path or empty; score and typicality with 9 significant digits, "nan" where the
+ * = its path or empty; a text cell (case, path, label) that starts with `=`, `+`, `-`,
+ * `@`, a tab or a carriage return, which a spreadsheet would run as a formula (CSV
+ * injection), is written with a single quote before it (`'=cmd|...`), as OWASP
+ * recommends: read such a cell back without its first character, or take the exact text
+ * from the JSON, which is never altered; score and typicality with 9 significant digits, "nan" where the
  * strategy has none and "inf" for a singleton cluster's typicality; cluster -1 for
  * strategies without clusters; rule as csal3d_rule_name() gives.
  *
@@ -239,7 +245,10 @@ CSAL3D_API csal3d_status csal3d_manifest_options_init(csal3d_manifest_options *o
  *        `score`; members a shorter record lacks read as 0.
  * @param count the number of records, >= 0; they are written in this order (rank 1
  *        first).
- * @param csv_path, json_path the files (either may be NULL, not both).
+ * @param csv_path, json_path the files (either may be NULL, not both). Existing files
+ *        are replaced (check them first with csal3d_output_check(), or use
+ *        csal3d_selection_write(), which does); when the second cannot be moved into
+ *        place, the first is put back as it was.
  * @param options NULL for the defaults.
  */
 CSAL3D_API csal3d_status csal3d_manifest_write(const csal3d_scores *scores,
@@ -252,12 +261,15 @@ CSAL3D_API csal3d_status csal3d_manifest_write(const csal3d_scores *scores,
 
 /** Whether csal3d_nnunet_export() writes labelsTr/. */
 typedef enum csal3d_nnunet_labels {
-  /** Copy labels when every chosen case has one, none when no case has one; a mix is an
-   *  error (::CSAL3D_ERR_STATE naming a case without). The default. */
+  /** Copy the labels that exist: labelsTr/ holds the label of every chosen case that has
+   *  one (none when no case has one). Cases without a label are exported all the same;
+   *  they are named in a warning (the context's log) and in dataset.json's
+   *  "csal3d"."cases_without_label", to be annotated before training. The default. */
   CSAL3D_NNUNET_LABELS_AUTO = 0,
   /** Never copy labels (the chosen cases are still to be annotated). */
   CSAL3D_NNUNET_LABELS_NONE = 1,
-  /** Every chosen case must have a label (::CSAL3D_ERR_STATE otherwise). */
+  /** Every chosen case must have a label: ::CSAL3D_ERR_FORMAT (bad input, naming a case
+   *  without) otherwise, before anything is written. */
   CSAL3D_NNUNET_LABELS_REQUIRE = 2
 } csal3d_nnunet_labels;
 
@@ -299,9 +311,17 @@ CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *optio
  * `imagesTr/CASE_0000.nii.gz` (and _0001, ... for further channels; a 4-D file is split
  * into its channels), `labelsTr/CASE.nii.gz` when labels are copied, and `dataset.json`
  * (`channel_names`, `labels` as name -> value, `numTraining`, `file_ending` ".nii.gz",
- * `name`, and the provenance of the selection under "csal3d"). Files already gzipped
- * NIfTI are copied byte for byte, `.nii` files are gzipped, others are re-saved; images
- * and labels keep their grid, so nnU-Net sees the original geometry.
+ * `name`, and the provenance of the selection under "csal3d"). NIfTI files are copied by
+ * their content, whatever their name: a gzipped one is decompressed once to check it (a
+ * clean gzip stream holding a NIfTI header) and copied byte for byte, an uncompressed one
+ * (`.nii`, or `.nii.gz` that is not gzip) is gzipped, other files (`.hdr`/`.img`) are
+ * re-saved; images and labels keep their grid, so nnU-Net sees the original geometry.
+ *
+ * The folder's last component must be `DatasetNNN_Name` (a 3-digit id, e.g.
+ * `Dataset501_Hippocampus`), the only form nnU-Net v2 finds
+ * (::CSAL3D_ERR_INVALID_ARGUMENT otherwise). The folder is checked before any work as
+ * csal3d_output_check() checks: it may not be, or hold, an image, label or map of any case
+ * of @p scores.
  *
  * Each chosen label is loaded and checked: integer values on its image's grid, and
  * within the label names given (nnU-Net needs the values 0..K). The folder is built
@@ -316,8 +336,9 @@ CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *optio
  * @param ctx optional (NULL allowed): progress ("export", case, count) and cancellation.
  * @return ::CSAL3D_ERR_IO (a file cannot be read or written, @p folder exists),
  *         ::CSAL3D_ERR_FORMAT (a label that is not on its image's grid or has values
- *         beyond the label names), ::CSAL3D_ERR_STATE (labels missing, see
- *         ::csal3d_nnunet_labels), ::CSAL3D_ERR_INVALID_ARGUMENT,
+ *         beyond the label names, a damaged gzip file, labels missing under
+ *         ::CSAL3D_NNUNET_LABELS_REQUIRE), ::CSAL3D_ERR_INVALID_ARGUMENT (also a folder
+ *         not named DatasetNNN_Name, or one that is or holds an input),
  *         ::CSAL3D_ERR_CANCELLED.
  */
 CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *scores,
@@ -325,6 +346,86 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *scores,
                                               const char *folder,
                                               const csal3d_nnunet_options *options,
                                               const csal3d_context *ctx);
+
+/* ---- the whole output of a selection ---- */
+
+/** Where csal3d_selection_write() puts a selection. Fill with
+ *  csal3d_selection_outputs_init(). */
+typedef struct csal3d_selection_outputs {
+  /** sizeof(csal3d_selection_outputs) as the caller compiled it. */
+  size_t struct_size;
+  /** The CSV manifest's path, or NULL (default) for none. */
+  const char *csv_path;
+  /** The JSON manifest's path, or NULL (default) for none. */
+  const char *json_path;
+  /** The nnU-Net v2 folder (`.../DatasetNNN_Name`), or NULL (default) for no export. */
+  const char *nnunet_folder;
+  /**
+   * 1: existing outputs (a manifest, a non-empty folder) are replaced; 0 (default): they
+   * are refused before any work. This applies to the nnU-Net folder too (the nnU-Net
+   * options' own overwrite is not read).
+   */
+  int overwrite;
+  /**
+   * Further paths that no output may be or hold, @ref n_inputs of them (the scores file
+   * when @ref csal3d_manifest_options.scores_path does not name it, say). The images,
+   * labels and maps of every case of the scores and the manifest options' scores_path
+   * are always inputs. Default NULL.
+   */
+  const char *const *inputs;
+  /** The number of paths in @ref inputs. Default 0. */
+  size_t n_inputs;
+  /**
+   * 1: only the checks that come before any work, nothing written (records may be NULL
+   * and count 0): a caller makes them before a long selection, so that a wrong path
+   * fails at once. 0 (default): check and write.
+   */
+  int check_only;
+} csal3d_selection_outputs;
+
+/** Fills @p outputs with the defaults (and sets struct_size). */
+CSAL3D_API csal3d_status csal3d_selection_outputs_init(csal3d_selection_outputs *outputs);
+
+/**
+ * Writes every output of a selection as one transaction: the CSV and JSON manifests (as
+ * csal3d_manifest_write() writes them) and the nnU-Net folder (as csal3d_nnunet_export()
+ * writes it) appear together, or none of them changes.
+ *
+ * First, before any work, every output is checked as csal3d_output_check() checks it
+ * (its folder writable; not an input nor holding one; an existing one only with
+ * @ref csal3d_selection_outputs.overwrite), the two manifests must be distinct files
+ * outside the nnU-Net folder, and the folder must be named DatasetNNN_Name (with
+ * @ref csal3d_selection_outputs.check_only the call ends here, having written nothing).
+ * Then every
+ * output is built under a temporary name beside its target (the export may be cancelled
+ * through @p ctx's progress callback, stages "export" and a last "write"). Only when all
+ * are complete are they renamed into place, the nnU-Net folder first and the JSON
+ * manifest last; an output that existed is moved aside first and removed once all are
+ * in place. When a rename fails (a full disk, a target that changed meanwhile), the
+ * outputs already renamed are taken back and the previous ones restored. On any failure
+ * or cancellation no temporary is left and every target is as it was. (A process killed
+ * during the final renames, which take microseconds, may leave some of them done.)
+ *
+ * @param scores the table the records index.
+ * @param records @p count records of @p record_size bytes, as for csal3d_manifest_write().
+ * @param record_size sizeof(csal3d_selection) as the caller compiled it.
+ * @param count the number of records (>= 1 with an nnU-Net folder).
+ * @param outputs the paths and overwrite; at least one path.
+ * @param manifest what the manifest records; NULL for the defaults.
+ * @param nnunet how the folder is written (names, labels); NULL for the defaults.
+ * @param ctx optional (NULL allowed): the log (cases without labels), progress and
+ *        cancellation.
+ * @return ::CSAL3D_OK, or the first failure: as csal3d_output_check(),
+ *         csal3d_manifest_write() and csal3d_nnunet_export() return them,
+ *         ::CSAL3D_ERR_CANCELLED.
+ */
+CSAL3D_API csal3d_status csal3d_selection_write(const csal3d_scores *scores,
+                                                const csal3d_selection *records,
+                                                size_t record_size, int64_t count,
+                                                const csal3d_selection_outputs *outputs,
+                                                const csal3d_manifest_options *manifest,
+                                                const csal3d_nnunet_options *nnunet,
+                                                const csal3d_context *ctx);
 
 #ifdef __cplusplus
 }

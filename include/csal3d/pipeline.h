@@ -167,7 +167,9 @@ typedef enum csal3d_output_kind {
 
 /**
  * Checks, before any work, that an output can be written without destroying anything:
- * its parent folder exists and is writable; for a file, it is not a folder, it is none of
+ * its parent folder exists and is writable; for a file, it is not a folder nor another
+ * file that is not a regular one (a device such as /dev/null, a FIFO, a socket: a rename
+ * would replace it), it is none of
  * @p inputs (same file, by device and inode, whatever the path) and it exists only when
  * @p overwrite is 1; for a folder, it is not a file, it is not and does not contain any of
  * @p inputs, and it is absent or empty unless @p overwrite is 1. Nothing is created.
@@ -185,6 +187,33 @@ typedef enum csal3d_output_kind {
 CSAL3D_API csal3d_status csal3d_output_check(const char *path, csal3d_output_kind kind,
                                              const char *what, const char *const *inputs,
                                              size_t n_inputs, int overwrite);
+
+/* ---- files ---- */
+
+/** What kind of file csal3d_file_identify() found. */
+typedef enum csal3d_file_type {
+  /** None of the kinds below. */
+  CSAL3D_FILE_UNKNOWN = 0,
+  /** A NIfTI-1 or NIfTI-2 image (`.nii`, `.nii.gz` or `.hdr`), gzipped or not. */
+  CSAL3D_FILE_NIFTI = 1,
+  /** A csal3d checkpoint (safetensors, format "csal3d-checkpoint"): csal3d_ssl_model_load(). */
+  CSAL3D_FILE_CHECKPOINT = 2,
+  /** A scores file (safetensors, format "csal3d-scores"): csal3d_scores_load(). */
+  CSAL3D_FILE_SCORES = 3,
+  /** Another safetensors file (weights of another program, say). */
+  CSAL3D_FILE_SAFETENSORS = 4
+} csal3d_file_type;
+
+/**
+ * Tells what a file is by its content (its first bytes and, for safetensors, the
+ * "format" of its header's metadata), not its name; reads at most the header, so it is
+ * quick on large files. Nothing is validated beyond that: load the file to check it.
+ * @param path the file.
+ * @param type receives the kind (::CSAL3D_FILE_UNKNOWN for none of them, with OK).
+ * @return ::CSAL3D_ERR_IO when the file cannot be opened or read, or is not a regular
+ *         file (a folder, a FIFO, a device).
+ */
+CSAL3D_API csal3d_status csal3d_file_identify(const char *path, csal3d_file_type *type);
 
 #ifdef __cplusplus
 }

@@ -224,6 +224,48 @@ CSAL3D_API csal3d_status csal3d_volume_spacing(const csal3d_volume *volume,
 CSAL3D_API csal3d_status csal3d_volume_affine(const csal3d_volume *volume,
                                               double affine[16]);
 
+/** What the file a volume was loaded from says about itself (csal3d_volume_source()). */
+typedef struct csal3d_volume_source_info {
+  /** sizeof(csal3d_volume_source_info) as the caller compiled it (set it before the call). */
+  size_t struct_size;
+  /** 1: loaded from a NIfTI file; 0: made by the caller (every other member 0 or ""). */
+  int from_file;
+  /** 1 or 2: NIfTI-1 or NIfTI-2. */
+  int nifti_version;
+  /** The datatype on disk as a NIfTI code (2 uint8, 4 int16, 16 float32, 64 float64, ...). */
+  int datatype;
+  /** Its name: "uint8", "int16", "float32", ... */
+  char datatype_name[16];
+  /** The file's dimensions in its own voxel order: nx, ny, nz, and nt (1 for a 3-D file,
+   *  the number of volumes of a 4-D one, of which the volume may hold one or all). */
+  int64_t dims[4];
+  /** Voxel sizes along the file's axes i, j, k (mm): the lengths of the orientation's
+   *  columns (the sform's, else the qform's). */
+  double pixdim[3];
+  /** The header's qform_code (0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI, 5
+   *  template). */
+  int qform_code;
+  /** The header's sform_code (the same codes). */
+  int sform_code;
+  /** Where the file's axes i, j, k point, as nibabel's aff2axcodes gives them: "RAS",
+   *  "LPS", "LAS", ... (R/L, A/P, S/I; the volume itself is always RAS+). */
+  char axis_codes[4];
+  /** Which header field gave the orientation: "sform", "qform", or "none" (both codes 0:
+   *  the pixdim diagonal, NIfTI's method 1). */
+  char orientation_from[8];
+} csal3d_volume_source_info;
+
+/**
+ * Describes the file a volume was loaded from, as its header has it: datatype, the file's
+ * dimensions and voxel order, orientation codes and the direction of its axes. Kept by
+ * every operation that keeps the volume's source grid (resampling, cropping, clones).
+ * @param volume the volume.
+ * @param info receives the description; set its struct_size first (a smaller, older
+ *        struct receives its members only).
+ */
+CSAL3D_API csal3d_status csal3d_volume_source(const csal3d_volume *volume,
+                                              csal3d_volume_source_info *info);
+
 /** 1 if the volume holds labels (loaded with csal3d_volume_load_label), else 0. */
 CSAL3D_API csal3d_status csal3d_volume_is_label(const csal3d_volume *volume, int *is_label);
 

@@ -640,6 +640,9 @@ csal3d_status c3_nifti_read(const char *path, const c3_nifti_read_options *o,
   c3_dmat_to_array(nim->sto_xyz, out->sform);
   out->qform_code = nim->qform_code;
   out->sform_code = nim->sform_code;
+  out->datatype = nim->datatype;
+  out->datatype_name = c3_datatype_name(nim->datatype);
+  out->file_volumes = nt;
 done:
   c3_free(storage);
   c3_free(raw);

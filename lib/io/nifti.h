@@ -30,6 +30,9 @@ typedef struct c3_nifti_image {
   double affine[4][4];    /* the sform when sform_code > 0, else the qform; row 3 = 0 0 0 1 */
   double qform[4][4], sform[4][4];
   int qform_code, sform_code;
+  int datatype;               /* the NIfTI datatype code on disk */
+  const char *datatype_name;  /* "uint8", "float32", ... (static) */
+  int64_t file_volumes;       /* nt: the volumes of the file (1 for a 3-D image) */
 } c3_nifti_image;
 
 /* Reads a .nii, .nii.gz or .hdr(.gz) file: regular files only (a FIFO or a device is

@@ -184,8 +184,8 @@ static csal3d_status c3_meta_get_f(const c3_safetensors *st, const char *k, doub
   char *end;
   errno = 0;
   *v = strtod(s, &end);
-  if (end == s || *end || errno)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata '%s' = \"%s\" is not a number",
+  if (end == s || *end || !isfinite(*v))
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata '%s' = \"%.40s\" is not a finite number",
                     c3_st_source(st), k, s);
   return CSAL3D_OK;
 }
@@ -198,9 +198,12 @@ static csal3d_status c3_meta_get_i(const c3_safetensors *st, const char *k, int6
   char *end;
   errno = 0;
   long long x = strtoll(s, &end, 10);
-  if (end == s || *end || errno || x < 0)
+  if (end == s || *end)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata '%s' = \"%.40s\" is not a whole number",
+                    c3_st_source(st), k, s);
+  if (errno == ERANGE || x < 0)
     return c3_error(CSAL3D_ERR_FORMAT,
-                    "%s: metadata '%s' = \"%s\" is not a non-negative integer",
+                    "%s: metadata '%s' = %.40s is out of range (0 or more)",
                     c3_st_source(st), k, s);
   *v = x;
   return CSAL3D_OK;
@@ -235,7 +238,10 @@ csal3d_status c3_checkpoint_restore(const c3_safetensors *st, c3_model *m, c3_op
   C3_TRY(c3_meta_get_i(st, "optim.warmup_steps", &oc.warmup_steps));
   C3_TRY(c3_meta_get_i(st, "optim.total_steps", &oc.total_steps));
   csal3d_status s = c3_optim_config_check(&oc);
-  if (s != CSAL3D_OK) return c3_error_prefix(s, "%s", c3_st_source(st));
+  if (s != CSAL3D_OK) { /* bad input (FORMAT), naming the optim.* value */
+    c3_error_prefix(s, "%s: metadata optim.*", c3_st_source(st));
+    return s == CSAL3D_ERR_INVALID_ARGUMENT ? CSAL3D_ERR_FORMAT : s;
+  }
   float *mh, *vh;
   C3_TRY(c3_calloc_array(m->total, sizeof(float), "checkpoint moments", (void **)&mh));
   s = c3_calloc_array(m->total, sizeof(float), "checkpoint moments", (void **)&vh);

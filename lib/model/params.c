@@ -1,5 +1,6 @@
 /* The model's configuration, parameter table (MONAI names, one buffer),
  * initialisation and loading. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,9 @@ csal3d_status c3_model_config_check(const c3_model_config *c) {
 static int c3_parse_int4(const char *s, int out[4]) {
   char *end;
   for (int i = 0; i < 4; i++) {
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (end == s || v < -1000000 || v > 1000000) return -1;
+    if (end == s || errno || v < -1000000 || v > 1000000) return -1;
     out[i] = (int)v;
     s = end;
     if (i < 3) {
@@ -74,12 +76,23 @@ static int c3_parse_int4(const char *s, int out[4]) {
   return *s == '\0' ? 0 : -1;
 }
 
-static int c3_parse_int(const char *s, int *out) {
+/* Metadata `key` as an int in [lo, hi] (left as it is when absent); a malformed or
+ * out-of-range value is a FORMAT error naming the key and saying which it is. */
+static csal3d_status c3_meta_int(const c3_safetensors *st, const char *key, int lo, int hi,
+                                 int *out) {
+  const char *v = c3_st_metadata(st, key);
+  if (!v) return CSAL3D_OK;
   char *end;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end != '\0' || v < -1000000 || v > 1000000) return -1;
-  *out = (int)v;
-  return 0;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (end == v || *end)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = \"%.40s\" is not a whole number",
+                    c3_st_source(st), key, v);
+  if (errno == ERANGE || x < lo || x > hi)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = %.40s is out of range (%d to %d)",
+                    c3_st_source(st), key, v, lo, hi);
+  *out = (int)x;
+  return CSAL3D_OK;
 }
 
 /* MONAI's and timm's names of the same settings, accepted in metadata. */
@@ -95,11 +108,9 @@ csal3d_status c3_model_metadata_int(const c3_safetensors *st, const char *key, i
   const char *names[2] = {key, alias};
   int got[2], have[2] = {0, 0};
   for (int i = 0; i < 2; i++) {
-    const char *v = names[i] ? c3_st_metadata(st, names[i]) : NULL;
-    if (!v) continue;
-    if (c3_parse_int(v, &got[i]) != 0)
-      return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s \"%s\" is not an integer", src,
-                      names[i], v);
+    if (!names[i] || !c3_st_metadata(st, names[i])) continue;
+    /* widths and channel counts: 1 to 4096 (anything larger is a corrupt file) */
+    C3_TRY(c3_meta_int(st, names[i], 1, 4096, &got[i]));
     have[i] = 1;
   }
   if (have[0] && have[1] && got[0] != got[1])
@@ -119,17 +130,14 @@ csal3d_status c3_model_config_from_metadata(const c3_safetensors *st,
   C3_TRY(c3_model_metadata_int(st, "in_channels", &ic, NULL));
   c3_model_config_default(c, ed, ic);
   if ((v = c3_st_metadata(st, "depths")) && c3_parse_int4(v, c->depths) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata depths \"%s\": want 4 integers",
-                    src, v);
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata depths \"%.60s\": want 4 whole numbers "
+                    "(D,D,D,D)", src, v);
   if ((v = c3_st_metadata(st, "num_heads")) && c3_parse_int4(v, c->heads) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT,
-                    "%s: metadata num_heads \"%s\": want 4 integers", src, v);
-  if ((v = c3_st_metadata(st, "window_size")) && c3_parse_int(v, &c->window) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata window_size \"%s\"", src, v);
-  if ((v = c3_st_metadata(st, "patch_size")) && c3_parse_int(v, &c->patch) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata patch_size \"%s\"", src, v);
-  if ((v = c3_st_metadata(st, "mlp_ratio")) && c3_parse_int(v, &c->mlp_ratio) != 0)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata mlp_ratio \"%s\"", src, v);
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata num_heads \"%.60s\": want 4 whole numbers "
+                    "(H,H,H,H)", src, v);
+  C3_TRY(c3_meta_int(st, "window_size", 1, 31, &c->window));
+  C3_TRY(c3_meta_int(st, "patch_size", 1, 1024, &c->patch));
+  C3_TRY(c3_meta_int(st, "mlp_ratio", 1, 16, &c->mlp_ratio));
   if ((v = c3_st_metadata(st, "qkv_bias")) && strcmp(v, "true") != 0)
     return c3_error(CSAL3D_ERR_UNSUPPORTED,
                     "%s: metadata qkv_bias \"%s\": only \"true\" is supported", src, v);
@@ -160,8 +168,13 @@ csal3d_status c3_model_config_from_metadata(const c3_safetensors *st,
       return c3_error(CSAL3D_ERR_UNSUPPORTED,
                       "%s: metadata feature \"%s\": \"triplet_mean\" or \"full\"", src, v);
   }
+  /* Values the model cannot take are bad input (FORMAT), not a caller's mistake; the
+   * check's message names the key (embed_dim, depths[i], num_heads[i], ...). */
   csal3d_status s = c3_model_config_check(c);
-  if (s != CSAL3D_OK) return c3_error_prefix(s, "%s: model metadata", src);
+  if (s != CSAL3D_OK) {
+    c3_error_prefix(s, "%s: model metadata", src);
+    return s == CSAL3D_ERR_INVALID_ARGUMENT ? CSAL3D_ERR_FORMAT : s;
+  }
   return CSAL3D_OK;
 }
 

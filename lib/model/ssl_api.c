@@ -286,6 +286,9 @@ static csal3d_status c3_meta_double(const c3_safetensors *st, const char *k, dou
   if (end == s || *end)
     return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is not a number",
                     c3_st_source(st), k, s);
+  if (!isfinite(x))
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is not a finite number",
+                    c3_st_source(st), k, s);
   *v = x;
   return CSAL3D_OK;
 }
@@ -296,8 +299,11 @@ static csal3d_status c3_meta_ll(const c3_safetensors *st, const char *k, long lo
   char *end;
   errno = 0;
   long long x = strtoll(s, &end, 10);
-  if (end == s || *end || errno)
-    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is not an integer",
+  if (end == s || *end)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is not a whole number",
+                    c3_st_source(st), k, s);
+  if (errno == ERANGE)
+    return c3_error(CSAL3D_ERR_FORMAT, "%s: metadata %s = '%.40s' is out of range",
                     c3_st_source(st), k, s);
   *v = x;
   return CSAL3D_OK;
@@ -369,8 +375,12 @@ csal3d_status c3_ssl_options_from_metadata(const c3_safetensors *st,
   v = o->cache_bytes;
   C3_TRY(c3_meta_ll(st, "ssl.cache_bytes", &v));
   o->cache_bytes = v;
+  /* A value the options cannot take is bad input here (FORMAT), naming the member. */
   csal3d_status s = c3_ssl_options_check(o);
-  if (s != CSAL3D_OK) return c3_error_prefix(s, "%s", c3_st_source(st));
+  if (s != CSAL3D_OK) {
+    c3_error_prefix(s, "%s: metadata", c3_st_source(st));
+    return s == CSAL3D_ERR_INVALID_ARGUMENT ? CSAL3D_ERR_FORMAT : s;
+  }
   return CSAL3D_OK;
 }
 

@@ -1,6 +1,7 @@
 /* nnU-Net v2 raw dataset export of the chosen cases (include/csal3d/manifest.h). */
 #include "pipeline/nnunet.h"
 #include "pipeline/outputs.h"
+#include "pipeline/commit.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -269,10 +271,74 @@ static csal3d_status c3_make_parents(const char *path) {
   return st;
 }
 
-/* Copies one 3-D image or label file to dst (.nii.gz): byte copy, gzip or re-save. */
+/* Whether `path` holds a gzip stream: 1 yes, 0 no (plain bytes), or an error. */
+static csal3d_status c3_is_gzip(const char *path, int *gz) {
+  *gz = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return c3_error(CSAL3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  unsigned char m[2];
+  size_t n = fread(m, 1, 2, f);
+  fclose(f);
+  *gz = n == 2 && m[0] == 0x1f && m[1] == 0x8b;
+  return CSAL3D_OK;
+}
+
+/* Decompresses a whole gzip file (every member) to check it: nnU-Net gets it byte for
+ * byte, so it must be a gzip stream that ends cleanly (CRC and length checked) and holds
+ * a NIfTI header (sizeof_hdr 348 or 540, either byte order). */
+static csal3d_status c3_check_gzip_nifti(const char *path) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) return c3_error(CSAL3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  gzbuffer(g, 1 << 17);
+  static const size_t chunk = 1 << 16;
+  unsigned char *buf;
+  csal3d_status st = c3_alloc(chunk, "gzip check", (void **)&buf);
+  if (st != CSAL3D_OK) {
+    gzclose(g);
+    return st;
+  }
+  uint64_t total = 0;
+  int header_ok = 0, err = 0;
+  for (;;) {
+    int r = gzread(g, buf, (unsigned)chunk);
+    if (r < 0) {
+      err = 1;
+      break;
+    }
+    if (total == 0 && r >= 4) {
+      uint32_t le = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+                    (uint32_t)buf[3] << 24;
+      uint32_t be = (uint32_t)buf[3] | (uint32_t)buf[2] << 8 | (uint32_t)buf[1] << 16 |
+                    (uint32_t)buf[0] << 24;
+      header_ok = le == 348 || le == 540 || be == 348 || be == 540;
+    }
+    total += (uint64_t)r;
+    if (r == 0) break;
+  }
+  int zerr = Z_OK;
+  const char *zmsg = err ? gzerror(g, &zerr) : "";
+  if (err)
+    st = c3_error(CSAL3D_ERR_FORMAT, "%s: the gzip stream is damaged (%s) after %llu bytes; "
+                  "nnU-Net could not read it", path, zmsg, (unsigned long long)total);
+  else if (!header_ok)
+    st = c3_error(CSAL3D_ERR_FORMAT, "%s: gzip data that does not start with a NIfTI header",
+                  path);
+  gzclose(g);
+  c3_free(buf);
+  return st;
+}
+
+/* Copies one 3-D image or label file to dst (.nii.gz) by its content, not its name: a
+ * NIfTI file already gzipped is checked and copied byte for byte, an uncompressed one is
+ * gzipped (whether named .nii or .nii.gz), any other (an .hdr/.img pair) is re-saved. */
 static csal3d_status c3_export_file(const char *src, const char *dst, const csal3d_volume *v) {
-  if (c3_ends_with(src, ".nii.gz")) return c3_file_copy(src, dst);
-  if (c3_ends_with(src, ".nii")) return c3_file_gzip(src, dst, 6);
+  if (c3_ends_with(src, ".nii.gz") || c3_ends_with(src, ".nii")) {
+    int gz;
+    C3_TRY(c3_is_gzip(src, &gz));
+    if (!gz) return c3_file_gzip(src, dst, 6);
+    C3_TRY(c3_check_gzip_nifti(src));
+    return c3_file_copy(src, dst);
+  }
   csal3d_volume_save_options so;
   csal3d_volume_save_options_init(&so);
   so.compression_level = 6;
@@ -339,8 +405,8 @@ static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
       st = c3_error(CSAL3D_ERR_FORMAT, "case '%s' has %d image channels, the first chosen case "
                     "%d (nnU-Net needs the same channels for every case)", id, ch, x->channels);
   }
-  if (st == CSAL3D_OK && x->copy_labels) {
-    const char *lab = c3_scores_label(s, idx);
+  const char *lab = c3_scores_label(s, idx);
+  if (st == CSAL3D_OK && x->copy_labels && lab) {
     csal3d_volume *lv = NULL;
     st = csal3d_volume_load_label(lab, first, NULL, &lv);
     if (st != CSAL3D_OK) st = c3_error_prefix(st, "case '%s'", id);
@@ -415,6 +481,16 @@ static csal3d_status c3_write_dataset_json(const c3_export *x, const int64_t *in
     const char *ck = c3_scores_meta(x->s, "checkpoint");
     if (ck) bad |= c3_jset(prov, "checkpoint", json_string(ck));
     bad |= c3_jset(prov, "labels_copied", json_boolean(x->copy_labels));
+    json_t *missing = json_array();
+    bad |= missing == NULL;
+    for (int64_t i = 0; !bad && i < count; i++)
+      if (x->copy_labels && !c3_scores_label(x->s, indices[i]))
+        bad |= json_array_append_new(missing, json_string(c3_scores_id(x->s, indices[i]))) != 0;
+    if (!bad && json_array_size(missing) > 0) {
+      bad |= c3_jset(prov, "cases_without_label", missing);
+      missing = NULL;
+    }
+    json_decref(missing);
     bad |= c3_jset(prov, "cases", ids);
     ids = NULL;
     bad |= c3_jset(root, "csal3d", prov);
@@ -460,14 +536,47 @@ static void c3_basename(const char *path, char *buf, size_t cap) {
   snprintf(buf, cap, "%.*s", (int)(n - b), path + b);
 }
 
-CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int64_t *indices,
-                                              int64_t count, const char *folder,
-                                              const csal3d_nnunet_options *options,
-                                              const csal3d_context *ctx) {
+csal3d_status c3_nnunet_check_name(const char *folder) {
+  char name[256];
+  c3_basename(folder, name, sizeof name);
+  /* nnU-Net v2 finds a dataset by its folder, "Dataset" + a 3-digit id + "_" + a name
+   * (nnunetv2/utilities/dataset_name_id_conversion.py). */
+  int ok = strncmp(name, "Dataset", 7) == 0 && strlen(name) > 11 && name[10] == '_';
+  for (int i = 7; ok && i < 10; i++) ok = name[i] >= '0' && name[i] <= '9';
+  if (!ok)
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT,
+                    "the nnU-Net folder %s: nnU-Net v2 needs the name DatasetNNN_Name (a "
+                    "3-digit id and a name, e.g. Dataset501_Hippocampus), not '%s'",
+                    folder, name);
+  return CSAL3D_OK;
+}
+
+/* The current message with the temporary folder's name replaced by the target's, so that
+ * a failure (a full disk, say) names the file the user asked for, not a hidden one. */
+static csal3d_status c3_retarget(csal3d_status st, const char *tmp, const char *target,
+                                 size_t target_len) {
+  const char *msg = csal3d_last_error();
+  size_t tl = strlen(tmp);
+  char out[C3_ERROR_MAX];
+  size_t k = 0;
+  while (*msg && k + 1 < sizeof out) {
+    if (!strncmp(msg, tmp, tl)) {
+      k += (size_t)snprintf(out + k, sizeof out - k, "%.*s", (int)target_len, target);
+      msg += tl;
+    } else {
+      out[k++] = *msg++;
+    }
+    if (k >= sizeof out) k = sizeof out - 1;
+  }
+  out[k] = '\0';
+  return c3_error(st, "%s", out);
+}
+
+csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, int64_t count,
+                              const char *folder, const csal3d_nnunet_options *opt,
+                              const csal3d_context *ctx, c3_commit *commit) {
   C3_CHECK_ARG(s && indices && folder && *folder, "csal3d_nnunet_export: NULL argument");
-  csal3d_nnunet_options o;
-  c3_nnunet_defaults(&o);
-  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_nnunet_options"));
+  const csal3d_nnunet_options o = *opt;
   C3_CHECK_ARG(o.labels >= CSAL3D_NNUNET_LABELS_AUTO && o.labels <= CSAL3D_NNUNET_LABELS_REQUIRE,
                "csal3d_nnunet_options.labels = %d is not a csal3d_nnunet_labels value",
                (int)o.labels);
@@ -475,10 +584,10 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
   int64_t n = c3_scores_n(s);
   C3_CHECK_ARG(count >= 1 && count <= n, "csal3d_nnunet_export: %" PRId64 " cases (1 to %" PRId64
                ")", count, n);
+  C3_TRY(c3_nnunet_check_name(folder));
   unsigned char *seen;
   C3_TRY(c3_calloc_array((size_t)n, 1, "export", (void **)&seen));
-  int with_label = 0;
-  int64_t without = -1;
+  int64_t with_label = 0, without = 0, first_without = -1;
   for (int64_t i = 0; i < count; i++) {
     int64_t idx = indices[i];
     if (idx < 0 || idx >= n || seen[idx]) {
@@ -489,37 +598,34 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
     }
     seen[idx] = 1;
     if (c3_scores_label(s, idx)) with_label++;
-    else if (without < 0) without = idx;
+    else if (without++ == 0) first_without = idx;
   }
   c3_free(seen);
-  int copy_labels = 0;
-  if (o.labels == CSAL3D_NNUNET_LABELS_REQUIRE || (o.labels == CSAL3D_NNUNET_LABELS_AUTO &&
-                                                   with_label > 0)) {
-    if (without >= 0)
-      return c3_error(CSAL3D_ERR_STATE, "case '%s' has no label but %d of the %" PRId64
-                      " chosen cases have one; export without labels (the option labels set to none) or give "
-                      "every chosen case its label", c3_scores_id(s, without), with_label, count);
-    copy_labels = 1;
-  }
+  if (o.labels == CSAL3D_NNUNET_LABELS_REQUIRE && without > 0)
+    return c3_error(CSAL3D_ERR_FORMAT, "case '%s' has no label (%" PRId64 " of the %" PRId64
+                    " chosen cases have none) and the option labels asks for every chosen "
+                    "case's label; give them their labels, or export without labels (the "
+                    "option labels set to none)", c3_scores_id(s, first_without), without,
+                    count);
+  int copy_labels = o.labels != CSAL3D_NNUNET_LABELS_NONE && with_label > 0;
   /* The target must not exist (or be empty) unless overwriting, and never be or hold an
-   * input: the cases' images and labels (all of them, not only the chosen ones). */
+   * input: the cases' images, labels and maps (all of them, not only the chosen ones). */
   {
     size_t cap = 1;
-    for (int64_t i = 0; i < n; i++) cap += (size_t)c3_scores_image_count(s, i) + 1;
+    for (int64_t i = 0; i < n; i++) cap += (size_t)c3_scores_image_count(s, i) + 2;
     const char **in;
     C3_TRY(c3_alloc_array(cap, sizeof *in, "input list", (void **)&in));
     size_t k = 0;
     for (int64_t i = 0; i < n; i++) {
       for (int f = 0; f < c3_scores_image_count(s, i); f++) in[k++] = c3_scores_image(s, i, f);
       if (c3_scores_label(s, i)) in[k++] = c3_scores_label(s, i);
+      if (c3_scores_map(s, i)) in[k++] = c3_scores_map(s, i);
     }
     csal3d_status oc = c3_output_check(folder, CSAL3D_OUTPUT_FOLDER, "the nnU-Net folder", in,
                                        k, o.overwrite);
     c3_free(in);
     C3_TRY(oc);
   }
-  struct stat sb;
-  int exists = lstat(folder, &sb) == 0;
   /* Names. */
   c3_names chan, labs, src_labs, src_chan;
   memset(&chan, 0, sizeof chan);
@@ -552,19 +658,17 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
   }
   c3_names_free(&src_labs);
   c3_names_free(&src_chan);
-  char *tmp = NULL, *old = NULL;
+  char *tmp = NULL;
   size_t flen = strlen(folder);
   while (flen > 1 && folder[flen - 1] == '/') flen--;
   /* ".FOLDER.tmp.PID.XXXXXX" beside it; what killed exports left there goes first. */
   if (st == CSAL3D_OK) st = c3_tmp_beside(folder, "tmp", 1, &tmp);
   if (st == CSAL3D_OK) st = c3_make_parents(tmp);
-  if (st == CSAL3D_OK) st = c3_alloc(flen + 48, "path", (void **)&old);
-  if (st == CSAL3D_OK) old[0] = '\0';
   int made = 0;
   if (st == CSAL3D_OK) {
     if (!mkdtemp(tmp))
-      st = c3_error(CSAL3D_ERR_IO, "%s: cannot create a folder beside it: %s", folder,
-                    strerror(errno));
+      st = c3_error(CSAL3D_ERR_IO, "%.*s: cannot create a folder beside it: %s", (int)flen,
+                    folder, strerror(errno));
     else made = 1;
   }
   if (st == CSAL3D_OK) (void)chmod(tmp, 0755);
@@ -576,15 +680,16 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
     if (st == CSAL3D_OK) {
       snprintf(sub, m, "%s/imagesTr", tmp);
       if (mkdir(sub, 0755) != 0)
-        st = c3_error(CSAL3D_ERR_IO, "%s: %s", sub, strerror(errno));
+        st = c3_error(CSAL3D_ERR_IO, "%.*s/imagesTr: %s", (int)flen, folder, strerror(errno));
       snprintf(sub, m, "%s/labelsTr", tmp);
       if (st == CSAL3D_OK && copy_labels && mkdir(sub, 0755) != 0)
-        st = c3_error(CSAL3D_ERR_IO, "%s: %s", sub, strerror(errno));
+        st = c3_error(CSAL3D_ERR_IO, "%.*s/labelsTr: %s", (int)flen, folder, strerror(errno));
       c3_free(sub);
     }
   }
   for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
     st = c3_export_case(&x, indices[i]);
+    if (st != CSAL3D_OK) st = c3_retarget(st, tmp, folder, flen);
     if (st == CSAL3D_OK) st = c3_progress(ctx, "export", (uint64_t)i + 1, (uint64_t)count);
   }
   if (st == CSAL3D_OK && !labs.count) {
@@ -600,56 +705,58 @@ CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int6
   if (st == CSAL3D_OK) {
     char name[256];
     if (o.dataset_name) snprintf(name, sizeof name, "%s", o.dataset_name);
-    else {
-      char *f;
-      st = c3_alloc(flen + 1, "path", (void **)&f);
-      if (st == CSAL3D_OK) {
-        snprintf(f, flen + 1, "%.*s", (int)flen, folder);
-        c3_basename(f, name, sizeof name);
-        c3_free(f);
-      }
-    }
-    if (st == CSAL3D_OK)
-      st = c3_write_dataset_json(&x, indices, count, name, &chan, &labs, source);
+    else c3_basename(folder, name, sizeof name);
+    st = c3_write_dataset_json(&x, indices, count, name, &chan, &labs, source);
+    if (st != CSAL3D_OK) st = c3_retarget(st, tmp, folder, flen);
   }
-  /* Move into place. */
+  if (st == CSAL3D_OK && copy_labels && without > 0) {
+    /* Export what exists and say which cases still need a label. */
+    char list[512] = "";
+    size_t k = 0;
+    int64_t listed = 0;
+    for (int64_t i = 0; i < count && k + 1 < sizeof list; i++)
+      if (!c3_scores_label(s, indices[i])) {
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", listed++ ? ", " : "",
+                              c3_scores_id(s, indices[i]));
+        if (listed == 20 && without > 20) {
+          if (k + 1 < sizeof list) snprintf(list + k, sizeof list - k, ", ...");
+          break;
+        }
+      }
+    c3_log(ctx, CSAL3D_LOG_WARN, "%" PRId64 " of the %" PRId64 " chosen cases have no label "
+           "(%s): labelsTr/ holds the other %" PRId64 "; add theirs (dataset.json lists them "
+           "under csal3d.cases_without_label) before training nnU-Net",
+           without, count, list, with_label);
+  }
   if (st == CSAL3D_OK) {
     char *target;
     st = c3_alloc(flen + 1, "path", (void **)&target);
     if (st == CSAL3D_OK) {
       snprintf(target, flen + 1, "%.*s", (int)flen, folder);
-      char *aside = NULL;
-      if (exists && (st = c3_tmp_beside(target, "old", 1, &aside)) == CSAL3D_OK) {
-        snprintf(old, flen + 48, "%s", aside);
-        c3_free(aside);
-        if (!mkdtemp(old)) {
-          st = c3_error(CSAL3D_ERR_IO, "%s: cannot create a folder beside it: %s", folder,
-                        strerror(errno));
-          old[0] = '\0';
-        } else if (rename(target, old) != 0) {
-          st = c3_error(CSAL3D_ERR_IO, "%s: cannot move the existing folder aside: %s", folder,
-                        strerror(errno));
-          rmdir(old);
-          old[0] = '\0';
-        }
-      }
-      if (st == CSAL3D_OK && rename(tmp, target) != 0) {
-        st = c3_error(CSAL3D_ERR_IO, "%s: cannot move the finished folder into place: %s",
-                      folder, strerror(errno));
-        if (old[0] && rename(old, target) == 0) old[0] = '\0'; /* put it back */
-      }
-      if (st == CSAL3D_OK) {
-        made = 0;
-        c3_sync_dir(target);
-      }
+      st = c3_commit_add(commit, target, tmp, 1); /* takes tmp */
+      made = 0;
+      tmp = NULL;
       c3_free(target);
     }
   }
   if (made) (void)c3_remove_tree(tmp);
-  if (old && old[0]) (void)c3_remove_tree(old);
   c3_free(tmp);
-  c3_free(old);
   c3_names_free(&chan);
   c3_names_free(&labs);
+  return st;
+}
+
+CSAL3D_API csal3d_status csal3d_nnunet_export(const csal3d_scores *s, const int64_t *indices,
+                                              int64_t count, const char *folder,
+                                              const csal3d_nnunet_options *options,
+                                              const csal3d_context *ctx) {
+  csal3d_nnunet_options o;
+  c3_nnunet_defaults(&o);
+  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_nnunet_options"));
+  c3_commit c;
+  memset(&c, 0, sizeof c);
+  csal3d_status st = c3_nnunet_stage(s, indices, count, folder, &o, ctx, &c);
+  if (st == CSAL3D_OK) st = c3_commit_run(&c);
+  c3_commit_discard(&c);
   return st;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "csal3d/manifest.h"
+#include "pipeline/commit.h"
 
 /* Most label values / channels accepted. */
 #define C3_NAMES_MAX 1024
@@ -27,5 +28,16 @@ csal3d_status c3_names_parse_list(const char *list, c3_names *out, const char *w
  * "modality") as {"0": "CT", ...}. Absent lists give count 0. */
 csal3d_status c3_dataset_names_parse(const char *text, size_t len, const char *source,
                                      c3_names *labels, c3_names *channels);
+
+/* Refuses a folder whose last component is not nnU-Net's DatasetNNN_Name. */
+csal3d_status c3_nnunet_check_name(const char *folder);
+
+/* The checks of csal3d_nnunet_export() (before any work), then the folder built under a
+ * temporary name beside `folder` and added to `commit` (not moved into place yet).
+ * `options` is complete (read with c3_options_read); its overwrite applies. */
+csal3d_status c3_nnunet_stage(const csal3d_scores *scores, const int64_t *indices,
+                              int64_t count, const char *folder,
+                              const csal3d_nnunet_options *options, const csal3d_context *ctx,
+                              c3_commit *commit);
 
 #endif

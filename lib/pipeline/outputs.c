@@ -94,6 +94,9 @@ csal3d_status c3_output_check(const char *path, csal3d_output_kind kind, const c
   if (kind == CSAL3D_OUTPUT_FILE) {
     if (exists && S_ISDIR(st.st_mode))
       return c3_error(CSAL3D_ERR_IO, "%s %s is a folder; give a file name", what, path);
+    if (exists && !S_ISREG(st.st_mode))
+      return c3_error(CSAL3D_ERR_IO, "%s %s is not a regular file (a device, FIFO or "
+                      "socket), which an output never replaces; give a file name", what, path);
     for (size_t i = 0; exists && i < n_inputs; i++) {
       struct stat si;
       if (inputs[i] && stat(inputs[i], &si) == 0 && c3_same_file(&st, &si))

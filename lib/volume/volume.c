@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/options.h"
 
 int64_t c3_volume_voxels(const csal3d_volume *v) { return v->dim[0] * v->dim[1] * v->dim[2]; }
 
@@ -265,6 +266,35 @@ CSAL3D_API csal3d_status csal3d_volume_affine(const csal3d_volume *volume,
   C3_CHECK_ARG(volume && affine, "volume_affine: NULL argument");
   memcpy(affine, volume->affine, sizeof volume->affine);
   return CSAL3D_OK;
+}
+
+CSAL3D_API csal3d_status csal3d_volume_source(const csal3d_volume *volume,
+                                              csal3d_volume_source_info *info) {
+  C3_CHECK_ARG(volume && info, "csal3d_volume_source: NULL argument");
+  csal3d_volume_source_info r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  const c3_source_grid *g = &volume->source;
+  if (g->present) {
+    r.from_file = 1;
+    r.nifti_version = g->version;
+    r.datatype = g->datatype;
+    snprintf(r.datatype_name, sizeof r.datatype_name, "%s",
+             g->datatype_name ? g->datatype_name : "unknown");
+    for (int a = 0; a < 3; a++) r.dims[a] = g->dim[a];
+    r.dims[3] = g->file_volumes > 0 ? g->file_volumes : 1;
+    c3_affine_spacing(g->affine, r.pixdim);
+    r.qform_code = g->qform_code;
+    r.sform_code = g->sform_code;
+    snprintf(r.orientation_from, sizeof r.orientation_from, "%s",
+             g->sform_code > 0 ? "sform" : g->qform_code > 0 ? "qform" : "none");
+    /* The RAS+ array's axis a reads storage axis perm[a] of [nz][ny][nx] (flipped or
+     * not), so file axis i (x), j (y), k (z) is storage axis 2, 1, 0. */
+    for (int f = 0; f < 3; f++)
+      for (int a = 0; a < 3; a++)
+        if (g->to_ras.perm[a] == 2 - f) r.axis_codes[f] = (g->to_ras.flip[a] ? "LPI" : "RAS")[a];
+  }
+  return c3_options_write(info, &r, sizeof r, "csal3d_volume_source_info");
 }
 
 CSAL3D_API csal3d_status csal3d_volume_is_label(const csal3d_volume *volume, int *is_label) {

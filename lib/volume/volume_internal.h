@@ -17,6 +17,9 @@ typedef struct c3_source_grid {
   double sform[4][4];    /* the file's sform matrix */
   int qform_code, sform_code;
   int version;           /* NIfTI-1 or NIfTI-2 */
+  int datatype;          /* the NIfTI datatype code on disk */
+  const char *datatype_name; /* its name (static) */
+  int64_t file_volumes;  /* nt of the file (1 for a 3-D image) */
   /* Storage array as C array [nz][ny][nx] -> RAS array [X][Y][Z]. */
   c3_axes_map to_ras;
   int64_t ras_dim[3];    /* dims after reorientation */

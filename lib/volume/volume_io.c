@@ -88,6 +88,9 @@ csal3d_status c3_volume_load_file(const char *path, const csal3d_volume_load_opt
   g->qform_code = im.qform_code;
   g->sform_code = im.sform_code;
   g->version = im.version;
+  g->datatype = im.datatype;
+  g->datatype_name = im.datatype_name;
+  g->file_volumes = im.file_volumes;
   g->to_ras = map;
   memcpy(g->ras_dim, rdim, sizeof rdim);
   memcpy(g->ras_affine, ras, sizeof ras);

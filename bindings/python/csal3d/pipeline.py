@@ -1,5 +1,5 @@
 """The pipeline's files: csal3d.Scores (the scores file), write_manifest, export_nnunet,
-and score_dataset (a dataset scored with a model: the library call that `csal3d score` makes).
+write_selection (both as one transaction, as `csal3d select` writes them) and score_dataset (a dataset scored with a model: the library call that `csal3d score` makes).
 
     scores = csal3d.score_dataset(model, dataset, modality="mri", window=(32, 64, 32))
     scores.save("scores.safetensors")                # what `csal3d select` reads
@@ -47,6 +47,17 @@ class _NnunetOptions(ctypes.Structure):
                 ("overwrite", ctypes.c_int)]
 
 
+class _SelectionOutputs(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("csv_path", ctypes.c_char_p),
+                ("json_path", ctypes.c_char_p),
+                ("nnunet_folder", ctypes.c_char_p),
+                ("overwrite", ctypes.c_int),
+                ("inputs", _P(ctypes.c_char_p)),
+                ("n_inputs", ctypes.c_size_t),
+                ("check_only", ctypes.c_int)]
+
+
 NNUNET_LABELS = {"auto": 0, "none": 1, "require": 2}
 
 _CASE_FN = ctypes.CFUNCTYPE(ctypes.c_int, _vp, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int,
@@ -78,6 +89,10 @@ _nnunet_init = declare("csal3d_nnunet_options_init", [_P(_NnunetOptions)])
 _nnunet_export = declare("csal3d_nnunet_export",
                          [_vp, _P(ctypes.c_int64), ctypes.c_int64, ctypes.c_char_p,
                           _P(_NnunetOptions), _vp])
+_outputs_init = declare("csal3d_selection_outputs_init", [_P(_SelectionOutputs)])
+_selection_write = declare("csal3d_selection_write",
+                           [_vp, _P(_Record), _sz, ctypes.c_int64, _P(_SelectionOutputs),
+                            _P(_ManifestOptions), _P(_NnunetOptions), _vp])
 lib.csal3d_scores_free.restype = None
 lib.csal3d_scores_free.argtypes = [_vp]
 
@@ -265,18 +280,8 @@ def _provenance(selection, given):
     return out
 
 
-def write_manifest(scores, selection, csv=None, json=None, strategy=None, n_cand=None,
-                   seed=None, scores_path=None, assignment=None):
-    """Writes the manifest of a selection as CSV and/or JSON, atomically; see
-    docs/guide.md for the columns.
-
-    selection: what csal3d.select or Sampler.select returned (Picks), or a list of
-    csal3d.Selection or of case indices. Picks carry their strategy, seed, n_cand and
-    cluster assignment (written to the JSON's "clusters"), and those are recorded; for a
-    plain list give them here (defaults: strategy "urds", n_cand 3, seed 0, no
-    assignment). A value given here that contradicts the selection's raises ValueError."""
-    if csv is None and json is None:
-        raise ValueError("give csv= and/or json=")
+def _manifest_options(scores, selection, strategy, n_cand, seed, scores_path, assignment):
+    """The C manifest options and the objects that must outlive them."""
     prov = _provenance(selection, {"strategy": strategy, "n_cand": n_cand, "seed": seed,
                                    "assignment": assignment})
     o = _ManifestOptions()
@@ -286,29 +291,40 @@ def write_manifest(scores, selection, csv=None, json=None, strategy=None, n_cand
     o.seed = integer("seed", prov["seed"], 0)
     sp = _b(scores_path)
     o.scores_path = sp
-    keep = None
+    keep = [sp]
     if prov["assignment"] is not None:
-        keep = np.ascontiguousarray(prov["assignment"], dtype=np.int64)
-        if keep.shape != (len(scores),):
+        a = np.ascontiguousarray(prov["assignment"], dtype=np.int64)
+        if a.shape != (len(scores),):
             raise ValueError(f"assignment needs {len(scores)} entries (shape "
-                             f"({len(scores)},)), not shape {keep.shape}")
-        o.assignment = keep.ctypes.data_as(_P(ctypes.c_int64))
+                             f"({len(scores)},)), not shape {a.shape}")
+        o.assignment = a.ctypes.data_as(_P(ctypes.c_int64))
+        keep.append(a)
+    return o, keep
+
+
+def write_manifest(scores, selection, csv=None, json=None, strategy=None, n_cand=None,
+                   seed=None, scores_path=None, assignment=None):
+    """Writes the manifest of a selection as CSV and/or JSON, atomically (both or
+    neither); see docs/guide.md for the columns. Existing files are replaced: use
+    write_selection for the checks before work (no input replaced, overwrite=).
+
+    selection: what csal3d.select or Sampler.select returned (Picks), or a list of
+    csal3d.Selection or of case indices. Picks carry their strategy, seed, n_cand and
+    cluster assignment (written to the JSON's "clusters"), and those are recorded; for a
+    plain list give them here (defaults: strategy "urds", n_cand 3, seed 0, no
+    assignment). A value given here that contradicts the selection's raises ValueError."""
+    if csv is None and json is None:
+        raise ValueError("give csv= and/or json=")
+    o, _keep = _manifest_options(scores, selection, strategy, n_cand, seed, scores_path,
+                                 assignment)
     recs = _records(selection)
     check(_manifest_write(scores.handle, recs, ctypes.sizeof(_Record), len(recs), ctypes.byref(o),
                           _b(csv), _b(json)))
 
 
-def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=None,
-                  label_names=None, source_dataset=None, labels="auto", overwrite=False,
-                  context=None):
-    """Writes an nnU-Net v2 raw dataset folder of the chosen cases (Selection records or
-    indices): imagesTr/CASE_0000.nii.gz, labelsTr/ (labels="auto": when every chosen case
-    has one; "none"; "require") and dataset.json. Names are lists or comma-separated
-    strings; by default they come from the source dataset.json. The folder appears whole
-    or not at all; an existing one needs overwrite=True."""
-    idx = np.ascontiguousarray([s.index if isinstance(s, Selection)
-                                else integer("a selected index", s)
-                                for s in selection], dtype=np.int64)
+def _nnunet_options(dataset_name, channel_names, label_names, source_dataset, labels,
+                    overwrite):
+    """The C nnU-Net options and the objects that must outlive them."""
     o = _NnunetOptions()
     check(_nnunet_init(ctypes.byref(o)))
 
@@ -322,9 +338,60 @@ def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=No
     o.dataset_name, o.channel_names, o.label_names, o.source_dataset = keep
     o.labels = choice("labels", labels, NNUNET_LABELS)
     o.overwrite = int(bool(overwrite))
+    return o, keep
+
+
+def export_nnunet(scores, selection, folder, dataset_name=None, channel_names=None,
+                  label_names=None, source_dataset=None, labels="auto", overwrite=False,
+                  context=None):
+    """Writes an nnU-Net v2 raw dataset folder of the chosen cases (Selection records or
+    indices): imagesTr/CASE_0000.nii.gz, labelsTr/ (labels="auto": the labels that exist,
+    cases without one named in a warning and in dataset.json; "none"; "require": every
+    chosen case must have one, else FormatError) and dataset.json. The folder must be
+    named DatasetNNN_Name (e.g. Dataset501_Hippocampus). Names are lists or
+    comma-separated strings; by default they come from the source dataset.json. The folder
+    appears whole or not at all; an existing one needs overwrite=True."""
+    idx = np.ascontiguousarray([s.index if isinstance(s, Selection)
+                                else integer("a selected index", s)
+                                for s in selection], dtype=np.int64)
+    o, _keep = _nnunet_options(dataset_name, channel_names, label_names, source_dataset,
+                               labels, overwrite)
     check(_nnunet_export(scores.handle, idx.ctypes.data_as(_P(ctypes.c_int64)), idx.size,
                          _b(folder), ctypes.byref(o),
                          context.handle if context is not None else None))
+
+
+def write_selection(scores, selection, csv=None, json=None, nnunet=None, overwrite=False,
+                    inputs=(), strategy=None, n_cand=None, seed=None, scores_path=None,
+                    assignment=None, dataset_name=None, channel_names=None, label_names=None,
+                    source_dataset=None, labels="auto", context=None):
+    """Writes every output of a selection as one transaction, as `csal3d select` does:
+    the CSV and JSON manifests (as write_manifest) and the nnU-Net folder (as
+    export_nnunet) appear together, or none of them changes. Every output is checked first
+    (existing ones need overwrite=True; none may be, or hold, a case's image, label or
+    map, scores_path or a path of `inputs`; the manifests lie outside the nnU-Net folder);
+    then all are built under temporary names and renamed into place, and a failure or a
+    cancellation (context's progress) puts everything back as it was."""
+    if csv is None and json is None and nnunet is None:
+        raise ValueError("give csv=, json= and/or nnunet=")
+    mo, keep_m = _manifest_options(scores, selection, strategy, n_cand, seed, scores_path,
+                                   assignment)
+    no, keep_n = _nnunet_options(dataset_name, channel_names, label_names, source_dataset,
+                                 labels, overwrite)
+    ins = [_b(p) for p in inputs]
+    arr = (ctypes.c_char_p * max(len(ins), 1))(*ins)
+    out = _SelectionOutputs()
+    check(_outputs_init(ctypes.byref(out)))
+    paths = [_b(csv), _b(json), _b(nnunet)]
+    out.csv_path, out.json_path, out.nnunet_folder = paths
+    out.overwrite = int(bool(overwrite))
+    out.inputs = ctypes.cast(arr, _P(ctypes.c_char_p)) if ins else None
+    out.n_inputs = len(ins)
+    recs = _records(selection)
+    _alive = (keep_m, keep_n, paths, arr)  # noqa: F841 (what the C structs point into)
+    check(_selection_write(scores.handle, recs, ctypes.sizeof(_Record), len(recs),
+                           ctypes.byref(out), ctypes.byref(mo), ctypes.byref(no),
+                           context.handle if context is not None else None))
 
 
 class _ScoreOptions(ctypes.Structure):

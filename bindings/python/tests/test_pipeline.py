@@ -62,6 +62,9 @@ class TestStructs(unittest.TestCase):
         n = pipeline._NnunetOptions()
         pipeline._nnunet_init(ctypes.byref(n))
         self.assertEqual(n.struct_size, ctypes.sizeof(pipeline._NnunetOptions))
+        w = pipeline._SelectionOutputs()
+        pipeline._outputs_init(ctypes.byref(w))
+        self.assertEqual(w.struct_size, ctypes.sizeof(pipeline._SelectionOutputs))
         so = pipeline._ScoreOptions()
         pipeline._score_init(ctypes.byref(so))
         self.assertEqual(so.struct_size, ctypes.sizeof(pipeline._ScoreOptions))
@@ -319,6 +322,32 @@ class TestScores(_Base):
         self.assertFalse(os.path.exists(os.path.join(out, "labelsTr")))
         with self.assertRaises(ValueError):
             csal3d.export_nnunet(loaded, picks, out, labels="some")
+        # The manifests and the folder as one transaction.
+        sel = os.path.join(self.dir, "sel2")
+        os.mkdir(sel)
+        c2, j2 = os.path.join(sel, "s.csv"), os.path.join(sel, "s.json")
+        n2 = os.path.join(self.dir, "raw", "Dataset901_Sel")
+        csal3d.write_selection(loaded, picks, csv=c2, json=j2, nnunet=n2, scores_path=path,
+                               context=self.ctx)
+        self.assertEqual(json.loads(_read(j2))["scores_file"], path)
+        self.assertEqual(len(os.listdir(os.path.join(n2, "imagesTr"))), 2)
+        before = (_read(c2), _read(j2))
+        # Refused before any work: existing outputs, a folder not named DatasetNNN_Name,
+        # an input as output. Nothing changes.
+        with self.assertRaises(csal3d.IOError_):
+            csal3d.write_selection(loaded, picks, csv=c2, json=j2, nnunet=n2)
+        with self.assertRaises(ValueError):
+            csal3d.write_selection(loaded, picks, csv=c2, json=j2,
+                                   nnunet=os.path.join(self.dir, "nnx"), overwrite=True)
+        with self.assertRaises(ValueError):
+            csal3d.write_selection(loaded, picks, csv=c2, json=j2, overwrite=True,
+                                   inputs=[c2])
+        self.assertEqual((_read(c2), _read(j2)), before)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "nnx")))
+        csal3d.write_selection(loaded, [picks[0]], csv=c2, json=j2, nnunet=n2,
+                               overwrite=True, labels="none")
+        self.assertEqual(len(os.listdir(os.path.join(n2, "imagesTr"))), 1)
+        self.assertEqual(sorted(os.listdir(sel)), ["s.csv", "s.json"])
 
 
 if __name__ == "__main__":
