@@ -109,6 +109,12 @@ int run_score(cli *c, const score_opts *o) {
     if (o->window[a] != -1 && o->window[a] % 32)
       return usage_error(c, "--window sides must be multiples of 32");
   int rc;
+  /* The scores file first, before the dataset and the model are read (the library
+   * checks every output again, the maps too, before it scores a case). */
+  const char *inputs[2] = {o->checkpoint, o->dataset};
+  if ((rc = check_output(c, o->output, CSAL3D_OUTPUT_FILE, "the scores file (-o)", inputs, 2,
+                         o->overwrite)))
+    return rc;
   csal3d_dataset *ds = NULL;
   if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
   size_t n;
