@@ -106,6 +106,8 @@ struct opcase {
   c3_inorm_desc inorm;
   c3_upsample_desc up;
   c3_permute3d_desc pm;
+  c3_segloss_desc seg;
+  int64_t cc[7]; /* channel_copy: outer, inner, count, x_ch, x_off, y_ch, y_off */
   int64_t iv[6];
   float fv[4];
   ref_fn ref;
@@ -1142,6 +1144,140 @@ START_TEST(op_losses) {
 }
 END_TEST
 
+/* ---- segmentation ops (engines that provide them; the CUDA engine does not yet) ---------- */
+
+/* Runs a case on the engines that have the op; says which do not. */
+static void run_provided(opcase *c, int (*have)(const c3_engine *)) {
+  open_engines();
+  case_counter++;
+  for (int i = 0; i < n_engines; i++) {
+    if (!have(engines[i])) {
+      if (verbose) printf("%-16s %-5s not provided (NULL in the table)\n", c->op, engines[i]->name);
+      continue;
+    }
+    run_case(engines[i], c, case_counter * 7919 + 17);
+  }
+}
+
+static void cc_ref(const opcase *c, double *const *in, double *const *out) {
+  const int64_t *v = c->cc;
+  memset(out[0], 0, sizeof(double) * c->out_n[0]);
+  ref_channel_copy(v[0], v[1], v[2], v[3], v[4], in[0], v[5], v[6], out[0]);
+}
+static csal3d_status cc_fwd(const opcase *c, c3_engine *e, void *const *in, float *const *out,
+                            void **saved) {
+  const int64_t *v = c->cc;
+  C3_TRY(e->zero(e, out[0], (size_t)c->out_n[0] * 4));
+  return e->channel_copy(e, v[0], v[1], v[2], v[3], v[4], CF(in[0]), v[5], v[6], out[0], 0);
+}
+static csal3d_status cc_bwd(const opcase *c, c3_engine *e, void *const *in, float *const *out,
+                            float *const *dout, float *const *din, int accum, void **saved) {
+  const int64_t *v = c->cc; /* x_ch == count here: the adjoint writes all of dx */
+  return e->channel_copy(e, v[0], v[1], v[2], v[5], v[6], dout[0], v[3], v[4], din[0], accum);
+}
+static int have_cc(const c3_engine *e) { return e->channel_copy != NULL && e->zero != NULL; }
+
+static void sl_ref(const opcase *c, double *const *in, double *const *out) {
+  out[0][0] = ref_seg_loss(&c->seg, in[0], in[1]);
+}
+static csal3d_status sl_fwd(const opcase *c, c3_engine *e, void *const *in, float *const *out,
+                            void **saved) {
+  double loss;
+  C3_TRY(e->seg_loss(e, &c->seg, CF(in[0]), I(in[1]), 1.0f, NULL, 0, &loss, NULL, NULL));
+  float f = (float)loss;
+  return e->upload(e, out[0], &f, 4);
+}
+static csal3d_status sl_bwd(const opcase *c, c3_engine *e, void *const *in, float *const *out,
+                            float *const *dout, float *const *din, int accum, void **saved) {
+  float gs;
+  C3_TRY(e->download(e, &gs, dout[0], 4));
+  double loss;
+  return e->seg_loss(e, &c->seg, CF(in[0]), I(in[1]), gs, din[0], accum, &loss, NULL, NULL);
+}
+static int have_sl(const c3_engine *e) { return e->seg_loss != NULL; }
+
+START_TEST(op_segmentation) {
+  /* outer, inner, count, x_ch, x_off, y_ch, y_off; backward cases have x_ch == count */
+  static const int64_t ccs[][8] = {
+      {2 * 3 * 4 * 5, 1, 3, 3, 0, 7, 4, 1}, /* NDHWC: the second block of a concat */
+      {2 * 3 * 4 * 5, 1, 4, 4, 0, 7, 0, 1}, /* NDHWC: the first block */
+      {2, 3 * 4 * 5, 5, 5, 0, 9, 2, 1},     /* NCDHW */
+      {3, 7, 2, 6, 3, 4, 1, 0},             /* a block from the middle of x: forward only */
+  };
+  for (int i = 0; i < 4; i++) {
+    opcase c;
+    init_case(&c, "channel_copy");
+    memcpy(c.cc, ccs[i], sizeof c.cc);
+    add_in(&c, "x", ccs[i][0] * ccs[i][3] * ccs[i][1], T_IN, -1, 1);
+    c.nout = 1;
+    c.out_n[0] = ccs[i][0] * ccs[i][5] * ccs[i][1];
+    snprintf(c.desc, sizeof c.desc, "outer %lld inner %lld: %lld of %lld @%lld -> %lld @%lld",
+             (long long)ccs[i][0], (long long)ccs[i][1], (long long)ccs[i][2], (long long)ccs[i][3],
+             (long long)ccs[i][4], (long long)ccs[i][5], (long long)ccs[i][6]);
+    c.tol_f = 0.0;
+    c.ref = cc_ref;
+    c.fwd = cc_fwd;
+    c.bwd = ccs[i][7] ? cc_bwd : NULL;
+    run_provided(&c, have_cc);
+  }
+  /* rows, classes, first_class, ce weight, dice weight; rows > 2048 crosses blocks */
+  static const double sls[][5] = {
+      {37, 3, 1, 1, 1}, {64, 5, 1, 1, 1}, {50, 2, 0, 0.5, 2}, {29, 4, 1, 0, 1}, {4100, 3, 1, 1, 1}};
+  for (int i = 0; i < 5; i++) {
+    opcase c;
+    init_case(&c, "seg_loss");
+    int64_t R = (int64_t)sls[i][0], K = (int64_t)sls[i][1];
+    /* weights x rows: gradients of order 1, so that the accumulation pass (which adds
+     * them to random content of order 1) does not lose them to float rounding */
+    float ws = (float)R;
+    c.seg = (c3_segloss_desc){R, K, (int)sls[i][2], 1e-5f, ws * (float)sls[i][3],
+                              ws * (float)sls[i][4]};
+    add_in(&c, "logits", R * K, T_IN, -3, 3);
+    add_in(&c, "labels", R, T_INT, 0, (double)K);
+    c.nout = 1;
+    c.out_n[0] = 1;
+    snprintf(c.desc, sizeof c.desc, "%lld rows x %lld classes, from %d, ce %g dice %g",
+             (long long)R, (long long)K, c.seg.first_class, sls[i][3], sls[i][4]);
+    c.ref = sl_ref;
+    c.fwd = sl_fwd;
+    c.bwd = sl_bwd;
+    run_provided(&c, have_sl);
+  }
+  ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+/* The Dice part alone: a perfect prediction has soft Dice near 1 and the loss near 0;
+ * a bad label is an error naming it. */
+START_TEST(seg_loss_values) {
+  open_engines();
+  c3_engine *e = engines[0];
+  const int64_t R = 6, K = 3;
+  float lg[18];
+  int32_t lab[6] = {0, 1, 2, 1, 0, 2};
+  for (int r = 0; r < R; r++)
+    for (int k = 0; k < K; k++) lg[r * K + k] = k == lab[r] ? 30.0f : -30.0f;
+  float *dl;
+  int32_t *dlab;
+  ck_assert_int_eq(e->alloc(e, sizeof lg, "l", (void **)&dl), CSAL3D_OK);
+  ck_assert_int_eq(e->alloc(e, sizeof lab, "lab", (void **)&dlab), CSAL3D_OK);
+  e->upload(e, dl, lg, sizeof lg);
+  e->upload(e, dlab, lab, sizeof lab);
+  c3_segloss_desc d = {R, K, 1, 1e-5f, 1.0f, 1.0f};
+  double loss, ce, dice;
+  ck_assert_int_eq(e->seg_loss(e, &d, dl, dlab, 1.0f, NULL, 0, &loss, &ce, &dice), CSAL3D_OK);
+  ck_assert_double_lt(fabs(dice - 1.0), 1e-6);
+  ck_assert_double_lt(loss, 1e-6);
+  lab[3] = 3;
+  e->upload(e, dlab, lab, sizeof lab);
+  ck_assert_int_eq(e->seg_loss(e, &d, dl, dlab, 1.0f, NULL, 0, &loss, &ce, &dice),
+                   CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "label 3 of row 3"));
+  e->free(e, dl);
+  e->free(e, dlab);
+}
+END_TEST
+
 /* ---- AdamW against PyTorch's formula in float64 ------------------------------------------------ */
 
 START_TEST(op_adamw) {
@@ -1368,6 +1504,8 @@ static Suite *suite(void) {
   tcase_add_test(t, permute3d_is_rot90);
   tcase_add_test(t, op_reductions_elementwise);
   tcase_add_test(t, op_losses);
+  tcase_add_test(t, op_segmentation);
+  tcase_add_test(t, seg_loss_values);
   tcase_add_test(t, op_adamw);
   tcase_add_test(t, thread_count_independence);
   suite_add_tcase(s, t);

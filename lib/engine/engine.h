@@ -221,6 +221,22 @@ typedef struct c3_adamw_desc {
   int64_t step;
 } c3_adamw_desc;
 
+/* ---- Segmentation loss: softmax cross-entropy + soft Dice (nnU-Net's DC_and_CE_loss) --
+ * logits [rows, classes] (token-major: a row per voxel), labels int32 [rows] in
+ * [0, classes). With p = softmax(logits[r]) and y the one-hot labels:
+ *   CE = mean_r -log p[r, label_r]
+ *   for c in [first_class, classes), sums over ALL rows (nnU-Net's batch Dice):
+ *     I_c = sum_r p[r,c] y[r,c],  P_c = sum_r p[r,c],  G_c = sum_r y[r,c]
+ *     D_c = (2 I_c + smooth) / (P_c + G_c + smooth)
+ *   Dice = mean_c D_c (the soft Dice), loss = ce_weight CE + dice_weight (1 - Dice).
+ * (nnU-Net adds -Dice; 1 - Dice has the same gradient and keeps the loss >= 0.) */
+typedef struct c3_segloss_desc {
+  int64_t rows, classes;
+  int first_class;   /* 1: the background is left out of the Dice (nnU-Net's do_bg=False) */
+  float smooth;      /* 1e-5 in nnU-Net */
+  float ce_weight, dice_weight;
+} c3_segloss_desc;
+
 typedef struct c3_engine {
   const char *name;      /* "cpu" or "cuda" */
   csal3d_device device;  /* CSAL3D_DEVICE_CPU or CSAL3D_DEVICE_CUDA */
@@ -395,6 +411,27 @@ typedef struct c3_engine {
   /* One AdamW step over n elements (see c3_adamw_desc). */
   csal3d_status (*adamw)(struct c3_engine *e, const c3_adamw_desc *d, int64_t n,
                          float *param, const float *grad, float *m, float *v);
+
+  /* ================= segmentation (the U-Net trainer) =================
+   * Appended last so that the layout before them stays what plugins built earlier
+   * fill; the CUDA engine leaves them NULL (no device to test them on yet). */
+  /* Channel block copy (skip-connection concatenation and its adjoint): for x
+   * [outer, x_ch, inner] and y [outer, y_ch, inner],
+   *   y[o, y_off + c, i] (+)= x[o, x_off + c, i]   for c in [0, count).
+   * NDHWC tensors: outer = N*D*H*W, inner = 1; NCDHW: outer = N, inner = D*H*W. The
+   * adjoint is the same op with x and y exchanged (accum 1). Channels of y outside
+   * [y_off, y_off + count) are not touched. */
+  csal3d_status (*channel_copy)(struct c3_engine *e, int64_t outer, int64_t inner,
+                                int64_t count, int64_t x_ch, int64_t x_off,
+                                const float *x, int64_t y_ch, int64_t y_off, float *y,
+                                int accum);
+  /* See c3_segloss_desc. *loss = the weighted sum; ce and dice (either NULL) receive
+   * CE and the soft Dice. dlogits (NULL: none) (+)= grad_scale * dloss/dlogits. */
+  csal3d_status (*seg_loss)(struct c3_engine *e, const c3_segloss_desc *d,
+                            const float *logits, const int32_t *labels, float grad_scale,
+                            float *dlogits, int accum, double *loss, double *ce,
+                            double *dice);
+
 } c3_engine;
 
 /* Opens the engine for `device` (CPU or CUDA; AUTO tries CUDA, then CPU).

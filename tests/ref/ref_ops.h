@@ -437,4 +437,50 @@ static void ref_adamw(const c3_adamw_desc *d, int64_t n, double *p, const double
   }
 }
 
+/* y[o, y_off + c, i] (+)= x[o, x_off + c, i] (the channel block copy) */
+static inline void ref_channel_copy(int64_t outer, int64_t inner, int64_t count, int64_t x_ch,
+                             int64_t x_off, const double *x, int64_t y_ch, int64_t y_off,
+                             double *y) {
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t c = 0; c < count; c++)
+      for (int64_t i = 0; i < inner; i++)
+        y[(o * y_ch + y_off + c) * inner + i] += x[(o * x_ch + x_off + c) * inner + i];
+}
+
+/* nnU-Net's DC_and_CE_loss (batch Dice, softmax, smooth), as c3_segloss_desc defines it */
+static inline double ref_seg_loss(const c3_segloss_desc *d, const double *logits,
+                           const double *labels) {
+  int64_t R = d->rows, K = d->classes;
+  double ce = 0.0, *I = calloc((size_t)K, sizeof(double)), *P = calloc((size_t)K, sizeof(double)),
+         *G = calloc((size_t)K, sizeof(double)), *p = calloc((size_t)K, sizeof(double));
+  for (int64_t r = 0; r < R; r++) {
+    const double *l = logits + r * K;
+    double mx = l[0], z = 0.0;
+    for (int64_t c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
+    for (int64_t c = 0; c < K; c++) z += exp(l[c] - mx);
+    for (int64_t c = 0; c < K; c++) p[c] = exp(l[c] - mx) / z;
+    int64_t y = (int64_t)labels[r];
+    ce += -log(p[y]);
+    for (int64_t c = 0; c < K; c++) {
+      P[c] += p[c];
+      if (c == y) {
+        I[c] += p[c];
+        G[c] += 1.0;
+      }
+    }
+  }
+  ce /= R;
+  double dice = 0.0;
+  for (int64_t c = d->first_class; c < K; c++) {
+    double den = P[c] + G[c] + d->smooth;
+    dice += (2 * I[c] + d->smooth) / (den < 1e-8 ? 1e-8 : den);
+  }
+  dice /= (double)(K - d->first_class);
+  free(I);
+  free(P);
+  free(G);
+  free(p);
+  return d->ce_weight * ce + d->dice_weight * (1.0 - dice);
+}
+
 #endif

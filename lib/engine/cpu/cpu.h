@@ -52,6 +52,7 @@ void c3_cpu_dnnl_close(c3_engine *e);
 void c3_cpu_fill_dnnl_ops(c3_engine *e);     /* conv, matmul, layer norm, softmax, gelu */
 void c3_cpu_fill_c_ops(c3_engine *e);        /* plain C + OpenMP ops */
 void c3_cpu_fill_attn_ops(c3_engine *e);     /* window attention */
+void c3_cpu_fill_seg_ops(c3_engine *e);      /* channel copy, segmentation loss */
 
 /* ---- oneDNN helpers shared with the other CPU files (cpu_dnnl.c) ---- */
 /* Batched matmul on up to 4 dims with explicit element strides (A [.., m, k],

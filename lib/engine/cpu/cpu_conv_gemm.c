@@ -3,6 +3,7 @@
  *  - "patchify" convolutions, kernel == stride and no padding (the patch embedding,
  *    k 2 s 2 from a 1-channel NCDHW image; the final 1^3 convolution to in_ch, whose
  *    1-channel output has only oneDNN's reference kernel);
+ *  - few input channels (<= 4: oneDNN 2.6 runs ic 1 on its reference kernel);
  *  - small spatial sizes with many channels (the decoder's first levels), where the
  *    direct kernel would reorder the whole weight tensor on every call while a matmul
  *    reads the PyTorch-layout weights in place.
@@ -37,6 +38,12 @@ int c3_cpu_conv_use_gemm(const c3_conv3d_desc *d) {
   for (int a = 0; a < 3; a++)
     if (d->k[a] != d->stride[a] || d->pad[a] != 0) patchify = 0;
   if (patchify) return 1;
+  /* few input channels (a U-Net's first convolution on a 1-channel image): oneDNN 2.6
+   * has only its reference kernel for ic 1 (~50x slower), while the column matrix is
+   * small (c_in * k^3 values per output voxel) */
+  double cols_small = (double)d->n * osz(d, 0) * osz(d, 1) * osz(d, 2) * d->c_in * d->k[0] *
+                      d->k[1] * d->k[2];
+  if (d->c_in <= 4 && cols_small * 4.0 <= (double)(256 << 20)) return 1;
   double kvol = (double)d->k[0] * d->k[1] * d->k[2];
   double wts = (double)d->c_out * d->c_in * kvol;
   double in = (double)d->n * d->c_in * d->in[0] * d->in[1] * d->in[2];

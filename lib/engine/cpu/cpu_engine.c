@@ -138,6 +138,7 @@ csal3d_status c3_cpu_engine_init(c3_engine *e) {
   c3_cpu_fill_dnnl_ops(e);
   c3_cpu_fill_c_ops(e);
   c3_cpu_fill_attn_ops(e);
+  c3_cpu_fill_seg_ops(e);
   csal3d_status rc = c3_cpu_dnnl_open(e);
   if (rc != CSAL3D_OK) {
     cpu_close(e);
