@@ -202,6 +202,19 @@ START_TEST(case_lists_and_comparison) {
   csal3d_evaluate_free_indices(idx);
   ST_EQ(csal3d_evaluate_read_cases(ds, p2, &idx, &n), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "phantom_009"));
+  /* a dataset list: image paths relative to its folder, or absolute */
+  char p3[400];
+  snprintf(p3, sizeof p3, "%s/list.txt", data);
+  f = fopen(p3, "w");
+  fprintf(f, "imagesTr/phantom_006.nii.gz,labelsTr/phantom_006.nii.gz\n%s/imagesTr/"
+          "phantom_002.nii.gz\n", data);
+  fclose(f);
+  ST_EQ(csal3d_evaluate_read_cases(ds, p3, &idx, &n), CSAL3D_OK);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_uint_eq(idx[0], 6);
+  ck_assert_uint_eq(idx[1], 2);
+  csal3d_evaluate_free_indices(idx);
+  unlink(p3);
   /* comparison: a pool of 5 scored cases (features made up), 2 strategies x 1 budget x
    * 2 seeds, validation = the labelled cases outside the pool */
   csal3d_scores *sc;

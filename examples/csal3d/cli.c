@@ -265,6 +265,20 @@ static const struct {
     {"the option in_channels", "--channel"},
     {"the option embed_dim", "--embed-dim"},
     {"(csal3d_ssl_model_init_from)", "(csal3d pretrain --init)"},
+    /* csal3d evaluate */
+    {"the option iterations", "--iterations"},
+    {"the option batch_size", "--batch"},
+    {"the option patch_size", "--patch"},
+    {"the option stages", "--widths"},
+    {"the option widths", "--widths"},
+    {"the option learning_rate", "--lr"},
+    {"the option weight_decay", "--weight-decay"},
+    {"the option normalization", "--normalization"},
+    {"the option inference_batch", "--inference-batch"},
+    {"the option checkpoint_every", "--checkpoint-every"},
+    {"the option checkpoint", "--checkpoint"},
+    {"the option output_csv", "-o"},
+    {"the option output_json", "--results-json"},
 };
 
 /* @p msg with the library's option names replaced by the tool's. */

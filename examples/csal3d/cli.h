@@ -305,6 +305,9 @@ int run_select(cli *c, const select_opts *o);
 void select_cmdline(cmdline *l, const cli *c, const select_opts *o);
 int cmd_select(int argc, char **argv);
 
+/* evaluate.c */
+int cmd_evaluate(int argc, char **argv);
+
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);

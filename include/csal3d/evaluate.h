@@ -286,7 +286,10 @@ CSAL3D_API csal3d_status csal3d_comparison_write_table(const csal3d_comparison *
  * Case ids of a training selection from a file: a manifest CSV written by
  * csal3d_manifest_write() (`csal3d select`; its `case` column) or any CSV with a
  * `case`, `case_id` or `id` column, or a text file of one id per line (blank lines and
- * lines starting with # skipped). Each id must be a case of @p dataset.
+ * lines starting with # skipped), or a dataset list (`image[,label]` per line, as
+ * csal3d_dataset_open() reads it): an entry that is no case id is taken as an image path
+ * (relative to the file's folder unless absolute) and names the case whose first image is
+ * that file. Each entry must be a case of @p dataset.
  * @param dataset the dataset the ids refer to.
  * @param path the file.
  * @param indices receives a malloc'ed array of dataset indices (free with

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -159,6 +160,24 @@ static int csv_split(char *line, char **f, int max) {
   return n;
 }
 
+/* The case named by `entry`: its id, else (a dataset list's line) the case whose first
+ * image is that file, relative paths taken from the list's folder `dir`; N if none. */
+static size_t find_case(const csal3d_dataset *ds, const char *entry, const char *dir) {
+  const size_t N = c3_dataset_n(ds);
+  for (size_t j = 0; j < N; j++)
+    if (!strcmp(c3_dataset_id(ds, j), entry)) return j;
+  char buf[8192];
+  struct stat a, b;
+  const char *p = entry;
+  if (entry[0] != '/' && snprintf(buf, sizeof buf, "%s/%s", dir, entry) < (int)sizeof buf)
+    p = buf;
+  if (stat(p, &a) != 0 || !S_ISREG(a.st_mode)) return N;
+  for (size_t j = 0; j < N; j++)
+    if (stat(c3_dataset_image(ds, j, 0), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+      return j;
+  return N;
+}
+
 CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, const char *path,
                                                     size_t **indices, size_t *count) {
   C3_CHECK_ARG(ds && path && indices && count, "csal3d_evaluate_read_cases: NULL argument");
@@ -168,6 +187,10 @@ CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, co
   if (!f) return c3_error(CSAL3D_ERR_IO, "cannot open the case list %s", path);
   size_t N = c3_dataset_n(ds), k = 0;
   size_t *idx = NULL;
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+           slash ? path : ".");
   csal3d_status s = c3_alloc_array(N ? N : 1, sizeof(size_t), "case list", (void **)&idx);
   char line[8192];
   int col = -1, first = 1, lineno = 0;
@@ -189,9 +212,7 @@ CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, co
       if (nf > 1) col = 0;       /* a CSV without a known header: its first column */
     }
     const char *id = col >= 0 ? (col < nf ? fields[col] : "") : p;
-    size_t j = 0;
-    for (; j < N; j++)
-      if (!strcmp(c3_dataset_id(ds, j), id)) break;
+    size_t j = find_case(ds, id, dir);
     if (j == N) {
       s = c3_error(CSAL3D_ERR_FORMAT, "%s, line %d: case \"%s\" is not in the dataset", path,
                    lineno, id);
