@@ -517,6 +517,25 @@ table = list(csv.DictReader(open(sys.argv[3])))
 assert [(t["strategy"], t["budget"], t["runs"]) for t in table] == \
     [("urds", "2", "2"), ("random", "2", "2")], table
 PY
+# SIGTERM once the first run is in the results: exit 130; the same command continues
+# with the other runs and gives the uninterrupted comparison's table.
+cmp2="$ph10 --scores $tmp/scores.safetensors --strategies urds,random --budgets 2 --seeds 0,1"
+# shellcheck disable=SC2086
+signal_when TERM '[ -e "$tmp/cmp2.json" ]' "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  --table "$tmp/table2.csv" $evo
+[ "$rc" -eq 130 ] || fail "evaluate --scores after SIGTERM: exit $rc, want 130"
+grep -q "run the same command again to continue" "$tmp/err" ||
+  fail "evaluate --scores after SIGTERM says how to continue"
+# shellcheck disable=SC2086
+expect_rc 0 "evaluate --scores continued" "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  --table "$tmp/table2.csv" $evo --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["runs"] == 4 and 1 <= d["reused"] < 4, d' \
+  "$tmp/out" || fail "evaluate --scores after SIGTERM did not continue from the results"
+cmp -s "$tmp/table.csv" "$tmp/table2.csv" || fail "a continued comparison gave another table"
+# shellcheck disable=SC2086
+expect_rc 2 "evaluate --scores with other settings" "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  $evo --iterations 3
+grep -q -- "--iterations is 2 there and 3 now" "$tmp/err" || fail "other settings: the difference is named"
 
 # The demo prints the command lines of its steps: run again, they give the same files.
 demo="$tmp/demo"

@@ -279,6 +279,10 @@ static const struct {
     {"the option checkpoint", "--checkpoint"},
     {"the option output_csv", "-o"},
     {"the option output_json", "--results-json"},
+    {"the option per_case", "--summary-only"},
+    {"the option seed", "--seed"},
+    {"the option n_cand", "--n-cand"},
+    {"the option kernel", "--kernel"},
 };
 
 /* @p msg with the library's option names replaced by the tool's. */

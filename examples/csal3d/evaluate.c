@@ -30,7 +30,11 @@ static void evaluate_help(FILE *f) {
           "'image[,label]' lines). With --scores: for each strategy, budget and selection\n"
           "seed, the cases that strategy chooses from the scores file's pool, one run each;\n"
           "then the table of mean +- sd (over the seeds) per strategy and budget. Each\n"
-          "finished run is written to the results at once.\n"
+          "finished run is written to the results at once; the same command again after\n"
+          "Ctrl-C, a kill or a failure continues with the runs not yet in them (the results\n"
+          "JSON records the settings: other settings are refused, naming the difference).\n"
+          "Another grid (strategies, budgets, seeds) with the same settings adds its runs\n"
+          "to the same files.\n"
           "\n"
           "options:\n"
           "  --train SELECTION      the training cases (one run)\n"
@@ -259,14 +263,18 @@ done:
 
 static void print_table(cli *c, const evaluate_opts *o, const csal3d_comparison_cell *cells,
                         size_t nc, size_t nv, double secs) {
-  int64_t runs = 0;
-  for (size_t i = 0; i < nc; i++) runs += cells[i].runs;
+  int64_t runs = 0, reused = 0;
+  for (size_t i = 0; i < nc; i++) {
+    runs += cells[i].runs;
+    reused += cells[i].reused;
+  }
   if (c->json) {
     printf("{\"command\": \"evaluate\", \"mode\": \"compare\", \"dataset\": ");
     json_str(stdout, o->dataset);
     printf(", \"scores\": ");
     json_str(stdout, o->scores);
-    printf(", \"validation_cases\": %zu, \"runs\": %" PRId64 ", \"results_csv\": ", nv, runs);
+    printf(", \"validation_cases\": %zu, \"runs\": %" PRId64 ", \"reused\": %" PRId64
+           ", \"results_csv\": ", nv, runs, reused);
     json_str(stdout, o->output);
     printf(", \"results_json\": ");
     json_str(stdout, o->results_json);
@@ -278,8 +286,8 @@ static void print_table(cli *c, const evaluate_opts *o, const csal3d_comparison_
     for (size_t i = 0; i < nc; i++) {
       printf("%s{\"strategy\": ", i ? ", " : "");
       json_str(stdout, csal3d_strategy_name(cells[i].strategy));
-      printf(", \"budget\": %" PRId64 ", \"runs\": %" PRId64 ", \"mean_dice\": ", cells[i].budget,
-             cells[i].runs);
+      printf(", \"budget\": %" PRId64 ", \"runs\": %" PRId64 ", \"reused\": %" PRId64
+             ", \"mean_dice\": ", cells[i].budget, cells[i].runs, cells[i].reused);
       json_num(stdout, cells[i].mean);
       printf(", \"sd_dice\": ");
       json_num(stdout, cells[i].sd);
@@ -290,8 +298,10 @@ static void print_table(cli *c, const evaluate_opts *o, const csal3d_comparison_
   }
   char el[32];
   fmt_duration(el, sizeof el, secs);
-  info(c, "mean Dice +- sd over the selection seeds (%" PRId64 " runs, %zu validation cases, "
-       "%s):\n\n", runs, nv, el);
+  char from[64] = "";
+  if (reused) snprintf(from, sizeof from, ", %" PRId64 " of them from the results file", reused);
+  info(c, "mean Dice +- sd over the selection seeds (%" PRId64 " runs%s, %zu validation "
+       "cases, %s):\n\n", runs, from, nv, el);
   info(c, "%-12s", "strategy");
   for (size_t b = 0; b < o->n_budgets; b++) {
     char h[32];
@@ -411,13 +421,16 @@ static int run_evaluate(cli *c, evaluate_opts *o) {
   const char *inputs[4] = {o->dataset, o->train ? o->train : o->scores, o->validation, NULL};
   size_t n_in = o->validation ? 3 : 2;
   int rc;
+  /* A comparison continues from existing results (the library checks that their
+   * settings are these, before any work): they and the table may then be replaced. */
+  int resume = o->scores && !o->overwrite && file_exists(o->results_json);
   if ((rc = check_output(c, o->output, CSAL3D_OUTPUT_FILE, "the results CSV (-o)", inputs,
-                         n_in, o->overwrite)) ||
+                         n_in, o->overwrite || resume)) ||
       (o->results_json &&
        (rc = check_output(c, o->results_json, CSAL3D_OUTPUT_FILE, "the results JSON "
-                          "(--results-json)", inputs, n_in, o->overwrite))) ||
+                          "(--results-json)", inputs, n_in, o->overwrite || resume))) ||
       (o->table && (rc = check_output(c, o->table, CSAL3D_OUTPUT_FILE, "the table (--table)",
-                                      inputs, n_in, o->overwrite))) ||
+                                      inputs, n_in, o->overwrite || resume))) ||
       (o->checkpoint && (rc = check_output(c, o->checkpoint, CSAL3D_OUTPUT_FILE,
                                            "the checkpoint (--checkpoint)", inputs, n_in, 1))))
     return rc;

@@ -66,7 +66,8 @@ class _Cell(ctypes.Structure):
                 ("budget", ctypes.c_int64),
                 ("runs", ctypes.c_int64),
                 ("mean", ctypes.c_double),
-                ("sd", ctypes.c_double)]
+                ("sd", ctypes.c_double),
+                ("reused", ctypes.c_int64)]
 
 
 _options_init = declare("csal3d_evaluate_options_init", [_P(_Options)])
@@ -95,9 +96,10 @@ prediction are both empty), case_dice (the mean over each case's defined labels)
 label_dice (per label, the mean over the cases where it is defined) and mean_dice
 (their mean, nnU-Net's foreground mean)."""
 
-Cell = namedtuple("Cell", "strategy budget runs mean sd")
+Cell = namedtuple("Cell", "strategy budget runs mean sd reused")
 Cell.__doc__ = """A cell of a comparison: a strategy at a budget, its runs (selection
-seeds), the mean of their mean Dice and its sample standard deviation."""
+seeds), the mean of their mean Dice, its sample standard deviation, and how many of the
+runs were taken from the existing results file (a continued comparison)."""
 
 
 def _b(p):
@@ -244,8 +246,10 @@ def compare(dataset, scores, strategies=("urds", "typiclust", "random"), budgets
     validation: as in evaluate() (None: every labelled case not in the pool). table: also
     write the table as CSV (strategy,budget,runs,mean_dice,sd_dice). sampler_options: a
     dict of csal3d_sampler_options members (n_cand, kernel, ...); strategy and seed are
-    set per run. output_csv/output_json receive every run as it finishes. Other
-    arguments as evaluate().
+    set per run. output_csv/output_json receive every run as it finishes; with
+    output_json, an existing results file of the same settings is continued (its runs
+    are not trained again: Cell.reused; other settings raise InvalidArgumentError naming
+    the difference). Other arguments as evaluate().
     """
     codes = [_strategy_code(s) for s in strategies]
     b = [integer("budgets", v, 1) for v in budgets]
@@ -275,6 +279,7 @@ def compare(dataset, scores, strategies=("urds", "typiclust", "random"), budgets
         check(_cells(h, cells, ctypes.sizeof(_Cell), n.value, ctypes.byref(n)))
         if table is not None:
             check(_write_table(h, _b(table)))
-        return [Cell(STRATEGIES[c.strategy], c.budget, c.runs, c.mean, c.sd) for c in cells]
+        return [Cell(STRATEGIES[c.strategy], c.budget, c.runs, c.mean, c.sd, c.reused)
+                for c in cells]
     finally:
         lib.csal3d_comparison_free(h)

@@ -103,8 +103,8 @@ class TestEvaluate(unittest.TestCase):
                                seeds=(0, 1), context=self.ctx, table=table,
                                sampler_options=dict(kmeans_restarts=1),
                                output_csv=self.path("cmp.csv"), per_case=False, **TINY)
-        self.assertEqual([(c.strategy, c.budget, c.runs) for c in cells],
-                         [("random", 2, 2), ("urds", 2, 2)])
+        self.assertEqual([(c.strategy, c.budget, c.runs, c.reused) for c in cells],
+                         [("random", 2, 2, 0), ("urds", 2, 2, 0)])
         for c in cells:
             self.assertTrue(0 <= c.mean <= 1 and c.sd >= 0 and not math.isnan(c.sd))
         with open(table) as f:
@@ -117,6 +117,18 @@ class TestEvaluate(unittest.TestCase):
         with self.assertRaises(ValueError):
             csal3d.compare(self.dataset, sc, strategies=("best",), budgets=(2,),
                            context=self.ctx)
+        # continued from a results JSON: nothing trained again; other settings refused
+        opts = dict(context=self.ctx, sampler_options=dict(kmeans_restarts=1), per_case=False,
+                    output_json=self.path("cmp.json"), **TINY)
+        first = csal3d.compare(self.dataset, sc, strategies=("random",), budgets=(2,),
+                               seeds=(0,), **opts)
+        again = csal3d.compare(self.dataset, sc, strategies=("random",), budgets=(2,),
+                               seeds=(0,), **opts)
+        self.assertEqual((again[0].reused, again[0].mean), (1, first[0].mean))
+        with self.assertRaises(csal3d.InvalidArgumentError) as e:
+            csal3d.compare(self.dataset, sc, strategies=("random",), budgets=(2,), seeds=(0,),
+                           **dict(opts, iterations=3))
+        self.assertIn("the option iterations is 2 there and 3 now", str(e.exception))
 
 
 if __name__ == "__main__":
