@@ -22,7 +22,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SUPPRESSIONS=${ABI_SUPPRESSIONS:-$here/../abi/libcsal3d.abignore}
 # Records read back with a caller-given record size (sizeof as the caller compiled it)
 # that have no struct_size member.
-GROWS_AT_END=${ABI_GROWS_AT_END:-csal3d_selection}
+GROWS_AT_END=${ABI_GROWS_AT_END:-csal3d_selection csal3d_comparison_cell}
 
 dump=0
 if [ "${1:-}" = "--dump" ]; then dump=1; shift; fi

@@ -37,8 +37,10 @@ csal3d_status c3_unet_config_check(const c3_unet_config *c) {
   return CSAL3D_OK;
 }
 
+/* off[0]: the next offset among the decayed parameters (the convolution weights, first
+ * in the buffer), off[1]: among the others (the biases, after them). */
 static int add_param(c3_unet *u, int count_only, const char *name, int ndim,
-                     const int64_t *shape, int decay, size_t *off) {
+                     const int64_t *shape, int decay, size_t off[2]) {
   int id = (int)u->nparams++;
   size_t n = 1;
   for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
@@ -49,17 +51,17 @@ static int add_param(c3_unet *u, int count_only, const char *name, int ndim,
     p->kind = ndim == 5 ? C3_PK_CONV_W : C3_PK_CONV_B;
     p->ndim = ndim;
     for (int i = 0; i < ndim; i++) p->shape[i] = shape[i];
-    p->offset = *off;
+    p->offset = off[decay ? 0 : 1];
     p->numel = n;
     p->fan_in = ndim == 5 ? (int)(shape[1] * shape[2] * shape[3] * shape[4]) : 0;
     p->decay = decay;
   }
-  *off += (n + 15) & ~(size_t)15; /* 64-byte aligned views */
+  off[decay ? 0 : 1] += (n + 15) & ~(size_t)15; /* 64-byte aligned views */
   return id;
 }
 
 static int add_conv(c3_unet *u, int count_only, const char *prefix, int64_t o, int64_t i,
-                    int k, size_t *off, int *bias_id) {
+                    int k, size_t off[2], int *bias_id) {
   char name[C3_PARAM_NAME_MAX];
   int64_t ws[5] = {o, i, k, k, k}, bs[1] = {o};
   snprintf(name, sizeof name, "%s.weight", prefix);
@@ -69,23 +71,25 @@ static int add_conv(c3_unet *u, int count_only, const char *prefix, int64_t o, i
   return wid;
 }
 
+/* Weights first, then biases (u->decay_total floats, then the rest): AdamW runs as two
+ * calls, one with weight decay and one without. The count pass sets decay_total. */
 static void build_table(c3_unet *u, int count_only) {
   const c3_unet_config *c = &u->cfg;
-  size_t off = 0;
+  size_t off[2] = {0, count_only ? 0 : u->decay_total};
   char pre[64];
   u->nparams = 0;
   for (int s = 0; s < c->stages; s++) {
     int64_t cin = s == 0 ? c->in_channels : c->widths[s - 1], w = c->widths[s];
     for (int j = 0; j < 2; j++) {
       snprintf(pre, sizeof pre, "enc.%d.conv.%d", s, j);
-      u->enc_w[s][j] = add_conv(u, count_only, pre, w, j ? w : cin, 3, &off, &u->enc_b[s][j]);
+      u->enc_w[s][j] = add_conv(u, count_only, pre, w, j ? w : cin, 3, off, &u->enc_b[s][j]);
     }
   }
   for (int s = c->stages - 2; s >= 0; s--) {
     int64_t w = c->widths[s];
     snprintf(pre, sizeof pre, "dec.%d.up", s);
     /* ConvTranspose3d(widths[s+1] -> w): weight [widths[s+1], w, 2, 2, 2], bias [w] */
-    u->up_w[s] = add_conv(u, count_only, pre, c->widths[s + 1], w, 2, &off, &u->up_b[s]);
+    u->up_w[s] = add_conv(u, count_only, pre, c->widths[s + 1], w, 2, off, &u->up_b[s]);
     if (!count_only) { /* the bias is the output side's */
       c3_param *b = &u->params[u->up_b[s]];
       b->shape[0] = w;
@@ -93,11 +97,12 @@ static void build_table(c3_unet *u, int count_only) {
     }
     for (int j = 0; j < 2; j++) {
       snprintf(pre, sizeof pre, "dec.%d.conv.%d", s, j);
-      u->dec_w[s][j] = add_conv(u, count_only, pre, w, j ? w : 2 * w, 3, &off, &u->dec_b[s][j]);
+      u->dec_w[s][j] = add_conv(u, count_only, pre, w, j ? w : 2 * w, 3, off, &u->dec_b[s][j]);
     }
   }
-  u->head_w = add_conv(u, count_only, "head", c->classes, c->widths[0], 1, &off, &u->head_b);
-  u->total = off;
+  u->head_w = add_conv(u, count_only, "head", c->classes, c->widths[0], 1, off, &u->head_b);
+  if (count_only) u->decay_total = off[0];
+  u->total = count_only ? off[0] + off[1] : off[1];
 }
 
 struct c3_unet_plan {
@@ -455,13 +460,8 @@ csal3d_status c3_unet_adamw_step(c3_unet *u, double lr, double weight_decay, dou
                                  double *norm_out) {
   c3_engine *e = u->e;
   C3_CHECK_ARG(u->g, "c3_unet_adamw_step: no gradients");
-  double sq = 0.0;
-  for (size_t i = 0; i < u->nparams; i++) {
-    const c3_param *q = &u->params[i];
-    double d;
-    C3_TRY(e->dot(e, (int64_t)q->numel, u->g + q->offset, u->g + q->offset, &d));
-    sq += d;
-  }
+  double sq = 0.0; /* one dot over the buffer: the padding between tensors stays 0 */
+  C3_TRY(e->dot(e, (int64_t)u->total, u->g, u->g, &sq));
   double norm = sqrt(sq);
   if (norm_out) *norm_out = norm;
   if (!isfinite(norm))
@@ -489,12 +489,13 @@ csal3d_status c3_unet_adamw_step(c3_unet *u, double lr, double weight_decay, dou
   d.eps = 1e-8f;
   d.grad_scale = (float)scale;
   d.step = u->step + 1;
-  for (size_t i = 0; i < u->nparams; i++) {
-    const c3_param *q = &u->params[i];
-    d.weight_decay = q->decay ? (float)weight_decay : 0.0f;
-    C3_TRY(e->adamw(e, &d, (int64_t)q->numel, u->w + q->offset, u->g + q->offset,
-                    u->m + q->offset, u->v + q->offset));
-  }
+  /* the weights (decayed), then the biases; the padding has zero gradients and moments,
+   * so AdamW leaves it 0 */
+  d.weight_decay = (float)weight_decay;
+  C3_TRY(e->adamw(e, &d, (int64_t)u->decay_total, u->w, u->g, u->m, u->v));
+  d.weight_decay = 0.0f;
+  const size_t k = u->decay_total;
+  C3_TRY(e->adamw(e, &d, (int64_t)(u->total - k), u->w + k, u->g + k, u->m + k, u->v + k));
   u->step++;
   return CSAL3D_OK;
 }

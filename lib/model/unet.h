@@ -14,9 +14,10 @@
  * logits [N, D, H, W, classes] (a row of classes per voxel, what seg_loss takes).
  * Sides must be multiples of 2^(stages-1).
  *
- * Parameters live in one engine buffer (gradients, AdamW moments in buffers of the
- * same layout), named "enc.S.conv.J.weight|bias", "dec.S.up.weight|bias",
- * "dec.S.conv.J.weight|bias", "head.weight|bias" (S the resolution stage). A
+ * Parameters live in one engine buffer (the convolution weights first, then the biases;
+ * gradients, AdamW moments in buffers of the same layout), named
+ * "enc.S.conv.J.weight|bias", "dec.S.up.weight|bias", "dec.S.conv.J.weight|bias",
+ * "head.weight|bias" (S the resolution stage). A
  * transposed convolution's weight is [widths[s+1], widths[s], 2, 2, 2], PyTorch's
  * ConvTranspose3d layout; it runs as the data gradient of the convolution
  * widths[s] -> widths[s+1] (kernel 2, stride 2) with that weight. */
@@ -52,6 +53,7 @@ typedef struct c3_unet {
   c3_engine *e;
   c3_param *params;
   size_t nparams, total;
+  size_t decay_total; /* the convolution weights come first: [0, decay_total) */
   int enc_w[C3_UNET_MAX_STAGES][2], enc_b[C3_UNET_MAX_STAGES][2];
   int up_w[C3_UNET_MAX_STAGES], up_b[C3_UNET_MAX_STAGES];
   int dec_w[C3_UNET_MAX_STAGES][2], dec_b[C3_UNET_MAX_STAGES][2];
