@@ -162,6 +162,7 @@ static void c3_run_free(c3_run *r, int failed) {
   for (size_t i = 0; i < r->n_skips; i++) c3_free(r->skips[i].id), c3_free(r->skips[i].error);
   c3_free(r->skips);
   c3_journal_close(&r->j, 0);
+  c3_data_check_clear(&r->check);
 }
 
 /* The load options: the caller's, else how the model was trained, else the dataset's
