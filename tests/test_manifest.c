@@ -991,6 +991,19 @@ START_TEST(nnunet_export_names_from_ids) {
                                             "both be nnU-Net case 'subj01_flair'"),
                 "%s", csal3d_last_error());
   ck_assert(!exists(P("Dataset042_Clash")));
+  /* An id too long for a file name (300 bytes + "_0000.nii.gz") is refused, not cut. */
+  char longid[301];
+  memset(longid, 'L', 300);
+  longid[300] = '\0';
+  ck_assert_int_eq(csal3d_scores_set_case(t, 2, longid, (const char *[]){cstr(s, 2, "image")}, 1,
+                                          NULL, 2.0f, (float[]){2.0f}),
+                   CSAL3D_OK);
+  ck_assert_int_eq(csal3d_nnunet_export(t, clash, 2, P("Dataset043_Long"), NULL, NULL),
+                   CSAL3D_ERR_FORMAT);
+  ck_assert_msg(strstr(csal3d_last_error(), "file names would be 312 bytes long, more than a "
+                                            "file name holds (255); give it a shorter id"),
+                "%s", csal3d_last_error());
+  ck_assert(!exists(P("Dataset043_Long")));
   csal3d_scores_free(t);
   csal3d_scores_free(s);
 }

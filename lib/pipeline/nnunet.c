@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,8 +385,15 @@ static csal3d_status c3_nnunet_case_names(const csal3d_scores *s, const int64_t 
   csal3d_status st = c3_alloc_array((size_t)count, sizeof *sorted, "nnU-Net case names",
                                     (void **)&sorted);
   for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
-    st = c3_nnunet_case_name(c3_scores_id(s, indices[i]), &nm[i]);
-    if (st == CSAL3D_OK) sorted[i] = (c3_named){nm[i], c3_scores_id(s, indices[i]), i};
+    const char *id = c3_scores_id(s, indices[i]);
+    st = c3_nnunet_case_name(id, &nm[i]);
+    if (st == CSAL3D_OK) sorted[i] = (c3_named){nm[i], id, i};
+    /* CASE_0000.nii.gz must be a file name. */
+    if (st == CSAL3D_OK && strlen(nm[i]) + strlen("_0000.nii.gz") > NAME_MAX)
+      st = c3_error(CSAL3D_ERR_FORMAT, "case '%s': its nnU-Net file names would be %zu bytes "
+                    "long, more than a file name holds (%d); give it a shorter id (an id "
+                    "column in a CSV list)", id, strlen(nm[i]) + strlen("_0000.nii.gz"),
+                    NAME_MAX);
   }
   if (st == CSAL3D_OK) {
     qsort(sorted, (size_t)count, sizeof *sorted, c3_cmp_named);

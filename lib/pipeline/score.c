@@ -264,6 +264,14 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
       }
     }
     for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
+      const char *base = strrchr(r->map_paths[i], '/') + 1;
+      if (strlen(base) > NAME_MAX)
+        s = c3_error(CSAL3D_ERR_FORMAT, "case '%s': its uncertainty map's file name would be "
+                     "%zu bytes long, more than a file name holds (%d); give it a shorter id "
+                     "(an id column in a CSV list)", c3_dataset_id(r->ds, r->cases[i]),
+                     strlen(base), NAME_MAX);
+    }
+    for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
       struct stat sm; /* only an existing file can be an input */
       if (stat(r->map_paths[i], &sm) == 0)
         s = c3_output_check(r->map_paths[i], CSAL3D_OUTPUT_FILE, "the uncertainty map", in,
