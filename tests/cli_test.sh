@@ -149,6 +149,21 @@ expect_rc 0 "score again" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/sco
   --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet --overwrite
 cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" ||
   fail "scoring twice (2 threads, then 1; data options given, then the checkpoint's) gave different files"
+# A refused run leaves the maps of an earlier run as they were (issue 13: a failing second
+# run deleted all of them), also where a map's name is taken by a folder.
+cp "$tmp/maps/phantom_000_uncertainty.nii.gz" "$tmp/map0_copy.nii.gz"
+expect_rc 3 "score --maps --overwrite into a missing folder" "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/no/such/x.safetensors" --maps "$tmp/maps" --overwrite --window 64,32,32 --quiet
+[ "$(ls "$tmp/maps" | wc -l)" -eq 8 ] &&
+  cmp -s "$tmp/map0_copy.nii.gz" "$tmp/maps/phantom_000_uncertainty.nii.gz" ||
+  fail "a refused run changed the maps of the earlier one"
+mkdir "$tmp/maps3" && cp "$tmp/maps"/* "$tmp/maps3/" && rm "$tmp/maps3/phantom_003_uncertainty.nii.gz" &&
+  mkdir "$tmp/maps3/phantom_003_uncertainty.nii.gz"
+expect_rc 3 "score --maps where a map's name is a folder" "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/x.safetensors" --maps "$tmp/maps3" --overwrite --window 64,32,32 --quiet
+grep -q "is a folder" "$tmp/err" && [ "$(ls "$tmp/maps3" | wc -l)" -eq 8 ] &&
+  [ -d "$tmp/maps3/phantom_003_uncertainty.nii.gz" ] ||
+  fail "a map's name taken by a folder: $(cat "$tmp/err")"
 # Outputs are checked before any work: a wrong path fails at once.
 t0=$(date +%s%N)
 expect_rc 3 "score into a missing folder" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
@@ -164,6 +179,10 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 expect_rc 2 "score over its checkpoint" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
   -o "$tmp/ssl.safetensors" --overwrite --quiet
 cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "score replaced its checkpoint"
+ls "$ph"/imagesTr/*.nii.gz > "$tmp/list.txt" && cp "$tmp/list.txt" "$tmp/list_copy.txt"
+expect_rc 2 "pretrain over its list file" "$BIN" pretrain "$tmp/list.txt" -o "$tmp/list.txt" \
+  --overwrite --modality ct --crop 64,32,32 --iterations 1 --quiet
+cmp -s "$tmp/list.txt" "$tmp/list_copy.txt" || fail "pretrain replaced its list file"
 expect_rc 3 "resume into an existing file" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" \
   -o "$tmp/ssl3.safetensors" --iterations 3 --quiet
 # SIGKILL in the middle of scoring, then the same command: the same bytes.
