@@ -446,7 +446,7 @@ EOF2
 expect_rc 0 "score large images" "$BIN" score "$tmp/ssl.safetensors" "$tmp/big" \
   -o "$tmp/big.safetensors" --modality ct --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 mkdir -p "$tmp/selbig" && printf 'old csv\n' > "$tmp/selbig/selection.csv"
-signal_when TERM 'ls -d "$tmp"/raw/Dataset903_Big.tmp.* >/dev/null 2>&1' "$BIN" select \
+signal_when TERM 'ls -a "$tmp/raw" 2>/dev/null | grep -q "^.Dataset903_Big.tmp."' "$BIN" select \
   "$tmp/big.safetensors" --budget 3 -o "$tmp/selbig" --overwrite \
   --nnunet "$tmp/raw/Dataset903_Big" --quiet
 [ "$rc" -eq 130 ] || fail "select after SIGTERM during the export: exit $rc, want 130"
