@@ -2,6 +2,7 @@
  * (it prints the equivalent command lines). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -129,12 +130,14 @@ int cmd_demo(int argc, char **argv) {
     fprintf(stderr, "csal3d demo: cannot create %s: %s\n", dir, strerror(errno));
     return EXIT_DATA;
   }
-  char data[4096], ckpt[4096], scores[4096], maps[4096], nnunet[4096];
-  snprintf(data, sizeof data, "%s/phantom", dir);
-  snprintf(ckpt, sizeof ckpt, "%s/ssl.safetensors", dir);
-  snprintf(scores, sizeof scores, "%s/scores.safetensors", dir);
-  snprintf(maps, sizeof maps, "%s/maps", dir);
-  snprintf(nnunet, sizeof nnunet, "%s/nnUNet_raw/Dataset900_Phantom", dir);
+  char *data = path_join(dir, "phantom"), *ckpt = path_join(dir, "ssl.safetensors"),
+       *scores = path_join(dir, "scores.safetensors"), *maps = path_join(dir, "maps"),
+       *nnunet = path_join(dir, "nnUNet_raw/Dataset900_Phantom");
+  if (!data || !ckpt || !scores || !maps || !nnunet) {
+    fprintf(stderr, "csal3d demo: out of memory\n");
+    rc = EXIT_MEMORY;
+    goto out;
+  }
   /* The steps run as their commands would, with the demo's common options; under --json
    * only select's result goes to stdout. */
   cli step = cli_for(&c, "pretrain");
@@ -147,7 +150,7 @@ int cmd_demo(int argc, char **argv) {
        cases, dir);
   info(&c, "\n[1/4] phantom dataset: %" PRId64 " abdominal CT volumes, five anatomy types "
        "(one rare), some hard cases\n", cases);
-  if ((rc = demo_phantom(&c, data, cases, seed))) return rc;
+  if ((rc = demo_phantom(&c, data, cases, seed))) goto out;
 
   info(&c, "\n[2/4] self-supervised pretraining (a short run; the paper trains 30,000 steps)\n");
   pretrain_opts p;
@@ -165,7 +168,7 @@ int cmd_demo(int argc, char **argv) {
   p.seed_set = 1;
   pretrain_cmdline(&l, &step, &p);
   show_step(&c, &l);
-  if ((rc = run_pretrain(&step, &p))) return rc;
+  if ((rc = run_pretrain(&step, &p))) goto out;
 
   info(&c, "\n[3/4] uncertainty and features of every case\n");
   step.cmd = "score";
@@ -180,7 +183,7 @@ int cmd_demo(int argc, char **argv) {
   s.maps = maps;
   score_cmdline(&l, &step, &s);
   show_step(&c, &l);
-  if ((rc = run_score(&step, &s))) return rc;
+  if ((rc = run_score(&step, &s))) goto out;
 
   info(&c, "\n[4/4] choosing %" PRId64 " cases to annotate\n", budget);
   step = cli_for(&c, "select");
@@ -195,7 +198,7 @@ int cmd_demo(int argc, char **argv) {
   x.export_opts.overwrite = 1;
   select_cmdline(&l, &step, &x);
   show_step(&c, &l);
-  if ((rc = run_select(&step, &x))) return rc;
+  if ((rc = run_select(&step, &x))) goto out;
 
   char el[32];
   fmt_duration(el, sizeof el, now() - t0);
@@ -208,5 +211,7 @@ int cmd_demo(int argc, char **argv) {
        "  %s/   the chosen cases as an nnU-Net v2 raw dataset\n"
        "demo finished in %s\n",
        dir, data, ckpt, scores, maps, dir, nnunet, el);
-  return 0;
+out:
+  free(data), free(ckpt), free(scores), free(maps), free(nnunet);
+  return rc;
 }

@@ -140,7 +140,7 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   if (rc) return rc;
   const char *output = o->output ? o->output : o->resume;
   csal3d_dataset *ds = NULL;
-  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &o->data, &ds))) return rc;
   /* Before any work: the checkpoint's folder, and no existing file replaced unless asked
    * (the resumed checkpoint itself is continued in place). */
   const char *inputs[] = {o->dataset, o->init};

@@ -116,7 +116,7 @@ int run_score(cli *c, const score_opts *o) {
                          o->overwrite)))
     return rc;
   csal3d_dataset *ds = NULL;
-  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &o->data, &ds))) return rc;
   size_t n;
   csal3d_dataset_size(ds, &n);
   csal3d_context *ctx = NULL;

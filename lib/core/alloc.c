@@ -2,6 +2,7 @@
 #include "core/alloc.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,4 +69,12 @@ char *c3_strdup(const char *s) {
   if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
   memcpy(d, s, n);
   return d;
+}
+
+const char *c3_bytes_text(double n, char *buf, size_t cap) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (n >= 1024 && u < 5) n /= 1024, u++;
+  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
+  return buf;
 }

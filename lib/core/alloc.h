@@ -35,4 +35,7 @@ void c3_alloc_fail_after(long n);
 /* count * size without overflow: returns 0 and sets *out, or -1 on overflow. */
 int c3_mul_size(size_t count, size_t size, size_t *out);
 
+/* A number of bytes for a message, into buf: "512 bytes", "2.3 MiB", "9.0 GiB". */
+const char *c3_bytes_text(double n, char *buf, size_t cap);
+
 #endif

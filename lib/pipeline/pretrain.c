@@ -72,10 +72,8 @@ static csal3d_status c3_fill_crop(csal3d_ssl_model *h, c3_vol_cache *cache, c3_d
   csal3d_volume_free(crop);
   if (owned) csal3d_volume_free(v);
   if (s != CSAL3D_OK) {
-    char id[256] = "";
-    csal3d_dataset_case_string(ds, (size_t)idx, "id", id, sizeof id, NULL);
     s = c3_error_prefix(s, "pretraining step %lld, case %lld (%s)", (long long)step,
-                        (long long)idx, id);
+                        (long long)idx, c3_dataset_id(ds, (size_t)idx));
   }
   return s;
 }
@@ -166,5 +164,6 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *h,
   for (int64_t i = 0; i < N; i++) csal3d_volume_free(cache.v[i]);
   c3_free(cache.v);
   c3_free(perm);
+  c3_data_check_clear(&chk);
   return s;
 }

@@ -162,6 +162,7 @@ static void c3_run_free(c3_run *r, int failed) {
   for (size_t i = 0; i < r->n_skips; i++) c3_free(r->skips[i].id), c3_free(r->skips[i].error);
   c3_free(r->skips);
   c3_journal_close(&r->j, 0);
+  c3_data_check_clear(&r->check);
 }
 
 /* The load options: the caller's, else how the model was trained, else the dataset's
@@ -261,6 +262,14 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
           }
         c3_free(sorted);
       }
+    }
+    for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
+      const char *base = strrchr(r->map_paths[i], '/') + 1;
+      if (strlen(base) > NAME_MAX)
+        s = c3_error(CSAL3D_ERR_FORMAT, "case '%s': its uncertainty map's file name would be "
+                     "%zu bytes long, more than a file name holds (%d); give it a shorter id "
+                     "(an id column in a CSV list)", c3_dataset_id(r->ds, r->cases[i]),
+                     strlen(base), NAME_MAX);
     }
     for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
       struct stat sm; /* only an existing file can be an input */
