@@ -12,8 +12,10 @@ static void demo_help(FILE *f) {
           "\n"
           "The whole pipeline on synthetic data, small enough for a laptop CPU: writes a\n"
           "phantom CT dataset (docs/phantom.md), pretrains a small model briefly, scores\n"
-          "every case, chooses the cases to annotate with URDS and prints them; the same\n"
-          "steps as 'csal3d pretrain', 'score' and 'select' (it prints those commands).\n"
+          "every case, chooses the cases to annotate with URDS and prints them, then writes\n"
+          "a report page (DIR/report.html) that compares the choice with a random one; the\n"
+          "same steps as 'csal3d pretrain', 'score', 'select' and 'report' (it prints those\n"
+          "commands).\n"
           "\n"
           "options (defaults sized for 2 cores and a few minutes):\n"
           "  --dir DIR          where everything goes (default csal3d-demo)\n"
@@ -145,11 +147,11 @@ int cmd_demo(int argc, char **argv) {
 
   info(&c, "csal3d demo: cold-start active learning on %" PRId64 " synthetic CT scans in %s/\n",
        cases, dir);
-  info(&c, "\n[1/4] phantom dataset: %" PRId64 " abdominal CT volumes, five anatomy types "
+  info(&c, "\n[1/5] phantom dataset: %" PRId64 " abdominal CT volumes, five anatomy types "
        "(one rare), some hard cases\n", cases);
   if ((rc = demo_phantom(&c, data, cases, seed))) return rc;
 
-  info(&c, "\n[2/4] self-supervised pretraining (a short run; the paper trains 30,000 steps)\n");
+  info(&c, "\n[2/5] self-supervised pretraining (a short run; the paper trains 30,000 steps)\n");
   pretrain_opts p;
   pretrain_opts_init(&p);
   p.dataset = data;
@@ -167,7 +169,7 @@ int cmd_demo(int argc, char **argv) {
   show_step(&c, &l);
   if ((rc = run_pretrain(&step, &p))) return rc;
 
-  info(&c, "\n[3/4] uncertainty and features of every case\n");
+  info(&c, "\n[3/5] uncertainty and features of every case\n");
   step.cmd = "score";
   score_opts s;
   score_opts_init(&s);
@@ -182,7 +184,7 @@ int cmd_demo(int argc, char **argv) {
   show_step(&c, &l);
   if ((rc = run_score(&step, &s))) return rc;
 
-  info(&c, "\n[4/4] choosing %" PRId64 " cases to annotate\n", budget);
+  info(&c, "\n[4/5] choosing %" PRId64 " cases to annotate\n", budget);
   step = cli_for(&c, "select");
   select_opts x;
   select_opts_init(&x);
@@ -197,6 +199,47 @@ int cmd_demo(int argc, char **argv) {
   show_step(&c, &l);
   if ((rc = run_select(&step, &x))) return rc;
 
+  /* 5. a random choice beside it, and the page that shows both */
+  info(&c, "\n[5/5] the report: the choice beside a random one, in one page\n");
+  char random_dir[4200], random_json[4300], urds_json[4200], page[4200];
+  snprintf(random_dir, sizeof random_dir, "%s/random", dir);
+  snprintf(random_json, sizeof random_json, "%s/selection.json", random_dir);
+  snprintf(urds_json, sizeof urds_json, "%s/selection.json", dir);
+  snprintf(page, sizeof page, "%s/report.html", dir);
+  select_opts_init(&x);
+  x.scores = scores;
+  x.budget = budget;
+  x.strategy = strategy == CSAL3D_STRATEGY_RANDOM ? CSAL3D_STRATEGY_TYPICLUST
+                                                  : CSAL3D_STRATEGY_RANDOM;
+  x.seed = seed;
+  x.outdir = random_dir;
+  x.export_opts.overwrite = 1;
+  if (x.strategy == CSAL3D_STRATEGY_TYPICLUST) { /* the comparison is TypiClust then */
+    snprintf(random_dir, sizeof random_dir, "%s/typiclust", dir);
+    snprintf(random_json, sizeof random_json, "%s/selection.json", random_dir);
+  }
+  cli quiet = step; /* no table, and no JSON: under --json only the choice's goes out */
+  quiet.json = 0;
+  quiet.mute = 1;
+  select_cmdline(&l, &quiet, &x);
+  show_step(&c, &l);
+  if ((rc = run_select(&quiet, &x))) return rc;
+  step = cli_for(&c, "report");
+  step.json = 0;
+  step.mute = c.json;
+  report_opts ro;
+  report_opts_init(&ro);
+  ro.scores = scores;
+  ro.selections[0] = urds_json;
+  ro.selections[1] = random_json;
+  ro.n_selections = 2;
+  ro.output = page;
+  ro.title = "csal3d demo: phantom CT";
+  ro.overwrite = 1;
+  report_cmdline(&l, &step, &ro);
+  show_step(&c, &l);
+  if ((rc = run_report(&step, &ro))) return rc;
+
   char el[32];
   fmt_duration(el, sizeof el, now() - t0);
   info(&c, "\noutputs (in %s):\n"
@@ -206,7 +249,10 @@ int cmd_demo(int argc, char **argv) {
        "  %s/                    uncertainty maps, one NIfTI per case (open over the scan)\n"
        "  %s/selection.csv, selection.json   the cases to annotate, with reasons\n"
        "  %s/   the chosen cases as an nnU-Net v2 raw dataset\n"
+       "  %s/selection.json   a %s choice to compare with\n"
+       "  %s   the report: open it in a browser (it needs nothing else)\n"
        "demo finished in %s\n",
-       dir, data, ckpt, scores, maps, dir, nnunet, el);
+       dir, data, ckpt, scores, maps, dir, nnunet, random_dir,
+       csal3d_strategy_name(x.strategy), page, el);
   return 0;
 }
