@@ -428,12 +428,13 @@ END_TEST
 
 START_TEST(evaluation_files) {
   c3_eval_run *r = NULL;
-  size_t n = 0;
+  size_t n = 0, out = 0;
   /* CSV: columns in any order and case, quotes, CRLF, a BOM, an empty line, extras */
   write_text(P("e.csv"), "\xef\xbb\xbfSeed,Mean_Dice,\"strategy\",budget,extra\r\n"
                          "0,0.5,urds,10,x\r\n\r\n1,0.7,\"ty,pi\",10,\"a \"\"b\"\"\"\r\n");
-  CHECK_OK(c3_report_read_evaluation(P("e.csv"), &r, &n));
+  CHECK_OK(c3_report_read_evaluation(P("e.csv"), &r, &n, &out));
   ck_assert_int_eq(n, 2);
+  ck_assert_int_eq(out, 0);
   ck_assert_str_eq(r[0].strategy, "urds");
   ck_assert_int_eq(r[0].budget, 10);
   ck_assert_int_eq(r[0].seed, 0);
@@ -441,18 +442,35 @@ START_TEST(evaluation_files) {
   ck_assert_str_eq(r[1].strategy, "ty,pi");
   ck_assert_int_eq(r[1].seed, 1);
   c3_free(r);
-  /* JSON: an array, or {"runs": [...]} */
-  write_text(P("e.json"), "{\"runs\": [{\"strategy\": \"random\", \"budget\": 5, \"seed\": 2, "
-                          "\"mean_dice\": 0.25, \"dice\": [0.2, 0.3]}]}");
-  CHECK_OK(c3_report_read_evaluation(P("e.json"), &r, &n));
+  /* csal3d evaluate's results: case rows and a "mean" row per run; a given selection
+   * (no seed); a run without a defined Dice left out */
+  write_text(P("runs.csv"),
+             "strategy,budget,seed,train_seed,case,dice_1,dice_2,mean_dice\n"
+             "urds,5,0,0,hippocampus_300,0.8,0.7,0.75\nurds,5,0,0,mean,0.8,0.7,0.75\n"
+             "random,5,1,0,hippocampus_300,0.6,0.5,0.55\nrandom,5,1,0,mean,0.6,0.5,0.55\n"
+             "given,5,,0,mean,0.9,0.9,0.9\nrandom,5,2,0,mean,nan,nan,nan\n");
+  CHECK_OK(c3_report_read_evaluation(P("runs.csv"), &r, &n, &out));
+  ck_assert_int_eq(n, 3);
+  ck_assert_int_eq(out, 1);
+  ck_assert_str_eq(r[1].strategy, "random");
+  ck_assert_double_eq(r[1].dice, 0.55);
+  ck_assert_int_eq(r[2].seed, -1);
+  c3_free(r);
+  /* JSON: an array, or {"runs": [...]} as csal3d evaluate writes it */
+  write_text(P("e.json"), "{\"labels\": 2, \"runs\": [{\"strategy\": \"random\", \"budget\": 5, "
+                          "\"seed\": 2, \"train_seed\": 0, \"mean_dice\": 0.25, \"dice\": [0.2, 0.3]}, "
+                          "{\"strategy\": \"given\", \"budget\": 5, \"seed\": null, "
+                          "\"mean_dice\": null}]}");
+  CHECK_OK(c3_report_read_evaluation(P("e.json"), &r, &n, &out));
   ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(out, 1);
   ck_assert_str_eq(r[0].strategy, "random");
   ck_assert_int_eq(r[0].budget, 5);
   ck_assert_double_eq(r[0].dice, 0.25);
   c3_free(r);
   write_text(P("a.json"), "[{\"strategy\": \"urds\", \"budget\": \"5\", \"seed\": 0, "
                           "\"mean_dice\": 1}]");
-  CHECK_OK(c3_report_read_evaluation(P("a.json"), &r, &n));
+  CHECK_OK(c3_report_read_evaluation(P("a.json"), &r, &n, &out));
   ck_assert_int_eq(r[0].budget, 5);
   c3_free(r);
   /* refused, naming the line or the run and the value */
@@ -460,10 +478,13 @@ START_TEST(evaluation_files) {
     const char *text, *says;
   } bad[] = {
       {"strategy,budget,seed\nurds,1,0\n", "no column 'mean_dice'"},
+      {"strategy,budget,runs,mean_dice,sd_dice\nurds,10,3,0.8,0.01\n", "a table of means"},
       {"strategy,budget,seed,mean_dice\nurds,ten,0,0.5\n", "line 2: the budget 'ten'"},
-      {"strategy,budget,seed,mean_dice\nurds,1,0,0.5\nurds,1,1,nan\n", "line 3: mean_dice 'nan'"},
+      {"strategy,budget,seed,mean_dice\nurds,1,0,0.5\nurds,1,1,inf\n", "line 3: mean_dice 'inf'"},
+      {"strategy,budget,seed,mean_dice\nurds,1,-3,0.5\n", "line 2: the seed '-3'"},
       {"strategy,budget,seed,mean_dice\nurds,1,0\n", "line 2: 3 fields"},
       {"strategy,budget,seed,mean_dice\n", "no run"},
+      {"strategy,budget,seed,mean_dice\nurds,1,0,nan\n", "no run with a mean Dice"},
       {"strategy,budget,seed,mean_dice\n,1,0,0.5\n", "the strategy is empty"},
       {"[{\"strategy\": \"u\", \"budget\": 0, \"seed\": 0, \"mean_dice\": 0.5}]", "run 1: the budget '0'"},
       {"[{\"strategy\": \"u\", \"budget\": 1, \"seed\": 0}]", "mean_dice '(missing)'"},
@@ -472,12 +493,12 @@ START_TEST(evaluation_files) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     write_text(P("bad"), bad[i].text);
-    ck_assert_int_eq(c3_report_read_evaluation(P("bad"), &r, &n), CSAL3D_ERR_FORMAT);
+    ck_assert_int_eq(c3_report_read_evaluation(P("bad"), &r, &n, &out), CSAL3D_ERR_FORMAT);
     ck_assert_msg(strstr(csal3d_last_error(), bad[i].says), "case %zu: '%s' lacks '%s'", i,
                   csal3d_last_error(), bad[i].says);
     ck_assert_ptr_null(r);
   }
-  ck_assert_int_eq(c3_report_read_evaluation(P("missing.csv"), &r, &n), CSAL3D_ERR_IO);
+  ck_assert_int_eq(c3_report_read_evaluation(P("missing.csv"), &r, &n, &out), CSAL3D_ERR_IO);
 }
 END_TEST
 

@@ -35,13 +35,16 @@
  *   and budget as a plot, each seed's run as a dot and mean +- sd as a bar, and a table.
  *
  * ## The evaluation results file
- * A CSV (RFC 4180, one header line; the file name does not matter, the content is
- * sniffed) whose header names at least the columns `strategy`, `budget`, `seed` and
- * `mean_dice` (any order, any case, other columns ignored), one row per training run;
- * or a JSON file holding an array of objects with those keys, or an object whose
- * `"runs"` or `"results"` member is such an array. `budget` and `seed` are integers,
- * `mean_dice` a finite number (a fraction or a percentage, as written). Rows that share a
- * strategy and a budget are the seeds of one cell.
+ * The results files of `csal3d evaluate` (CSV or JSON) as they are, or any file of that
+ * shape: a CSV (RFC 4180, one header line; the content is sniffed, not the name) whose
+ * header names at least the columns `strategy`, `budget`, `seed` and `mean_dice` (any
+ * order, any case; other columns are ignored), one row per training run; with a `case`
+ * column only the rows whose case is `mean` (a run's summary) count. Or a JSON file
+ * holding an array of objects with those keys, or an object whose `"runs"` or
+ * `"results"` member is such an array. `budget` is a positive integer, `seed` a
+ * non-negative integer or empty / null (a given selection), `mean_dice` a finite number
+ * (a fraction or a percentage, as written) or `nan` / null: such runs are left out and
+ * counted on the page. Runs that share a strategy and a budget are one cell.
  */
 #ifndef CSAL3D_REPORT_H
 #define CSAL3D_REPORT_H

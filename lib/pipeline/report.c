@@ -49,7 +49,7 @@ typedef struct c3_report {
   c3_report_sel sel[C3_REPORT_MAX_SELECTIONS];
   int n_sel;
   c3_eval_run *runs;
-  size_t n_runs;
+  size_t n_runs, runs_left_out;
   csal3d_dataset *ds;
   /* the cases with slices */
   int64_t *shown;
@@ -151,7 +151,8 @@ static csal3d_status c3_report_read(c3_report *r) {
     C3_TRY(c3_report_read_selection(r->s, r->o.selections[i], &r->sel[i]));
     r->n_sel = (int)i + 1;
   }
-  if (r->o.evaluation) C3_TRY(c3_report_read_evaluation(r->o.evaluation, &r->runs, &r->n_runs));
+  if (r->o.evaluation) C3_TRY(c3_report_read_evaluation(r->o.evaluation, &r->runs, &r->n_runs,
+                                                       &r->runs_left_out));
   if (r->o.dataset) {
     csal3d_status s = csal3d_dataset_open(r->o.dataset, NULL, &r->ds);
     if (s != CSAL3D_OK) return c3_error_prefix(s, "the option dataset");
@@ -605,7 +606,10 @@ static void c3_section_evaluation(c3_report *r, c3_outfile *o) {
           "segmenter trained on each strategy's cases, per budget: each dot one seed, the "
           "bar mean &plusmn; sd over seeds. From ");
   c3_html_text(o, r->o.evaluation);
-  c3_outfile_printf(o, " (%zu runs).</p>", r->n_runs);
+  c3_outfile_printf(o, " (%zu runs", r->n_runs);
+  if (r->runs_left_out)
+    c3_outfile_printf(o, "; %zu without a mean Dice left out", r->runs_left_out);
+  c3_p(o, ").</p>");
   c3_svg_evaluation(o, r->runs, r->n_runs);
   /* the table: strategies x budgets, mean +- sd (n) */
   const char *strat[64];

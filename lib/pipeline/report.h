@@ -44,13 +44,15 @@ csal3d_status c3_report_overlap(const c3_report_sel *sel, int n, int64_t n_cases
 /* One training run of an evaluation results file (format in include/csal3d/report.h). */
 typedef struct c3_eval_run {
   char strategy[64];
-  int64_t budget, seed;
+  int64_t budget, seed; /* seed -1: a given selection */
   double dice;
 } c3_eval_run;
 
-/* Reads a results file (CSV or JSON, sniffed): *runs c3_alloc'ed, *n >= 1 runs.
- * CSAL3D_ERR_FORMAT names the file, the line (CSV) or entry (JSON) and what is wrong. */
-csal3d_status c3_report_read_evaluation(const char *path, c3_eval_run **runs, size_t *n);
+/* Reads a results file (CSV or JSON, sniffed): *runs c3_alloc'ed, *n >= 1 runs;
+ * *left_out counts the runs without a mean Dice ("nan", null). CSAL3D_ERR_FORMAT names
+ * the file, the line (CSV) or run (JSON) and what is wrong. */
+csal3d_status c3_report_read_evaluation(const char *path, c3_eval_run **runs, size_t *n,
+                                        size_t *left_out);
 
 /* The projection of the n x d features X (row-major) on their first two principal
  * components: Y (n x 2, row-major) = (X - mean) V, V the top eigenvectors of the

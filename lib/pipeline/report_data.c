@@ -280,18 +280,26 @@ static int c3_parse_f64(const char *s, double *out) {
   return 1;
 }
 
-/* Sets one run from its four fields (text), or fails naming where. */
+/* Sets one run from its four fields (text), or fails naming where. An empty seed is a
+ * given selection's (seed -1); a mean_dice of "nan" (no label defined) leaves the run
+ * out: *keep = 0. */
 static csal3d_status c3_eval_set(const char *path, const char *where, int64_t at,
                                  const char *strategy, const char *budget, const char *seed,
-                                 const char *dice, c3_eval_run *r) {
+                                 const char *dice, c3_eval_run *r, int *keep) {
+  *keep = 1;
   if (!*strategy) return c3_eval_bad(path, where, at, "the strategy is empty");
   if (strlen(strategy) >= sizeof r->strategy)
     return c3_eval_bad(path, where, at, "the strategy '%s' is longer than 63 bytes", strategy);
   snprintf(r->strategy, sizeof r->strategy, "%s", strategy);
   if (!c3_parse_i64(budget, &r->budget) || r->budget < 1)
     return c3_eval_bad(path, where, at, "the budget '%s' is not a positive integer", budget);
-  if (!c3_parse_i64(seed, &r->seed))
-    return c3_eval_bad(path, where, at, "the seed '%s' is not an integer", seed);
+  if (!*seed) r->seed = -1;
+  else if (!c3_parse_i64(seed, &r->seed) || r->seed < 0)
+    return c3_eval_bad(path, where, at, "the seed '%s' is not a non-negative integer", seed);
+  if (!strcasecmp(dice, "nan")) {
+    *keep = 0;
+    return CSAL3D_OK;
+  }
   if (!c3_parse_f64(dice, &r->dice))
     return c3_eval_bad(path, where, at, "mean_dice '%s' is not a finite number", dice);
   return CSAL3D_OK;
@@ -336,15 +344,22 @@ static int c3_csv_record(char **p, char **fields, int cap) {
   return n;
 }
 
-static csal3d_status c3_eval_csv(const char *path, char *text, c3_eval_run **runs, size_t *n) {
-  enum { MAXF = 256 };
+static csal3d_status c3_eval_csv(const char *path, char *text, c3_eval_run **runs, size_t *n,
+                                 size_t *left_out) {
+  enum { MAXF = 1024 };
   char *f[MAXF], *p = text;
   if (!strncmp(p, "\xef\xbb\xbf", 3)) p += 3; /* a UTF-8 byte order mark */
-  int nh = c3_csv_record(&p, f, MAXF), col[4] = {-1, -1, -1, -1};
-  static const char *names[4] = {"strategy", "budget", "seed", "mean_dice"};
-  for (int i = 0; i < nh && i < MAXF; i++)
-    for (int k = 0; k < 4; k++)
+  int nh = c3_csv_record(&p, f, MAXF), col[5] = {-1, -1, -1, -1, -1}, aggregated = 0;
+  static const char *names[5] = {"strategy", "budget", "seed", "mean_dice", "case"};
+  for (int i = 0; i < nh && i < MAXF; i++) {
+    for (int k = 0; k < 5; k++)
       if (!strcasecmp(f[i], names[k]) && col[k] < 0) col[k] = i;
+    aggregated |= !strcasecmp(f[i], "sd_dice");
+  }
+  if (col[2] < 0 && aggregated)
+    return c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s hold a table of means "
+                    "(sd_dice, no seed); give the results file of the runs (strategy, budget, "
+                    "seed, mean_dice per run)", path);
   for (int k = 0; k < 4; k++)
     if (col[k] < 0)
       return c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s: the header has no column "
@@ -355,24 +370,27 @@ static csal3d_status c3_eval_csv(const char *path, char *text, c3_eval_run **run
   C3_TRY(c3_alloc_array(lines, sizeof *r, "evaluation", (void **)&r));
   size_t k = 0;
   int64_t line = 1;
+  int need = col[0];
+  for (int q = 1; q < 5; q++) need = col[q] > need ? col[q] : need;
   csal3d_status s = CSAL3D_OK;
-  while (*p && s == CSAL3D_OK) {
+  while (*p && s == CSAL3D_OK && k < lines) {
     line++;
-    int nf = c3_csv_record(&p, f, MAXF);
+    int nf = c3_csv_record(&p, f, MAXF), keep = 0;
     if (nf == 1 && !*f[0]) continue; /* an empty line */
-    int need = col[0];
-    for (int q = 1; q < 4; q++) need = col[q] > need ? col[q] : need;
     if (nf <= need) {
       s = c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s, line %" PRId64 ": %d fields, "
                    "the header has %d", path, line, nf, nh);
       break;
     }
-    if (k >= lines) break;
-    s = c3_eval_set(path, "line", line, f[col[0]], f[col[1]], f[col[2]], f[col[3]], &r[k]);
-    k++;
+    /* csal3d evaluate's files: a run's validation cases, then its row "mean" */
+    if (col[4] >= 0 && strcmp(f[col[4]], "mean")) continue;
+    s = c3_eval_set(path, "line", line, f[col[0]], f[col[1]], f[col[2]], f[col[3]], &r[k], &keep);
+    k += keep;
+    *left_out += !keep;
   }
   if (s == CSAL3D_OK && k == 0)
-    s = c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s hold no run", path);
+    s = c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s hold no run with a mean Dice",
+                 path);
   if (s != CSAL3D_OK) {
     c3_free(r);
     return s;
@@ -383,15 +401,16 @@ static csal3d_status c3_eval_csv(const char *path, char *text, c3_eval_run **run
 }
 
 /* A JSON value as the text c3_eval_set parses. */
-static void c3_json_field(const json_t *v, char *buf, size_t cap) {
-  if (json_is_string(v)) snprintf(buf, cap, "%s", json_string_value(v));
+static void c3_json_field(const json_t *v, char *buf, size_t cap, const char *null) {
+  if (json_is_null(v) && null) snprintf(buf, cap, "%s", null);
+  else if (json_is_string(v)) snprintf(buf, cap, "%s", json_string_value(v));
   else if (json_is_integer(v)) snprintf(buf, cap, "%" PRId64, (int64_t)json_integer_value(v));
   else if (json_is_real(v)) snprintf(buf, cap, "%.17g", json_real_value(v));
   else snprintf(buf, cap, "%s", v ? "(not a number or string)" : "(missing)");
 }
 
 static csal3d_status c3_eval_json(const char *path, const char *text, c3_eval_run **runs,
-                                  size_t *n) {
+                                  size_t *n, size_t *left_out) {
   json_error_t err;
   json_t *root = json_loads(text, 0, &err);
   if (!root)
@@ -416,33 +435,44 @@ static csal3d_status c3_eval_json(const char *path, const char *text, c3_eval_ru
     json_decref(root);
     return s;
   }
+  size_t k = 0;
   for (size_t i = 0; i < count && s == CSAL3D_OK; i++) {
     const json_t *e = json_array_get(arr, i);
     char f[4][128];
     static const char *names[4] = {"strategy", "budget", "seed", "mean_dice"};
-    for (int k = 0; k < 4; k++) c3_json_field(json_object_get(e, names[k]), f[k], sizeof f[k]);
-    s = c3_eval_set(path, "run", (int64_t)i + 1, f[0], f[1], f[2], f[3], &r[i]);
+    static const char *nulls[4] = {NULL, NULL, "", "nan"}; /* a given selection; no Dice */
+    for (int q = 0; q < 4; q++)
+      c3_json_field(json_object_get(e, names[q]), f[q], sizeof f[q], nulls[q]);
+    int keep = 0;
+    s = c3_eval_set(path, "run", (int64_t)i + 1, f[0], f[1], f[2], f[3], &r[k], &keep);
+    k += keep;
+    *left_out += !keep;
   }
+  if (s == CSAL3D_OK && k == 0)
+    s = c3_error(CSAL3D_ERR_FORMAT, "the evaluation results %s hold no run with a mean Dice",
+                 path);
   json_decref(root);
   if (s != CSAL3D_OK) {
     c3_free(r);
     return s;
   }
   *runs = r;
-  *n = count;
+  *n = k;
   return CSAL3D_OK;
 }
 
-csal3d_status c3_report_read_evaluation(const char *path, c3_eval_run **runs, size_t *n) {
+csal3d_status c3_report_read_evaluation(const char *path, c3_eval_run **runs, size_t *n,
+                                        size_t *left_out) {
   *runs = NULL;
   *n = 0;
+  *left_out = 0;
   char *text = NULL;
   C3_TRY(c3_slurp(path, "the evaluation results", &text, NULL));
   const char *c = text;
   if (!strncmp(c, "\xef\xbb\xbf", 3)) c += 3;
   while (isspace((unsigned char)*c)) c++;
-  csal3d_status s = *c == '[' || *c == '{' ? c3_eval_json(path, c, runs, n)
-                                           : c3_eval_csv(path, text, runs, n);
+  csal3d_status s = *c == '[' || *c == '{' ? c3_eval_json(path, c, runs, n, left_out)
+                                           : c3_eval_csv(path, text, runs, n, left_out);
   c3_free(text);
   return s;
 }

@@ -382,8 +382,12 @@ void c3_svg_evaluation(c3_outfile *o, const c3_eval_run *runs, size_t n) {
                             "fill-opacity=\"0.55\"><title>", x + 7, c3_py(&a, runs[i].dice),
                             col);
           c3_html_text(o, strat[s]);
-          c3_outfile_printf(o, ", budget %" PRId64 ", seed %" PRId64 ": %.4g</title>"
-                            "</circle>", bud[b], runs[i].seed, runs[i].dice);
+          if (runs[i].seed >= 0)
+            c3_outfile_printf(o, ", budget %" PRId64 ", seed %" PRId64 ": %.4g</title>"
+                              "</circle>", bud[b], runs[i].seed, runs[i].dice);
+          else
+            c3_outfile_printf(o, ", budget %" PRId64 ": %.4g</title></circle>", bud[b],
+                              runs[i].dice);
         }
       c3_outfile_printf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                         "stroke=\"%s\" stroke-width=\"2\"/>", x, c3_py(&a, mean - sd), x,
