@@ -758,8 +758,10 @@ static int png_stats(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--png-stats")) return png_stats(argv[2]);
-  Suite *s = suite();
-  if (argc == 3 && !strcmp(argv[1], "--fixture")) { /* Check's asserts need a running test */
+  Suite *s;
+  if (argc != 3 || strcmp(argv[1], "--fixture")) {
+    s = suite();
+  } else { /* Check's asserts need a running test */
     snprintf(dir, sizeof dir, "%s", argv[2]);
     s = suite_create("fixture");
     TCase *t = tcase_create("fixture");
