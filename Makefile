@@ -34,7 +34,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(SANITIZE
 LIB_CFLAGS := $(ALL_CFLAGS) -fvisibility=hidden -DCSAL3D_BUILDING
 
 # Dependencies. PC_DEPS have pkg-config files; the others are listed by hand.
-PC_DEPS      := zlib jansson lapacke openblas
+PC_DEPS      := zlib jansson lapacke openblas libpng
 LIBS_PRIVATE := -ldnnl -lnifti2 -lniftiio -lznz -lgomp -lm -ldl -lpthread
 DEP_LIBS     := $(shell pkg-config --libs $(PC_DEPS) 2>/dev/null) $(LIBS_PRIVATE)
 LDFLAGS ?=

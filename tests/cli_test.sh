@@ -46,7 +46,7 @@ expect_rc() { # want, description, command...
 }
 
 # --- help and usage errors (exit 0 / 2) ---
-for c in pretrain score select demo info; do
+for c in pretrain score select report demo info; do
   expect_rc 0 "$c --help" "$BIN" "$c" --help
   grep -q "usage: csal3d $c" "$tmp/out" || fail "$c --help prints no usage"
 done
@@ -556,7 +556,8 @@ expect_rc 0 "demo" "$BIN" demo --dir "$demo" --cases 2 --budget 1 --iterations 1
 mkdir "$tmp/demo_first" && cp "$demo/ssl.safetensors" "$demo/scores.safetensors" \
   "$demo/selection.csv" "$tmp/demo_first/" || fail "the demo's outputs"
 sed -n 's/^\$ csal3d //p' "$tmp/out" > "$tmp/steps"
-[ "$(wc -l < "$tmp/steps")" -eq 3 ] || fail "the demo prints 3 command lines"
+[ "$(wc -l < "$tmp/steps")" -eq 5 ] || fail "the demo prints 5 command lines"
+[ -s "$demo/report.html" ] || fail "the demo wrote no report"
 while read -r step; do
   eval "expect_rc 0 \"demo step: \$step\" \"\$BIN\" $step --quiet"
 done < "$tmp/steps"

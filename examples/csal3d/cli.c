@@ -267,6 +267,10 @@ static const struct {
     {"the option in_channels", "--channel"},
     {"the option embed_dim", "--embed-dim"},
     {"(csal3d_ssl_model_init_from)", "(csal3d pretrain --init)"},
+    {"the option max_points", "--max-points"},
+    {"the option max_cases", "--max-cases"},
+    {"the option image_size", "--image-size"},
+    {"the option dataset", "--data"},
 };
 
 /* @p msg with the library's option names replaced by the tool's. */

@@ -333,6 +333,20 @@ int run_select(cli *c, const select_opts *o);
 void select_cmdline(cmdline *l, const cli *c, const select_opts *o);
 int cmd_select(int argc, char **argv);
 
+/* report.c. 0 / NULL: the library's defaults. */
+typedef struct report_opts {
+  const char *scores, *output, *maps, *data, *evaluation, *title;
+  const char *selections[16];
+  int n_selections;
+  int64_t max_points, max_cases;
+  int image_size, overwrite;
+} report_opts;
+
+void report_opts_init(report_opts *o);
+int run_report(cli *c, const report_opts *o);
+void report_cmdline(cmdline *l, const cli *c, const report_opts *o);
+int cmd_report(int argc, char **argv);
+
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);

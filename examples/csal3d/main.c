@@ -3,6 +3,7 @@
  *   csal3d pretrain DATASET -o ssl.safetensors     self-supervised pretraining
  *   csal3d score ssl.safetensors DATASET -o scores.safetensors
  *   csal3d select scores.safetensors --budget 20 [--nnunet DIR]
+ *   csal3d report scores.safetensors --selection selection.json -o report.html
  *   csal3d demo                                     the whole pipeline on phantom data
  *   csal3d info [FILE]                              version, engines, threads; or what
  *                                                   FILE is (image, checkpoint, scores)
@@ -11,8 +12,8 @@
  * --quiet); results go to stdout, as text or with --json as one JSON object.
  *
  * Sources: this file dispatches; one file per command (pretrain.c, score.c, select.c,
- * demo.c, info.c), each parsing its command line into an options struct for its run_
- * function (the demo fills those structs itself); cli.c / cli.h hold what they share.
+ * report.c, demo.c, info.c), each parsing its command line into an options struct for its
+ * run_ function (the demo fills those structs itself); cli.c / cli.h hold what they share.
  *
  * Environment: OMP_WAIT_POLICY (default passive here, see passive_openmp), OMP_* as usual.
  *
@@ -49,6 +50,7 @@ static void usage(FILE *f) {
           "  pretrain DATASET -o CKPT        self-supervised pretraining\n"
           "  score CKPT DATASET -o SCORES    features and uncertainty of every case\n"
           "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
+          "  report SCORES --selection M     one HTML page to see the selection (self-contained)\n"
           "  demo                            the whole pipeline on phantom data\n"
           "  info [FILE]                     version, engines, threads; or what FILE is\n"
           "\n"
@@ -75,6 +77,7 @@ static const struct {
 } commands[] = {{"pretrain", cmd_pretrain},
                 {"score", cmd_score},
                 {"select", cmd_select},
+                {"report", cmd_report},
                 {"demo", cmd_demo},
                 {"info", cmd_info}};
 

@@ -68,3 +68,6 @@ from .pipeline import (Scores, case_key, export_nnunet, score_dataset,  # noqa: 
                        write_manifest, write_selection)
 __all__ += ["InitReport", "Losses", "SSLModel", "Uncertainty", "Scores", "case_key",
             "export_nnunet", "score_dataset", "write_manifest", "write_selection"]
+
+from .report import write_report  # noqa: E402
+__all__ += ["write_report"]
