@@ -246,6 +246,8 @@ static const hint hints[] = {
     {"volume_resample: spacing", "choose a coarser --spacing", 0},
     {"an output never replaces", "outputs go to new paths: choose another -o (or --maps, "
      "--csv, --manifest, --nnunet)", 0},
+    {"the shards of one run are made with", "merge the shard files of one 'csal3d score "
+     "--shard I/N' run, all made with the same command but for I", 1},
     {"the journal of an unfinished scoring run", "run the same command again to continue it, "
      "or add --restart to score from the start", 0},
 };
@@ -260,6 +262,8 @@ static const struct {
     {"the option modality", "--modality"},
     {"the option spacing", "--spacing"},
     {"the option overwrite", "--overwrite"},
+    {"the option shard_count", "--shard"},
+    {"the option shard_index", "--shard"},
     {"the option labels set to none", "--labels none"},
     {"the option labels", "--labels"},
     {"the option in_channels", "--channel"},

@@ -281,6 +281,7 @@ typedef struct score_opts {
   csal3d_feature_mode feature;
   uint64_t seed;
   int seed_set;
+  size_t shard_index, shard_count; /* --shard I/N (0-based index); count 0: whole */
 } score_opts;
 
 void score_opts_init(score_opts *o);
@@ -308,5 +309,8 @@ int cmd_select(int argc, char **argv);
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+
+/* merge.c: csal3d merge SHARD... -o SCORES */
+int cmd_merge(int argc, char **argv);
 
 #endif

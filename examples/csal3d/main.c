@@ -51,6 +51,7 @@ static void usage(FILE *f) {
           "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
           "  demo                            the whole pipeline on phantom data\n"
           "  info [FILE]                     version, engines, threads; or what FILE is\n"
+          "  merge SHARD... -o SCORES        join the shards of 'score --shard I/N'\n"
           "\n"
           "csal3d <command> --help describes a command; csal3d --version the version.\n"
           "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
@@ -76,7 +77,8 @@ static const struct {
                 {"score", cmd_score},
                 {"select", cmd_select},
                 {"demo", cmd_demo},
-                {"info", cmd_info}};
+                {"info", cmd_info},
+                {"merge", cmd_merge}};
 
 int main(int argc, char **argv) {
   passive_openmp(argv);

@@ -118,10 +118,6 @@ csal3d_status c3_score_settings(const csal3d_uncertainty *u, const csal3d_datase
 
 /* ---- the run ---- */
 
-typedef struct c3_skip {
-  char *id, *error;
-} c3_skip;
-
 typedef struct c3_run {
   csal3d_uncertainty *u;
   csal3d_ssl_model *model;
@@ -131,6 +127,7 @@ typedef struct c3_run {
   csal3d_volume_load_options lo;
   c3_data_check check;
   size_t *cases;            /* the dataset indices, in order */
+  size_t *pos;              /* each case's position in the whole list (shards) */
   size_t n;
   int64_t d;
   char **map_paths;         /* absolute, per case of the run (NULL without maps) */
@@ -156,6 +153,7 @@ static void c3_run_free(c3_run *r, int failed) {
   c3_free(r->stage_paths);
   c3_free(r->stage_dir);
   c3_free(r->cases);
+  c3_free(r->pos);
   c3_free(r->scores);
   c3_free(r->features);
   c3_free(r->have);
@@ -296,8 +294,15 @@ static csal3d_status c3_run_stage_paths(c3_run *r) {
   const char *slash = strrchr(abs, '/');
   size_t n = len + 16;
   csal3d_status s = c3_alloc(n, "staging path", (void **)&r->stage_dir);
+  /* shards running at once each stage in their own folder */
+  char shard[64] = "";
+  if (r->o.shard_count > 1) {
+    snprintf(shard, sizeof shard, ".%zu-of-%zu", r->o.shard_index + 1, r->o.shard_count);
+    n += strlen(shard);
+  }
   if (s == CSAL3D_OK)
-    snprintf(r->stage_dir, n, "%.*s.%s.partial", (int)(slash - abs + 1), abs, slash + 1);
+    snprintf(r->stage_dir, n, "%.*s.%s%s.partial", (int)(slash - abs + 1), abs, slash + 1,
+             shard);
   c3_free(abs);
   for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
     const char *base = strrchr(r->map_paths[i], '/') + 1;
@@ -364,7 +369,7 @@ static csal3d_status c3_score_case(c3_run *r, size_t i, double *score) {
   return s;
 }
 
-static csal3d_status c3_skip_add(c3_run *r, const char *id, const char *error) {
+static csal3d_status c3_skip_add(c3_run *r, size_t i, const char *id, const char *error) {
   c3_skip *ns;
   C3_TRY(c3_alloc_array(r->n_skips + 1, sizeof *ns, "skipped cases", (void **)&ns));
   if (r->n_skips) memcpy(ns, r->skips, r->n_skips * sizeof *ns);
@@ -373,6 +378,7 @@ static csal3d_status c3_skip_add(c3_run *r, const char *id, const char *error) {
   c3_skip *k = &r->skips[r->n_skips];
   k->id = c3_strdup(id);
   k->error = c3_strdup(error);
+  k->position = r->pos[i];
   if (!k->id || !k->error) {
     c3_free(k->id), c3_free(k->error);
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
@@ -419,7 +425,7 @@ static csal3d_status c3_run_cases(c3_run *r) {
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", csal3d_last_error());
       c3_log(r->ctx, CSAL3D_LOG_WARN, "skipped: %s", msg);
-      C3_TRY(c3_skip_add(r, id, msg));
+      C3_TRY(c3_skip_add(r, i, id, msg));
       if (r->o.on_case &&
           r->o.on_case(r->o.on_case_user_data, c, id, s, NAN, 0, msg))
         return c3_error(CSAL3D_ERR_CANCELLED, "scoring cancelled after case %zu (%s)", c, id);
@@ -458,15 +464,17 @@ static csal3d_status c3_run_table(c3_run *r, json_t *meta, csal3d_scores **out) 
     if (s == CSAL3D_OK) s = csal3d_scores_set_metadata(t, key, json_string_value(v));
   }
   if (s == CSAL3D_OK && r->n_skips) {
+    char *text = NULL;
+    s = c3_skipped_cases_text(r->skips, r->n_skips, &text);
+    if (s == CSAL3D_OK) s = csal3d_scores_set_metadata(t, "skipped_cases", text);
+    free(text);
+  }
+  if (s == CSAL3D_OK && r->n_skips && r->o.shard_count > 1) {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < r->n_skips; i++) {
-      json_t *e = json_object();
-      json_object_set_new(e, "id", json_string(r->skips[i].id));
-      json_object_set_new(e, "error", json_string(r->skips[i].error));
-      json_array_append_new(arr, e);
-    }
+    for (size_t i = 0; arr && i < r->n_skips; i++)
+      json_array_append_new(arr, json_integer((json_int_t)r->skips[i].position));
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-    s = text ? csal3d_scores_set_metadata(t, "skipped_cases", text)
+    s = text ? csal3d_scores_set_metadata(t, "shard_skipped_positions", text)
              : c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
     free(text);
     json_decref(arr);
@@ -512,6 +520,13 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   const size_t total = c3_dataset_n(ds);
   r.n = r.o.cases ? r.o.case_count : total;
   C3_CHECK_ARG(r.n >= 1, "csal3d_score_dataset: no cases to score");
+  C3_CHECK_ARG(r.o.shard_index < (r.o.shard_count > 1 ? r.o.shard_count : 1),
+               "csal3d_score_dataset: the option shard_index (%zu) must be below the option "
+               "shard_count (%zu)", r.o.shard_index, r.o.shard_count);
+  C3_CHECK_ARG(r.o.shard_count <= r.n,
+               "csal3d_score_dataset: the option shard_count (%zu) exceeds the %zu cases to "
+               "score: a shard would have none; use at most %zu shards", r.o.shard_count,
+               r.n, r.n);
   C3_TRY(csal3d_uncertainty_feature_dim(u, &r.d));
 
   json_t *meta = NULL;
@@ -539,6 +554,20 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
     }
     c3_free(seen);
   }
+  if (s == CSAL3D_OK) s = c3_alloc_array(r.n, sizeof *r.pos, "case positions", (void **)&r.pos);
+  for (size_t i = 0; s == CSAL3D_OK && i < r.n; i++) r.pos[i] = i;
+  /* A shard: the positions p with p mod N = index of the whole list. */
+  uint32_t list_crc = 0;
+  const size_t whole = r.n;
+  if (s == CSAL3D_OK && r.o.shard_count > 1) {
+    for (size_t i = 0; i < r.n; i++) list_crc = c3_case_list_crc(list_crc, c3_dataset_id(ds, r.cases[i]));
+    size_t k = 0;
+    for (size_t p = r.o.shard_index; p < whole; p += r.o.shard_count, k++) {
+      r.cases[k] = r.cases[p];
+      r.pos[k] = p;
+    }
+    r.n = k;
+  }
   if (s == CSAL3D_OK && r.o.maps_dir) {
     s = c3_calloc_array(r.n, sizeof *r.map_paths, "map paths", (void **)&r.map_paths);
     if (s == CSAL3D_OK)
@@ -549,6 +578,11 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   }
   if (s == CSAL3D_OK) s = c3_run_load_options(&r);
   if (s == CSAL3D_OK) s = c3_score_settings(u, ds, &r.lo, &meta);
+  if (s == CSAL3D_OK && r.o.shard_count > 1) {
+    c3_meta_set(meta, "shard", "%zu/%zu", r.o.shard_index + 1, r.o.shard_count);
+    c3_meta_set(meta, "shard_cases", "%zu", whole);
+    c3_meta_set(meta, "shard_case_list", "crc32:%08" PRIx32, list_crc);
+  }
   if (s == CSAL3D_OK && !(settings = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER)))
     s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   if (s == CSAL3D_OK && r.o.output) {
