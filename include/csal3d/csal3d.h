@@ -20,5 +20,6 @@
 #include "csal3d/sampler.h"
 #include "csal3d/manifest.h"
 #include "csal3d/pipeline.h"
+#include "csal3d/comm.h"
 
 #endif /* CSAL3D_H */

@@ -156,6 +156,14 @@ CSAL3D_API csal3d_status csal3d_score_options_init(csal3d_score_options *options
  * "feature_dim", "seed", "draws" ("case-id": the key scheme), "library_version", and,
  * when cases were skipped, "skipped_cases" (a JSON array of {"id", "error"}).
  *
+ * Over a communicator of N ranks (csal3d_context_set_comm() on the model's context;
+ * every rank makes the same call): rank r scores shard r of N into its own file beside
+ * the output (`.NAME.rank-R-of-N`, with its own journal), then rank 0 merges the N files
+ * into @ref csal3d_score_options.output (csal3d_scores_merge_files(): bitwise the file
+ * of one process) and removes them. The option output is required and shard_count must
+ * be 0; only rank 0 receives the table (@p out is NULL on the others); a rank that fails
+ * makes every rank fail, naming it.
+ *
  * @param u the estimator (its model, window, stride, foreground, feature and seed).
  * @param dataset the cases; read, not changed.
  * @param options NULL for the defaults.

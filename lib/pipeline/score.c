@@ -16,6 +16,7 @@
 #include "csal3d/pipeline.h"
 
 #include "core/alloc.h"
+#include "core/comm.h"
 #include "core/context.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -487,10 +488,85 @@ static csal3d_status c3_run_table(c3_run *r, json_t *meta, csal3d_scores **out) 
   return CSAL3D_OK;
 }
 
+static csal3d_status c3_score_run(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                  const csal3d_score_options *options, csal3d_scores **out);
+
+/* The shard file of rank r of n beside the output: .NAME.rank-R-of-N */
+static csal3d_status c3_rank_path(const char *output, int r, int n, char **out) {
+  const char *slash = strrchr(output, '/');
+  size_t len = strlen(output) + 48;
+  C3_TRY(c3_alloc(len, "shard path", (void **)out));
+  int dir = slash ? (int)(slash - output + 1) : 0;
+  snprintf(*out, len, "%.*s.%s.rank-%d-of-%d", dir, output, output + dir, r + 1, n);
+  return CSAL3D_OK;
+}
+
+/* Over a communicator of n ranks: rank r scores shard r of n into its shard file (with its
+ * own journal, so each rank resumes), then rank 0 merges the n files into the output
+ * (csal3d_scores_merge_files: bitwise the single run's) and removes them. Every rank
+ * returns the same outcome. */
+static csal3d_status c3_score_ranks(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                    const csal3d_score_options *options, csal3d_scores **out) {
+  const csal3d_context *ctx = c3_uncertainty_model(u)->ctx;
+  const int n = c3_comm_size(ctx), rank = c3_comm_rank(ctx);
+  csal3d_score_options o;
+  csal3d_score_options_init(&o);
+  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_score_options"));
+  C3_CHECK_ARG(o.output && *o.output, "csal3d_score_dataset over %d ranks: set the option "
+               "output (rank 0 writes the scores file)", n);
+  C3_CHECK_ARG(o.shard_count <= 1, "csal3d_score_dataset over %d ranks: the ranks are the "
+               "shards; leave the option shard_count at 0", n);
+  char **paths;
+  C3_TRY(c3_calloc_array((size_t)n, sizeof *paths, "shard paths", (void **)&paths));
+  csal3d_status s = CSAL3D_OK;
+  for (int r = 0; s == CSAL3D_OK && r < n; r++) s = c3_rank_path(o.output, r, n, &paths[r]);
+  /* rank 0 checks the output before any work: every rank learns of a refusal */
+  if (s == CSAL3D_OK && rank == 0 && !o.overwrite && access(o.output, F_OK) == 0)
+    s = c3_error(CSAL3D_ERR_IO, "the scores file %s exists; set the option overwrite to "
+                 "replace it", o.output);
+  int first = -1;
+  char mine[C3_ERROR_MAX] = "";
+  csal3d_status cs = CSAL3D_OK;
+  for (int phase = 0; phase < 3 && cs == CSAL3D_OK; phase++) {
+    if (s == CSAL3D_OK && phase == 1) {
+      csal3d_score_options so = o;
+      so.output = paths[rank];
+      so.shard_count = (size_t)n;
+      so.shard_index = (size_t)rank;
+      so.overwrite = 1;
+      s = c3_score_run(u, ds, &so, NULL);
+    }
+    if (s == CSAL3D_OK && phase == 2 && rank == 0)
+      s = csal3d_scores_merge_files((const char *const *)paths, (size_t)n, o.output,
+                                    o.overwrite, out);
+    if (s != CSAL3D_OK && !*mine) snprintf(mine, sizeof mine, "%s", csal3d_last_error());
+    cs = c3_comm_any_failed(ctx, s != CSAL3D_OK, &first, "scoring");
+    if (first >= 0) break;
+  }
+  if (cs == CSAL3D_OK && first < 0 && rank == 0)
+    for (int r = 0; r < n; r++) unlink(paths[r]);
+  for (int r = 0; r < n; r++) c3_free(paths[r]);
+  c3_free(paths);
+  if (cs != CSAL3D_OK) return cs;
+  if (s != CSAL3D_OK) return c3_error(s, "rank %d: %s", rank, mine);
+  if (first >= 0)
+    return c3_error(CSAL3D_ERR_STATE, "scoring stopped: rank %d failed (its messages say why)",
+                    first);
+  return CSAL3D_OK;
+}
+
 CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
                                               const csal3d_dataset *ds,
                                               const csal3d_score_options *options,
                                               csal3d_scores **out) {
+  if (out) *out = NULL;
+  C3_CHECK_ARG(u && ds, "csal3d_score_dataset: NULL argument");
+  if (c3_comm_size(c3_uncertainty_model(u)->ctx) > 1) return c3_score_ranks(u, ds, options, out);
+  return c3_score_run(u, ds, options, out);
+}
+
+static csal3d_status c3_score_run(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                  const csal3d_score_options *options, csal3d_scores **out) {
   if (out) *out = NULL;
   C3_CHECK_ARG(u && ds, "csal3d_score_dataset: NULL argument");
   c3_run r;
