@@ -494,7 +494,14 @@ int common_option(cli *c, int opt, const char *arg, int *rc) {
   }
 }
 
-void finish_common(cli *c) { c->tty = !c->quiet && isatty(STDERR_FILENO); }
+const csal3d_comm *g_tool_comm = NULL;
+
+int tool_rank(void) { return g_tool_comm ? g_tool_comm->rank : 0; }
+
+void finish_common(cli *c) {
+  if (tool_rank() != 0) c->quiet = 1, c->json = 0; /* rank 0 speaks for the group */
+  c->tty = !c->quiet && isatty(STDERR_FILENO);
+}
 
 csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   csal3d_context_options o;
@@ -506,7 +513,9 @@ csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   o.log_user_data = c;
   o.log_level = c->verbose ? CSAL3D_LOG_INFO : CSAL3D_LOG_WARN;
   o.progress = on_progress;
-  return csal3d_context_create(&o, ctx);
+  csal3d_status s = csal3d_context_create(&o, ctx);
+  if (s == CSAL3D_OK && g_tool_comm) s = csal3d_context_set_comm(*ctx, g_tool_comm);
+  return s;
 }
 
 /* ---- data options ---- */

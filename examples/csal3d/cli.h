@@ -310,6 +310,11 @@ int cmd_select(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
+/* csal3d-mpi: the communicator of MPI_COMM_WORLD, set on every context (NULL: one
+ * process); ranks other than 0 are quiet. */
+extern const csal3d_comm *g_tool_comm;
+int tool_rank(void);
+
 /* merge.c: csal3d merge SHARD... -o SCORES */
 int cmd_merge(int argc, char **argv);
 

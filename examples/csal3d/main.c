@@ -36,6 +36,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#ifdef CSAL3D_TOOL_MPI
+#include "../mpi/comm_mpi.h"
+#endif
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -80,9 +83,28 @@ static const struct {
                 {"info", cmd_info},
                 {"merge", cmd_merge}};
 
+static int tool_main(int argc, char **argv);
+
+/* csal3d-mpi (built with CSAL3D_TOOL_MPI): under mpirun or srun every rank runs the
+ * command over the communicator of MPI_COMM_WORLD (docs/distributed.md). */
 int main(int argc, char **argv) {
   passive_openmp(argv);
   start_signal_thread();
+#ifdef CSAL3D_TOOL_MPI
+  g_tool_comm = tool_mpi_init(&argc, &argv);
+  if (!g_tool_comm) {
+    fprintf(stderr, "csal3d-mpi: MPI_Init failed\n");
+    return EXIT_LIBRARY;
+  }
+  int rc = tool_main(argc, argv);
+  tool_mpi_finalize(rc);
+  return rc;
+#else
+  return tool_main(argc, argv);
+#endif
+}
+
+static int tool_main(int argc, char **argv) {
   char *help_argv[3] = {NULL, "--help", NULL};
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {
