@@ -62,13 +62,15 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 # The csal3d tool is built from examples/csal3d/*.c; every other examples/*.c is a program.
-TOOL_SRC := $(sort $(wildcard examples/csal3d/*.c))
+# (comm_mpi.c goes only into csal3d-mpi, below.)
+TOOL_SRC := $(filter-out examples/csal3d/comm_mpi.c,$(sort $(wildcard examples/csal3d/*.c)))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TOOL_BIN := $(OUT_BIN)/csal3d
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%) $(TOOL_BIN)
 
-# csal3d-mpi: the tool with the MPI communicator (examples/mpi), built when mpicc is found,
+# csal3d-mpi: the tool with the MPI communicator (examples/csal3d/comm_mpi.c and main.c
+# with CSAL3D_TOOL_MPI; objects in $(BUILD)/examples/mpi), built when mpicc is found,
 # unless MPI=0. The library itself never links MPI.
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 ifeq ($(MPICC),)
@@ -167,7 +169,7 @@ $(BUILD)/examples/mpi/main.o: examples/csal3d/main.c
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -DCSAL3D_TOOL_MPI -MMD -MP -c $< -o $@
 
-$(BUILD)/examples/mpi/comm_mpi.o: examples/mpi/comm_mpi.c
+$(BUILD)/examples/mpi/comm_mpi.o: examples/csal3d/comm_mpi.c
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 

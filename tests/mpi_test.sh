@@ -21,7 +21,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe -np 2"
 ph="$tmp/ph"
 "${OUT_LIB%lib}bin/csal3d-phantom" "$ph" --cases 4 --size 40 --slices 24 --quiet ||
   { echo "FAIL: phantom"; exit 1; }
-A="--embed-dim 12 --crop 64,32,32 --batch 2 --iterations 2 --warmup 1 --lr 2e-3 --seed 4
+A="--embed-dim 12 --crop 32 --batch 2 --iterations 2 --warmup 1 --lr 2e-3 --seed 4
    --threads 1 --modality ct --quiet"
 # shellcheck disable=SC2086
 "$BIN" pretrain "$ph" -o "$tmp/one.safetensors" $A 2>/dev/null || fail "pretrain, one process"
@@ -59,7 +59,7 @@ $MPIRUN "$MPIBIN" score "$tmp/one.safetensors" "$ph" -o "$tmp/s2.safetensors" $S
 cmp -s "$tmp/s1.safetensors" "$tmp/s2.safetensors" || fail "score over 2 ranks: another file"
 ls -a "$tmp" | grep -q "rank-" && fail "score over 2 ranks left its shard files"
 # SIGTERM on one rank: both stop after the same step, rank 0 saves a resumable checkpoint
-B="--embed-dim 12 --crop 64,32,32 --batch 2 --iterations 50 --seed 4 --threads 1 --modality ct"
+B="--embed-dim 12 --crop 32 --batch 2 --iterations 50 --seed 4 --threads 1 --modality ct"
 # shellcheck disable=SC2086
 $MPIRUN "$MPIBIN" pretrain "$ph" -o "$tmp/term.safetensors" $B --verbose >"$tmp/out" 2>"$tmp/err" &
 mp=$!

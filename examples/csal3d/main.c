@@ -37,7 +37,7 @@
 
 #include "cli.h"
 #ifdef CSAL3D_TOOL_MPI
-#include "../mpi/comm_mpi.h"
+#include "comm_mpi.h"
 #endif
 
 static void usage(FILE *f) {

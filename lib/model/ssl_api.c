@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/comm.h"
@@ -585,6 +586,12 @@ csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t 
   return CSAL3D_OK;
 }
 
+static double c3_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* The model's gradients summed over the ranks: in place where the communicator takes
  * the engine's memory (the CPU engine's is host memory), else through a host copy. */
 static csal3d_status c3_ssl_allreduce_grads(csal3d_ssl_model *h, const char *what) {
@@ -633,7 +640,10 @@ csal3d_status c3_ssl_step_shared(csal3d_ssl_model *h, const float *crops, const 
   if (first >= 0)
     return c3_error(CSAL3D_ERR_STATE, "%s: rank %d failed (its messages say why); every rank "
                     "stops at this step", what, first);
+  double t0 = c3_seconds();
   C3_TRY(c3_ssl_allreduce_grads(h, what));
+  c3_log(h->ctx, CSAL3D_LOG_INFO, "%s: gradients (%zu floats) summed over %d ranks in %.3f s",
+         what, h->m->total, size, c3_seconds() - t0);
   C3_TRY(c3_ssl_check_terms(&sum, step));
   C3_TRY(c3_optim_step(h->opt));
   c3_ssl_record_last(h, &sum);
