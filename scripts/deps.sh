@@ -3,11 +3,13 @@
 # installs the missing ones with apt-get; otherwise it prints the command and fails.
 # OPTIONAL packages are installed as root too (CI runs as root), but their absence does
 # not fail: abigail-tools (abidw, abidiff) for `make abi-check`, which skips without it;
-# chromium for tests/report_test.sh (the report page rendered), which skips without it.
+# chromium for tests/report_test.sh (the report page rendered), which skips without it;
+# python3-mpi4py for the Python communicator's test, which skips without it.
 set -u
 PACKAGES="build-essential pkg-config libdnnl-dev libniftiio-dev libnifti2-dev zlib1g-dev
-check python3 python3-numpy libjansson-dev liblapacke-dev libopenblas-dev libpng-dev"
-OPTIONAL="abigail-tools chromium"
+check python3 python3-numpy libjansson-dev liblapacke-dev libopenblas-dev libpng-dev
+libopenmpi-dev openmpi-bin"
+OPTIONAL="abigail-tools chromium python3-mpi4py"
 
 not_installed() {
   for p in "$@"; do

@@ -46,7 +46,7 @@ expect_rc() { # want, description, command...
 }
 
 # --- help and usage errors (exit 0 / 2) ---
-for c in pretrain score select report demo info; do
+for c in pretrain score select report demo info merge; do
   expect_rc 0 "$c --help" "$BIN" "$c" --help
   grep -q "usage: csal3d $c" "$tmp/out" || fail "$c --help prints no usage"
 done
@@ -196,6 +196,20 @@ expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$
   --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
   fail "scoring killed and run again gave another file"
+# Sharded scoring (job arrays): the shards merged are the single run's file, bit for bit.
+for i in 1 2; do
+  expect_rc 0 "score --shard $i/2" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+    -o "$tmp/shard$i.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet --shard $i/2
+done
+expect_rc 2 "score --shard 3/2" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/x" --shard 3/2
+expect_rc 2 "merge a shard missing" "$BIN" merge "$tmp/shard1.safetensors" -o "$tmp/merged.safetensors"
+grep -q "shard 2/2 is missing" "$tmp/err" || fail "merge: the missing shard not named"
+expect_rc 2 "merge a shard twice" "$BIN" merge "$tmp/shard1.safetensors" \
+  "$tmp/shard1.safetensors" -o "$tmp/merged.safetensors"
+expect_rc 0 "merge" "$BIN" merge "$tmp/shard2.safetensors" "$tmp/shard1.safetensors" \
+  -o "$tmp/merged.safetensors" --json
+cmp -s "$tmp/nomaps.safetensors" "$tmp/merged.safetensors" ||
+  fail "score --shard 1/2, 2/2 and merge gave another file than one run"
 [ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
 # SIGTERM is Ctrl-C: score exits 130 keeping its journal (no scores file); pretrain saves
 # a checkpoint that resumes.

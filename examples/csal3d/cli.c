@@ -245,6 +245,8 @@ static const hint hints[] = {
     {"the foreground is empty", "no voxel of the case exceeds --foreground: lower it", 0},
     {"an output never replaces", "outputs go to new paths: choose another -o (or --maps, "
      "--csv, --manifest, --nnunet)", 0},
+    {"the shards of one run are made with", "merge the shard files of one 'csal3d score "
+     "--shard I/N' run, all made with the same command but for I", 1},
     {"the journal of an unfinished scoring run", "run the same command again to continue it, "
      "or add --restart to score from the start", 0},
 };
@@ -262,6 +264,8 @@ static const struct {
     {"the option max_memory", "--max-memory"},
     {"the option channel_suffix", "--channel-suffix"},
     {"the option overwrite", "--overwrite"},
+    {"the option shard_count", "--shard"},
+    {"the option shard_index", "--shard"},
     {"the option labels set to none", "--labels none"},
     {"the option labels", "--labels"},
     {"the option in_channels", "--channel"},
@@ -513,7 +517,14 @@ int common_option(cli *c, int opt, const char *arg, int *rc) {
   }
 }
 
-void finish_common(cli *c) { c->tty = !c->quiet && isatty(STDERR_FILENO); }
+const csal3d_comm *g_tool_comm = NULL;
+
+int tool_rank(void) { return g_tool_comm ? g_tool_comm->rank : 0; }
+
+void finish_common(cli *c) {
+  if (tool_rank() != 0) c->quiet = 1, c->json = 0; /* rank 0 speaks for the group */
+  c->tty = !c->quiet && isatty(STDERR_FILENO);
+}
 
 csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   csal3d_context_options o;
@@ -525,7 +536,9 @@ csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   o.log_user_data = c;
   o.log_level = c->verbose ? CSAL3D_LOG_INFO : CSAL3D_LOG_WARN;
   o.progress = on_progress;
-  return csal3d_context_create(&o, ctx);
+  csal3d_status s = csal3d_context_create(&o, ctx);
+  if (s == CSAL3D_OK && g_tool_comm) s = csal3d_context_set_comm(*ctx, g_tool_comm);
+  return s;
 }
 
 /* ---- data options ---- */

@@ -308,6 +308,7 @@ typedef struct score_opts {
   csal3d_feature_mode feature;
   uint64_t seed;
   int seed_set;
+  size_t shard_index, shard_count; /* --shard I/N (0-based index); count 0: whole */
 } score_opts;
 
 void score_opts_init(score_opts *o);
@@ -350,5 +351,13 @@ int cmd_report(int argc, char **argv);
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+
+/* csal3d-mpi: the communicator of MPI_COMM_WORLD, set on every context (NULL: one
+ * process); ranks other than 0 are quiet. */
+extern const csal3d_comm *g_tool_comm;
+int tool_rank(void);
+
+/* merge.c: csal3d merge SHARD... -o SCORES */
+int cmd_merge(int argc, char **argv);
 
 #endif

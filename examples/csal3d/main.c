@@ -37,6 +37,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#ifdef CSAL3D_TOOL_MPI
+#include "comm_mpi.h"
+#endif
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -53,6 +56,7 @@ static void usage(FILE *f) {
           "  report SCORES --selection M     one HTML page to see the selection (self-contained)\n"
           "  demo                            the whole pipeline on phantom data\n"
           "  info [FILE]                     version, engines, threads; or what FILE is\n"
+          "  merge SHARD... -o SCORES        join the shards of 'score --shard I/N'\n"
           "\n"
           "csal3d <command> --help describes a command; csal3d --version the version.\n"
           "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
@@ -79,11 +83,31 @@ static const struct {
                 {"select", cmd_select},
                 {"report", cmd_report},
                 {"demo", cmd_demo},
-                {"info", cmd_info}};
+                {"info", cmd_info},
+                {"merge", cmd_merge}};
 
+static int tool_main(int argc, char **argv);
+
+/* csal3d-mpi (built with CSAL3D_TOOL_MPI): under mpirun or srun every rank runs the
+ * command over the communicator of MPI_COMM_WORLD (docs/distributed.md). */
 int main(int argc, char **argv) {
   passive_openmp(argv);
   start_signal_thread();
+#ifdef CSAL3D_TOOL_MPI
+  g_tool_comm = tool_mpi_init(&argc, &argv);
+  if (!g_tool_comm) {
+    fprintf(stderr, "csal3d-mpi: MPI_Init failed\n");
+    return EXIT_LIBRARY;
+  }
+  int rc = tool_main(argc, argv);
+  tool_mpi_finalize(rc);
+  return rc;
+#else
+  return tool_main(argc, argv);
+#endif
+}
+
+static int tool_main(int argc, char **argv) {
   char *help_argv[3] = {NULL, "--help", NULL};
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {

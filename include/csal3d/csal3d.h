@@ -22,5 +22,6 @@
 #include "csal3d/pipeline.h"
 #include "csal3d/evaluate.h"
 #include "csal3d/report.h"
+#include "csal3d/comm.h"
 
 #endif /* CSAL3D_H */

@@ -256,45 +256,63 @@ csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
   return CSAL3D_OK;
 }
 
+csal3d_status c3_ssl_local_grads(c3_ssl_work *w, int64_t step, const c3_ssl_loss_config *c,
+                                 uint64_t seed, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 const c3_ssl_draws *draws, c3_ssl_terms *terms) {
+  C3_CHECK_ARG(w && c && (crops || n == 0) && dhw && terms, "c3_ssl_local_grads: NULL argument");
+  C3_CHECK_ARG(batch >= 1 && n >= 0 && n <= batch, "SSL step: %lld of a batch of %lld crops",
+               (long long)n, (long long)batch);
+  C3_TRY(c3_ssl_loss_config_check(c));
+  c3_model *m = w->m;
+  const size_t per = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
+  C3_TRY(c3_model_zero_grad(m));
+  c3_ssl_terms sum = {0, 0, 0, 0};
+  for (int64_t k = 0; k < n; k++) {
+    int64_t i = items ? items[k] : k;
+    c3_ssl_draws own;
+    const c3_ssl_draws *d = draws ? &draws[k] : &own;
+    if (draws) {
+      for (int a = 0; a < 3; a++)
+        C3_CHECK_ARG(draws[k].shape[a] == dhw[a], "SSL step: draws %lld are for another "
+                     "crop shape", (long long)k);
+    } else {
+      C3_TRY(c3_ssl_draws_random(&own, dhw, C3_MASK_CUBE, c->hide_fraction, seed,
+                                 (uint64_t)step, (uint64_t)i));
+    }
+    c3_ssl_terms t;
+    csal3d_status s = c3_ssl_crop_loss(w, c, crops + (size_t)k * per, d,
+                                       1.0 / (double)batch, 1, &t);
+    if (!draws) c3_ssl_draws_free(&own);
+    if (s != CSAL3D_OK) return c3_error_prefix(s, "SSL step %lld, crop %lld",
+                                               (long long)step, (long long)i);
+    sum.inp += t.inp / (double)batch;
+    sum.rot += t.rot / (double)batch;
+    sum.cons += t.cons / (double)batch;
+    sum.total += t.total / (double)batch;
+  }
+  *terms = sum;
+  return CSAL3D_OK;
+}
+
 csal3d_status c3_ssl_train_step(c3_ssl_work *w, c3_optim *o, const c3_ssl_loss_config *c,
                                 uint64_t seed, const float *crops, int64_t batch,
                                 const int64_t dhw[3], const c3_ssl_draws *draws,
                                 c3_ssl_terms *terms) {
   C3_CHECK_ARG(w && o && c && crops && dhw && terms, "c3_ssl_train_step: NULL argument");
   C3_CHECK_ARG(batch >= 1, "SSL step: batch of %lld crops", (long long)batch);
-  C3_TRY(c3_ssl_loss_config_check(c));
-  c3_model *m = w->m;
-  const size_t per = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
-  C3_TRY(c3_model_zero_grad(m));
-  c3_ssl_terms sum = {0, 0, 0, 0};
-  for (int64_t i = 0; i < batch; i++) {
-    c3_ssl_draws own;
-    const c3_ssl_draws *d = draws ? &draws[i] : &own;
-    if (draws) {
-      for (int a = 0; a < 3; a++)
-        C3_CHECK_ARG(draws[i].shape[a] == dhw[a], "SSL step: draws %lld are for another "
-                     "crop shape", (long long)i);
-    } else {
-      C3_TRY(c3_ssl_draws_random(&own, dhw, C3_MASK_CUBE, c->hide_fraction, seed,
-                                 (uint64_t)o->step, (uint64_t)i));
-    }
-    c3_ssl_terms t;
-    csal3d_status s = c3_ssl_crop_loss(w, c, crops + (size_t)i * per, d,
-                                       1.0 / (double)batch, 1, &t);
-    if (!draws) c3_ssl_draws_free(&own);
-    if (s != CSAL3D_OK) return c3_error_prefix(s, "SSL step %lld, crop %lld",
-                                               (long long)o->step, (long long)i);
-    sum.inp += t.inp / (double)batch;
-    sum.rot += t.rot / (double)batch;
-    sum.cons += t.cons / (double)batch;
-    sum.total += t.total / (double)batch;
-  }
-  if (!isfinite(sum.total))
-    return c3_error(CSAL3D_ERR_NUMERICAL,
-                    "SSL step %lld: the loss is %g (inpainting %g, rotation %g, "
-                    "consistency %g); update skipped",
-                    (long long)o->step, sum.total, sum.inp, sum.rot, sum.cons);
+  c3_ssl_terms sum;
+  C3_TRY(c3_ssl_local_grads(w, o->step, c, seed, crops, NULL, batch, batch, dhw, draws, &sum));
+  C3_TRY(c3_ssl_check_terms(&sum, o->step));
   C3_TRY(c3_optim_step(o));
   *terms = sum;
   return CSAL3D_OK;
+}
+
+csal3d_status c3_ssl_check_terms(const c3_ssl_terms *sum, int64_t step) {
+  if (isfinite(sum->total)) return CSAL3D_OK;
+  return c3_error(CSAL3D_ERR_NUMERICAL,
+                  "SSL step %lld: the loss is %g (inpainting %g, rotation %g, "
+                  "consistency %g); update skipped",
+                  (long long)step, sum->total, sum->inp, sum->rot, sum->cons);
 }

@@ -77,6 +77,19 @@ csal3d_status c3_ssl_train_step(c3_ssl_work *w, c3_optim *o, const c3_ssl_loss_c
                                 const int64_t dhw[3], const c3_ssl_draws *draws,
                                 c3_ssl_terms *terms);
 
+/* The gradients of n crops of a batch of `batch` (host [n, in_ch, D, H, W]), the items
+ * items[k] of that batch (NULL: 0..n-1), into the zeroed gradient buffer: grad_scale
+ * 1/batch, so that the sums over ranks holding the batch's shares are the batch's
+ * gradients. Draws: draws[k] when not NULL, else c3_ssl_draws_random(seed, step, item).
+ * terms receives the shares' sums of the batch means (n = 0: zeros). No update. */
+csal3d_status c3_ssl_local_grads(c3_ssl_work *w, int64_t step, const c3_ssl_loss_config *c,
+                                 uint64_t seed, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 const c3_ssl_draws *draws, c3_ssl_terms *terms);
+
+/* CSAL3D_ERR_NUMERICAL naming the step when the batch loss is not finite. */
+csal3d_status c3_ssl_check_terms(const c3_ssl_terms *sum, int64_t step);
+
 /* Axis map -> permute3d descriptor for data [lead, shape]. */
 c3_permute3d_desc c3_ssl_permute_desc(c3_axes_map m, int64_t lead, const int64_t shape[3]);
 
