@@ -2,8 +2,10 @@
 #include "core/alloc.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -68,4 +70,21 @@ char *c3_strdup(const char *s) {
   if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
   memcpy(d, s, n);
   return d;
+}
+
+size_t c3_memory_available(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (f) {
+    char line[256];
+    unsigned long long kib;
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        fclose(f);
+        return kib > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kib * 1024;
+      }
+    fclose(f);
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return (size_t)pages > SIZE_MAX / (size_t)page ? SIZE_MAX : (size_t)pages * (size_t)page;
 }
