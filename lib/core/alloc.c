@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -77,4 +78,21 @@ const char *c3_bytes_text(double n, char *buf, size_t cap) {
   while (n >= 1024 && u < 5) n /= 1024, u++;
   snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
   return buf;
+}
+
+size_t c3_memory_available(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (f) {
+    char line[256];
+    unsigned long long kib;
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        fclose(f);
+        return kib > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kib * 1024;
+      }
+    fclose(f);
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return (size_t)pages > SIZE_MAX / (size_t)page ? SIZE_MAX : (size_t)pages * (size_t)page;
 }

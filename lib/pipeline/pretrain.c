@@ -220,6 +220,7 @@ CSAL3D_API csal3d_status csal3d_ssl_model_train(csal3d_ssl_model *h,
   if (s == CSAL3D_OK && h->ckpt_path && !wrote_last && h->opt->step > start)
     s = c3_train_agree(h, rank == 0 ? c3_ssl_checkpoint(h) : CSAL3D_OK, "at the last checkpoint");
   c3_threads_leave(prev);
+  c3_model_release_slots(h->m); /* the observations' workspaces: scoring needs one */
   for (int64_t i = 0; i < N; i++) csal3d_volume_free(cache.v[i]);
   c3_free(cache.v);
   c3_free(items);
