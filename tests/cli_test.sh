@@ -46,7 +46,7 @@ expect_rc() { # want, description, command...
 }
 
 # --- help and usage errors (exit 0 / 2) ---
-for c in pretrain score select report demo info merge; do
+for c in pretrain score select evaluate report demo info merge; do
   expect_rc 0 "$c --help" "$BIN" "$c" --help
   grep -q "usage: csal3d $c" "$tmp/out" || fail "$c --help prints no usage"
 done
@@ -562,6 +562,99 @@ printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/da
 expect_rc 3 "damaged scores" "$BIN" select "$tmp/damaged.safetensors" --budget 2 -o "$tmp/sel3"
 grep -q "checksum" "$tmp/err" || fail "a damaged scores file is reported as a checksum failure"
 [ -e "$tmp/sel3/selection.csv" ] && fail "a failed select left a manifest"
+
+# --- evaluate: a U-Net trained on the chosen cases, Dice on the others (tiny and short) ---
+evo="--widths 4,8,16 --patch 16,32,32 --batch 2 --iterations 2 --threads 1"
+# shellcheck disable=SC2086
+expect_rc 0 "evaluate --train (select's manifest)" "$BIN" evaluate "$ph" \
+  --train "$tmp/sel/selection.csv" -o "$tmp/ev.csv" $evo --json
+"$PY" - "$tmp/out" "$tmp/ev.csv" <<'PY' || fail "evaluate --json and its results CSV"
+import csv, json, sys
+d = json.load(open(sys.argv[1]))
+assert (d["command"], d["mode"], d["train_cases"], d["validation_cases"], d["labels"]) == \
+    ("evaluate", "train", 3, 5, 4), d
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == 6 and rows[-1]["case"] == "mean", rows
+assert all(r["strategy"] == "given" and r["budget"] == "3" for r in rows), rows
+assert abs(float(rows[-1]["mean_dice"]) - d["mean_dice"]) < 1e-5, (rows[-1], d)
+PY
+# shellcheck disable=SC2086
+expect_rc 3 "evaluate: the results exist" "$BIN" evaluate "$ph" --train "$tmp/sel/selection.csv" \
+  -o "$tmp/ev.csv" $evo
+grep -q -- "add --overwrite" "$tmp/err" || fail "evaluate: existing results without a hint naming --overwrite"
+grep -q "training on" "$tmp/out" && fail "evaluate with existing results started training"
+expect_rc 2 "evaluate without --train or --scores" "$BIN" evaluate "$ph" -o "$tmp/x.csv"
+expect_rc 2 "evaluate --train with --budgets" "$BIN" evaluate "$ph" --train "$tmp/sel/selection.csv" \
+  --budgets 2 -o "$tmp/x.csv"
+expect_rc 2 "evaluate --widths of one stage" "$BIN" evaluate "$ph" --train x --widths 8 -o "$tmp/x.csv"
+# shellcheck disable=SC2086
+expect_rc 2 "evaluate --patch not a multiple" "$BIN" evaluate "$ph" \
+  --train "$tmp/sel/selection.csv" -o "$tmp/x.csv" $evo --patch 18,32,32
+grep -q -- "set --patch to multiples of 4" "$tmp/err" || fail "a bad patch: the message names --patch"
+printf 'phantom_001\nnone_such\n' > "$tmp/badlist.txt"
+expect_rc 3 "evaluate: a case not in the dataset" "$BIN" evaluate "$ph" --train "$tmp/badlist.txt" \
+  -o "$tmp/x.csv"
+grep -q 'case "none_such" is not in the dataset' "$tmp/err" || fail "an unknown case is named"
+# shellcheck disable=SC2086
+expect_rc 3 "evaluate into a missing folder" "$BIN" evaluate "$ph" --train "$tmp/sel/selection.csv" \
+  -o "$tmp/no/such/ev.csv" $evo
+grep -q "training on" "$tmp/out" && fail "evaluate with a wrong output path started training"
+[ -e "$tmp/x.csv" ] && fail "a refused evaluate wrote results"
+# The CUDA engine has no U-Net ops yet: said plainly (or no device here: exit 4).
+# shellcheck disable=SC2086
+"$BIN" evaluate "$ph" --train "$tmp/sel/selection.csv" -o "$tmp/x.csv" $evo --device cuda \
+  >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 4 ] || { [ "$rc" -eq 3 ] && grep -q "not supported on the cuda engine yet" "$tmp/err"; } ||
+  fail "evaluate --device cuda: exit $rc: $(cat "$tmp/err")"
+# SIGTERM: exit 130, the training state kept in --checkpoint.
+# shellcheck disable=SC2086
+signal_when TERM '[ -e "$tmp/ev.ckpt" ]' "$BIN" evaluate "$ph" --train "$tmp/sel/selection.csv" \
+  -o "$tmp/evt.csv" $evo --iterations 500 --checkpoint "$tmp/ev.ckpt" --checkpoint-every 1
+[ "$rc" -eq 130 ] || { fail "evaluate after SIGTERM: exit $rc, want 130"; cat "$tmp/err"; }
+grep -q "run the same command again to continue" "$tmp/err" || fail "evaluate after SIGTERM says how to continue"
+[ -e "$tmp/ev.ckpt" ] && [ ! -e "$tmp/evt.csv" ] || fail "evaluate after SIGTERM: the checkpoint and no results"
+# The comparison: the scores' 8 cases are the pool, the 2 other cases of a 10-case
+# phantom dataset the validation cases.
+ph10="$tmp/ph10"
+"${OUT_LIB%lib}bin/csal3d-phantom" "$ph10" --cases 10 --size 40 --slices 24 --quiet ||
+  fail "phantom generation (10 cases)"
+# shellcheck disable=SC2086
+expect_rc 0 "evaluate --scores" "$BIN" evaluate "$ph10" --scores "$tmp/scores.safetensors" \
+  --strategies urds,random --budgets 2 --seeds 0,1 -o "$tmp/cmp.csv" --table "$tmp/table.csv" $evo
+grep -Eq "^random +[0-9.]+ \+- [0-9.]+" "$tmp/out" || fail "evaluate --scores prints the table"
+"$PY" - "$tmp/cmp.csv" "$tmp/cmp.json" "$tmp/table.csv" <<'PY' || fail "the comparison's files"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+means = [r for r in rows if r["case"] == "mean"]
+assert [(r["strategy"], r["seed"]) for r in means] == \
+    [("urds", "0"), ("urds", "1"), ("random", "0"), ("random", "1")], means
+assert {r["case"] for r in rows} == {"phantom_008", "phantom_009", "mean"}, rows
+runs = json.load(open(sys.argv[2]))["runs"]
+assert len(runs) == 4 and all(len(r["train_cases"]) == 2 for r in runs), runs
+table = list(csv.DictReader(open(sys.argv[3])))
+assert [(t["strategy"], t["budget"], t["runs"]) for t in table] == \
+    [("urds", "2", "2"), ("random", "2", "2")], table
+PY
+# SIGTERM once the first run is in the results: exit 130; the same command continues
+# with the other runs and gives the uninterrupted comparison's table.
+cmp2="$ph10 --scores $tmp/scores.safetensors --strategies urds,random --budgets 2 --seeds 0,1"
+# shellcheck disable=SC2086
+signal_when TERM '[ -e "$tmp/cmp2.json" ]' "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  --table "$tmp/table2.csv" $evo
+[ "$rc" -eq 130 ] || fail "evaluate --scores after SIGTERM: exit $rc, want 130"
+grep -q "run the same command again to continue" "$tmp/err" ||
+  fail "evaluate --scores after SIGTERM says how to continue"
+# shellcheck disable=SC2086
+expect_rc 0 "evaluate --scores continued" "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  --table "$tmp/table2.csv" $evo --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["runs"] == 4 and 1 <= d["reused"] < 4, d' \
+  "$tmp/out" || fail "evaluate --scores after SIGTERM did not continue from the results"
+cmp -s "$tmp/table.csv" "$tmp/table2.csv" || fail "a continued comparison gave another table"
+# shellcheck disable=SC2086
+expect_rc 2 "evaluate --scores with other settings" "$BIN" evaluate $cmp2 -o "$tmp/cmp2.csv" \
+  $evo --iterations 3
+grep -q -- "--iterations is 2 there and 3 now" "$tmp/err" || fail "other settings: the difference is named"
 
 # The demo prints the command lines of its steps: run again, they give the same files.
 demo="$tmp/demo"

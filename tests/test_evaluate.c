@@ -179,6 +179,29 @@ START_TEST(cancel_saves_a_checkpoint_and_resumes) {
 }
 END_TEST
 
+static int cancel_after_one_run(void *user, const char *stage, uint64_t done, uint64_t total) {
+  (void)total;
+  int *armed = user;
+  return *armed && !strcmp(stage, "evaluate-compare") && done == 1;
+}
+
+static int count_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  int n = 0, c;
+  while (f && (c = fgetc(f)) != EOF) n += c == '\n';
+  if (f) fclose(f);
+  return n;
+}
+
+static int same_bytes(const char *a, const char *b) {
+  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+  int same = fa && fb, ca, cb;
+  while (same && ((ca = fgetc(fa)) != EOF) | ((cb = fgetc(fb)) != EOF)) same = ca == cb;
+  if (fa) fclose(fa);
+  if (fb) fclose(fb);
+  return same;
+}
+
 START_TEST(case_lists_and_comparison) {
   make_data();
   csal3d_context *ctx = make_ctx(NULL, NULL);
@@ -202,6 +225,19 @@ START_TEST(case_lists_and_comparison) {
   csal3d_evaluate_free_indices(idx);
   ST_EQ(csal3d_evaluate_read_cases(ds, p2, &idx, &n), CSAL3D_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "phantom_009"));
+  /* a dataset list: image paths relative to its folder, or absolute */
+  char p3[400];
+  snprintf(p3, sizeof p3, "%s/list.txt", data);
+  f = fopen(p3, "w");
+  fprintf(f, "imagesTr/phantom_006.nii.gz,labelsTr/phantom_006.nii.gz\n%s/imagesTr/"
+          "phantom_002.nii.gz\n", data);
+  fclose(f);
+  ST_EQ(csal3d_evaluate_read_cases(ds, p3, &idx, &n), CSAL3D_OK);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_uint_eq(idx[0], 6);
+  ck_assert_uint_eq(idx[1], 2);
+  csal3d_evaluate_free_indices(idx);
+  unlink(p3);
   /* comparison: a pool of 5 scored cases (features made up), 2 strategies x 1 budget x
    * 2 seeds, validation = the labelled cases outside the pool */
   csal3d_scores *sc;
@@ -249,6 +285,51 @@ START_TEST(case_lists_and_comparison) {
   ck_assert_msg(!strncmp(line, "random,2,2,", 11), "%s", line);
   fclose(f);
   csal3d_comparison_free(cmp);
+  csal3d_context_free(ctx);
+
+  /* Run-level resume: cancelled after its first run, the same call again continues
+   * with the other three and writes the uninterrupted comparison's CSV, byte for byte. */
+  int armed = 1;
+  ctx = make_ctx(cancel_after_one_run, &armed);
+  char csv2[400], json2[400];
+  snprintf(csv2, sizeof csv2, "%s/compare2.csv", dir);
+  snprintf(json2, sizeof json2, "%s/compare2.json", dir);
+  o.output_csv = csv2;
+  o.output_json = json2;
+  ST_EQ(csal3d_evaluate_compare(ctx, ds, sc, st, 2, budgets, 1, seeds, 2, NULL, 0, &so, &o, &cmp),
+        CSAL3D_ERR_CANCELLED);
+  ck_assert_int_eq(count_lines(csv2), 1 + 1);
+  armed = 0;
+  ST_EQ(csal3d_evaluate_compare(ctx, ds, sc, st, 2, budgets, 1, seeds, 2, NULL, 0, &so, &o, &cmp),
+        CSAL3D_OK);
+  ST_EQ(csal3d_comparison_cells(cmp, cells, sizeof cells[0], 4, &nc), CSAL3D_OK);
+  ck_assert_int_eq(cells[0].reused, 1);
+  ck_assert_int_eq(cells[1].reused, 0);
+  ck_assert_int_eq(cells[0].runs + cells[1].runs, 4);
+  csal3d_comparison_free(cmp);
+  ck_assert_msg(same_bytes(csv, csv2), "resumed results differ from an uninterrupted run's");
+  /* other settings: refused before any work, naming the difference */
+  o.iterations = 3;
+  ST_EQ(csal3d_evaluate_compare(ctx, ds, sc, st, 2, budgets, 1, seeds, 2, NULL, 0, &so, &o, NULL),
+        CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "the option iterations is 2 there and 3 now"));
+  o.iterations = 2;
+  /* another grid into the same file: its earlier runs kept, one new run */
+  uint64_t seeds3[3] = {1, 2, 3};
+  ST_EQ(csal3d_evaluate_compare(ctx, ds, sc, st, 1, budgets, 1, seeds3, 3, NULL, 0, &so, &o, &cmp),
+        CSAL3D_OK);
+  ST_EQ(csal3d_comparison_cells(cmp, cells, sizeof cells[0], 4, &nc), CSAL3D_OK);
+  ck_assert_uint_eq(nc, 1);
+  ck_assert_int_eq(cells[0].runs, 3);
+  ck_assert_int_eq(cells[0].reused, 2);
+  csal3d_comparison_free(cmp);
+  ck_assert_int_eq(count_lines(csv2), 1 + 5);
+  /* a JSON that is not a results file is not replaced */
+  f = fopen(json2, "w");
+  fprintf(f, "{\"hello\": 1}\n");
+  fclose(f);
+  ST_EQ(csal3d_evaluate_compare(ctx, ds, sc, st, 1, budgets, 1, seeds, 1, NULL, 0, &so, &o, NULL),
+        CSAL3D_ERR_FORMAT);
   csal3d_scores_free(sc);
   csal3d_dataset_free(ds);
   csal3d_context_free(ctx);

@@ -275,6 +275,24 @@ static const struct {
     {"the option max_cases", "--max-cases"},
     {"the option image_size", "--image-size"},
     {"the option dataset", "--data"},
+    /* csal3d evaluate */
+    {"the option iterations", "--iterations"},
+    {"the option batch_size", "--batch"},
+    {"the option patch_size", "--patch"},
+    {"the option stages", "--widths"},
+    {"the option widths", "--widths"},
+    {"the option learning_rate", "--lr"},
+    {"the option weight_decay", "--weight-decay"},
+    {"the option normalization", "--normalization"},
+    {"the option inference_batch", "--inference-batch"},
+    {"the option checkpoint_every", "--checkpoint-every"},
+    {"the option checkpoint", "--checkpoint"},
+    {"the option output_csv", "-o"},
+    {"the option output_json", "--results-json"},
+    {"the option per_case", "--summary-only"},
+    {"the option seed", "--seed"},
+    {"the option n_cand", "--n-cand"},
+    {"the option kernel", "--kernel"},
 };
 
 /* @p msg with the library's option names replaced by the tool's. */

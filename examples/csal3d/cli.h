@@ -347,6 +347,8 @@ void report_opts_init(report_opts *o);
 int run_report(cli *c, const report_opts *o);
 void report_cmdline(cmdline *l, const cli *c, const report_opts *o);
 int cmd_report(int argc, char **argv);
+/* evaluate.c */
+int cmd_evaluate(int argc, char **argv);
 
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);

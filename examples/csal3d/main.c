@@ -4,6 +4,8 @@
  *   csal3d score ssl.safetensors DATASET -o scores.safetensors
  *   csal3d select scores.safetensors --budget 20 [--nnunet DIR]
  *   csal3d report scores.safetensors --selection selection.json -o report.html
+ *   csal3d evaluate DATASET --train selection.csv -o results.csv
+ *                                                   does the selection help? (Dice)
  *   csal3d demo                                     the whole pipeline on phantom data
  *   csal3d info [FILE]                              version, engines, threads; or what
  *                                                   FILE is (image, checkpoint, scores)
@@ -12,8 +14,9 @@
  * --quiet); results go to stdout, as text or with --json as one JSON object.
  *
  * Sources: this file dispatches; one file per command (pretrain.c, score.c, select.c,
- * report.c, demo.c, info.c), each parsing its command line into an options struct for its
- * run_ function (the demo fills those structs itself); cli.c / cli.h hold what they share.
+ * evaluate.c, report.c, merge.c, demo.c, info.c), each parsing its command line into an
+ * options struct for its run_ function (the demo fills those structs itself); cli.c /
+ * cli.h hold what they share.
  *
  * Environment: OMP_WAIT_POLICY (default passive here, see passive_openmp), OMP_* as usual.
  *
@@ -30,7 +33,8 @@
  *   5    out of memory
  *   130  interrupted (Ctrl-C or SIGTERM); nothing partial is left (pretrain saves a
  *        resumable checkpoint first, score keeps its journal, select leaves every output
- *        as it was). docs/robustness.md lists these promises with their tests.
+ *        as it was, evaluate keeps its finished runs and its --checkpoint).
+ *        docs/robustness.md lists these promises with their tests.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +58,8 @@ static void usage(FILE *f) {
           "  score CKPT DATASET -o SCORES    features and uncertainty of every case\n"
           "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
           "  report SCORES --selection M     one HTML page to see the selection (self-contained)\n"
+          "  evaluate DATASET --train SEL    train a U-Net on the chosen cases, Dice on the\n"
+          "                                  others; --scores: the strategies' table\n"
           "  demo                            the whole pipeline on phantom data\n"
           "  info [FILE]                     version, engines, threads; or what FILE is\n"
           "  merge SHARD... -o SCORES        join the shards of 'score --shard I/N'\n"
@@ -82,6 +88,7 @@ static const struct {
                 {"score", cmd_score},
                 {"select", cmd_select},
                 {"report", cmd_report},
+                {"evaluate", cmd_evaluate},
                 {"demo", cmd_demo},
                 {"info", cmd_info},
                 {"merge", cmd_merge}};

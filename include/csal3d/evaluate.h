@@ -45,12 +45,15 @@
  *  - `seed`: the selection seed (compare), empty for a given selection;
  *  - `train_seed`: the training seed (@ref csal3d_evaluate_options.seed);
  *  - `case`: a validation case id, or `mean` for the run's summary row;
- *  - `dice_1` ... `dice_L`: the Dice of each foreground label (L labels); on the mean
+ *  - `dice_1` ... `dice_L`: the Dice of each foreground label (L labels: the most of
+ *    the file's runs; with the option labels 0 a run whose training and validation
+ *    cases lack the last labels has fewer classes, and their Dice is NaN); on the mean
  *    row the mean over the validation cases where it is defined;
  *  - `mean_dice`: on a case row, the mean over its defined labels; on the mean row,
  *    the mean of the dice_l of that row (nnU-Net's foreground mean).
  *  NaN is written `nan`. Rows of a run are contiguous, its case rows first (when kept)
- *  and its mean row last. The JSON file holds {"labels": L, "columns": [...],
+ *  and its mean row last. The JSON file holds {"format": "csal3d-evaluation", "labels":
+ *  L, "columns": [...], "settings": {what shapes the runs: see csal3d_evaluate_compare()},
  *  "runs": [{"strategy", "budget", "seed" (null for a given selection), "train_seed",
  *  "train_cases": [ids], "iterations", "train_seconds", "dice": [L numbers or null],
  *  "mean_dice", "cases": [{"id", "dice": [...], "mean_dice"}]}]}.
@@ -222,6 +225,9 @@ typedef struct csal3d_comparison_cell {
   double mean;
   /** Their sample standard deviation (n - 1; 0 for a single run). */
   double sd;
+  /** How many of the runs came from the existing results file (an earlier, interrupted
+   *  comparison with the same settings) instead of being trained again. */
+  int64_t reused;
 } csal3d_comparison_cell;
 
 /**
@@ -233,6 +239,19 @@ typedef struct csal3d_comparison_cell {
  * run is appended to the results files (CSV and JSON, as csal3d_evaluate() writes
  * them, rewritten atomically after each run), so a long comparison can be followed as it
  * goes. Progress: ("evaluate-compare", runs done, runs) besides each run's own.
+ *
+ * Continuing: the JSON results file records the settings (its "settings": the training,
+ * load and sampler options, the scores' fingerprint and the validation ids). When
+ * @ref csal3d_evaluate_options.output_json names an existing file and overwrite is 0,
+ * its runs are taken instead of being trained again, provided its settings are these
+ * (else ::CSAL3D_ERR_INVALID_ARGUMENT names the first difference, before any work); each
+ * such run's selection is made again and must be the file's. Its other runs (other
+ * strategies, budgets or seeds) are kept, first in the files, and the new runs follow: a
+ * comparison killed midway continues with the same call, and one grid can be added to
+ * another's file. An existing CSV is then replaced only if it is a results CSV. Without
+ * output_json an existing output_csv is refused unless overwrite is 1. The checkpoint
+ * option continues the run that was interrupted. ::csal3d_comparison_cell.reused
+ * counts the runs taken from the file.
  *
  * @param ctx the context.
  * @param dataset the cases (images and labels).
@@ -286,7 +305,10 @@ CSAL3D_API csal3d_status csal3d_comparison_write_table(const csal3d_comparison *
  * Case ids of a training selection from a file: a manifest CSV written by
  * csal3d_manifest_write() (`csal3d select`; its `case` column) or any CSV with a
  * `case`, `case_id` or `id` column, or a text file of one id per line (blank lines and
- * lines starting with # skipped). Each id must be a case of @p dataset.
+ * lines starting with # skipped), or a dataset list (`image[,label]` per line, as
+ * csal3d_dataset_open() reads it): an entry that is no case id is taken as an image path
+ * (relative to the file's folder unless absolute) and names the case whose first image is
+ * that file. Each entry must be a case of @p dataset.
  * @param dataset the dataset the ids refer to.
  * @param path the file.
  * @param indices receives a malloc'ed array of dataset indices (free with

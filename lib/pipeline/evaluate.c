@@ -627,35 +627,43 @@ CSAL3D_API void csal3d_evaluation_free(csal3d_evaluation *ev) {
   c3_free(ev);
 }
 
-static csal3d_status dup_str(const char *s, char **out) {
-  size_t n = strlen(s) + 1;
-  C3_TRY(c3_alloc(n, "string", (void **)out));
-  memcpy(*out, s, n);
-  return CSAL3D_OK;
-}
-
-static csal3d_status evaluation_new(const csal3d_dataset *ds, const size_t *train, size_t n_train,
-                                    const size_t *val, size_t n_val, int L,
-                                    csal3d_evaluation **out) {
+csal3d_status c3_evaluation_alloc(size_t n_val, size_t n_train, int L, csal3d_evaluation **out) {
   csal3d_evaluation *ev;
   C3_TRY(c3_calloc_array(1, sizeof *ev, "evaluation", (void **)&ev));
   ev->labels = L;
-  csal3d_status s = c3_calloc_array(n_val, sizeof(char *), "ids", (void **)&ev->ids);
-  if (s == CSAL3D_OK) s = c3_calloc_array(n_train, sizeof(char *), "ids", (void **)&ev->train_ids);
+  csal3d_status s = c3_calloc_array(n_val ? n_val : 1, sizeof(char *), "ids", (void **)&ev->ids);
   if (s == CSAL3D_OK)
-    s = c3_alloc_array(n_val * (size_t)L, sizeof(double), "dice", (void **)&ev->dice);
-  if (s == CSAL3D_OK) s = c3_alloc_array(n_val, sizeof(double), "dice", (void **)&ev->case_mean);
-  if (s == CSAL3D_OK) s = c3_alloc_array((size_t)L, sizeof(double), "dice", (void **)&ev->label_mean);
-  for (size_t i = 0; i < n_val && s == CSAL3D_OK; i++, ev->n++)
-    s = dup_str(c3_dataset_id(ds, val[i]), &ev->ids[i]);
-  for (size_t i = 0; i < n_train && s == CSAL3D_OK; i++, ev->n_train++)
-    s = dup_str(c3_dataset_id(ds, train[i]), &ev->train_ids[i]);
+    s = c3_calloc_array(n_train ? n_train : 1, sizeof(char *), "ids", (void **)&ev->train_ids);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array(n_val * (size_t)L + 1, sizeof(double), "dice", (void **)&ev->dice);
+  if (s == CSAL3D_OK) s = c3_alloc_array(n_val + 1, sizeof(double), "dice", (void **)&ev->case_mean);
+  if (s == CSAL3D_OK)
+    s = c3_alloc_array((size_t)L + 1, sizeof(double), "dice", (void **)&ev->label_mean);
   if (s != CSAL3D_OK) {
     csal3d_evaluation_free(ev);
     return s;
   }
   snprintf(ev->strategy, sizeof ev->strategy, "given");
   ev->budget = (int64_t)n_train;
+  *out = ev;
+  return CSAL3D_OK;
+}
+
+/* A run's results for these cases, the ids filled in (ev->n and ev->n_train count them). */
+static csal3d_status evaluation_new(const csal3d_dataset *ds, const size_t *train, size_t n_train,
+                                    const size_t *val, size_t n_val, int L,
+                                    csal3d_evaluation **out) {
+  csal3d_evaluation *ev;
+  C3_TRY(c3_evaluation_alloc(n_val, n_train, L, &ev));
+  csal3d_status s = CSAL3D_OK;
+  for (size_t i = 0; i < n_val && s == CSAL3D_OK; i++, ev->n++)
+    if (!(ev->ids[i] = c3_strdup(c3_dataset_id(ds, val[i])))) s = CSAL3D_ERR_OUT_OF_MEMORY;
+  for (size_t i = 0; i < n_train && s == CSAL3D_OK; i++, ev->n_train++)
+    if (!(ev->train_ids[i] = c3_strdup(c3_dataset_id(ds, train[i])))) s = CSAL3D_ERR_OUT_OF_MEMORY;
+  if (s != CSAL3D_OK) {
+    csal3d_evaluation_free(ev);
+    return s;
+  }
   *out = ev;
   return CSAL3D_OK;
 }
@@ -917,7 +925,10 @@ CSAL3D_API csal3d_status csal3d_evaluate(csal3d_context *ctx, const csal3d_datas
   c3_free(val);
   if (s == CSAL3D_OK && (o.output_csv || o.output_json)) {
     const csal3d_evaluation *runs[1] = {ev};
-    s = c3_evaluation_write(runs, 1, o.per_case, o.output_csv, o.output_json);
+    json_t *settings = c3_evaluate_settings(&o, (const char *const *)ev->ids, ev->n, NULL, NULL);
+    s = settings ? c3_evaluation_write(runs, 1, o.per_case, o.output_csv, o.output_json, settings)
+                 : c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "evaluation settings");
+    json_decref(settings);
   }
   if (s != CSAL3D_OK || !out) {
     csal3d_evaluation_free(ev);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/context.h"
@@ -11,6 +12,7 @@
 #include "core/options.h"
 #include "core/report.h"
 #include "io/fileutil.h"
+#include "model/unet.h"
 #include "pipeline/dataset.h"
 #include "pipeline/evaluate.h"
 
@@ -93,6 +95,51 @@ static csal3d_status select_run(csal3d_context *ctx, const csal3d_sampler_option
   return CSAL3D_OK;
 }
 
+/* The scores' fingerprint: FNV-1a over the pool's ids, features and scores. */
+static void scores_hash(char *const *ids, const float *feat, const float *sc, int64_t n,
+                        int64_t d, char out[17]) {
+  uint64_t h = 1469598103934665603ULL;
+  for (int64_t i = 0; i < n; i++)
+    for (const char *p = ids[i];; p++) {
+      h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+      if (!*p) break;
+    }
+  const unsigned char *b[2] = {(const unsigned char *)feat, (const unsigned char *)sc};
+  size_t len[2] = {(size_t)(n * d) * sizeof(float), (size_t)n * sizeof(float)};
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < len[k]; i++) h = (h ^ b[k][i]) * 1099511628211ULL;
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* The run of `runs` for (strategy, budget, seed), or NULL. */
+static csal3d_evaluation *find_run(csal3d_evaluation **runs, size_t n, const char *strategy,
+                                   int64_t budget, uint64_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (runs[i]->has_seed && runs[i]->selection_seed == seed && runs[i]->budget == budget &&
+        !strcmp(runs[i]->strategy, strategy))
+      return runs[i];
+  return NULL;
+}
+
+/* The earlier runs to continue from (*old, *n_old) and whether the existing results
+ * files may be replaced: the JSON's settings must be ours, the CSV a results CSV. */
+static csal3d_status prepare_outputs(const csal3d_dataset *ds, const csal3d_evaluate_options *o,
+                                     const json_t *settings, csal3d_evaluation ***old,
+                                     size_t *n_old) {
+  struct stat sb;
+  csal3d_evaluate_options chk = *o;
+  if (!o->overwrite && o->output_json && stat(o->output_json, &sb) == 0) {
+    C3_TRY(c3_evaluate_resume(o->output_json, settings, old, n_old));
+    if (o->output_csv && stat(o->output_csv, &sb) == 0) C3_TRY(c3_evaluate_check_csv(o->output_csv));
+    chk.overwrite = 1;
+  } else if (!o->overwrite && !o->output_json && o->output_csv && stat(o->output_csv, &sb) == 0) {
+    return c3_error(CSAL3D_ERR_IO, "the results CSV %s exists: set the option overwrite to "
+                    "replace it (a comparison continues from its earlier runs when the option "
+                    "output_json is set: the JSON records the settings)", o->output_csv);
+  }
+  return c3_evaluate_check_outputs(ds, &chk);
+}
+
 CSAL3D_API csal3d_status csal3d_evaluate_compare(
     csal3d_context *ctx, const csal3d_dataset *ds, const csal3d_scores *scores,
     const csal3d_strategy *strategies, size_t n_strategies, const int64_t *budgets,
@@ -110,6 +157,7 @@ CSAL3D_API csal3d_status csal3d_evaluate_compare(
   csal3d_evaluate_options_init(&o);
   C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_evaluate_options"));
   C3_TRY(c3_evaluate_options_check(&o));
+  C3_TRY(c3_unet_check_engine(ctx->engine, 1));
   csal3d_sampler_options so;
   csal3d_sampler_options_init(&so);
   C3_TRY(c3_options_read(&so, sizeof so, sampler_options, "csal3d_sampler_options"));
@@ -122,8 +170,10 @@ CSAL3D_API csal3d_status csal3d_evaluate_compare(
   float *feat = NULL, *sc = NULL;
   size_t *pool = NULL, *val = NULL, nv = 0, *train = NULL;
   char **ids = NULL;
-  csal3d_evaluation **runs = NULL;
-  size_t n_runs = 0, total = n_strategies * n_budgets * n_seeds;
+  const char **val_ids = NULL;
+  json_t *settings = NULL;
+  csal3d_evaluation **runs = NULL, **old = NULL;
+  size_t n_runs = 0, n_old = 0, n_new = 0, done = 0, total = n_strategies * n_budgets * n_seeds;
   csal3d_comparison *cmp = NULL;
   csal3d_status s = c3_alloc_array((size_t)(n * d), sizeof(float), "features", (void **)&feat);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)n, sizeof(float), "scores", (void **)&sc);
@@ -156,53 +206,90 @@ CSAL3D_API csal3d_status csal3d_evaluate_compare(
                      "file)", ids[j]);
         break;
       }
-  if (s == CSAL3D_OK) s = c3_evaluate_check_outputs(ds, &o);
+  /* the settings every run shares, and the runs of an earlier comparison with them */
+  if (s == CSAL3D_OK) s = c3_calloc_array(nv ? nv : 1, sizeof(char *), "ids", (void **)&val_ids);
+  for (size_t i = 0; i < nv && s == CSAL3D_OK; i++) val_ids[i] = c3_dataset_id(ds, val[i]);
+  char hash[17];
+  if (s == CSAL3D_OK) {
+    scores_hash(ids, feat, sc, n, d, hash);
+    settings = c3_evaluate_settings(&o, val_ids, nv, &so, hash);
+    if (!settings) s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "evaluation settings");
+  }
+  if (s == CSAL3D_OK) s = prepare_outputs(ds, &o, settings, &old, &n_old);
   if (s == CSAL3D_OK) s = c3_alloc_array((size_t)maxb, sizeof(size_t), "selection", (void **)&train);
-  if (s == CSAL3D_OK) s = c3_calloc_array(total, sizeof *runs, "runs", (void **)&runs);
+  if (s == CSAL3D_OK) s = c3_calloc_array(n_old + total, sizeof *runs, "runs", (void **)&runs);
   if (s == CSAL3D_OK) s = c3_calloc_array(1, sizeof *cmp, "comparison", (void **)&cmp);
   if (s == CSAL3D_OK)
     s = c3_calloc_array(n_strategies * n_budgets, sizeof *cmp->cells, "cells", (void **)&cmp->cells);
+  /* the earlier runs stay in the files, in their order; new runs follow */
+  for (size_t i = 0; i < n_old && s == CSAL3D_OK; i++) runs[n_runs++] = old[i];
+  if (s == CSAL3D_OK) n_old = 0; /* runs[] owns them now */
   c3_log(ctx, CSAL3D_LOG_INFO, "evaluate: comparing %zu strategies x %zu budgets x %zu seeds "
-         "(%zu runs) on %zu validation cases", n_strategies, n_budgets, n_seeds, total, nv);
+         "(%zu runs) on %zu validation cases%s", n_strategies, n_budgets, n_seeds, total, nv,
+         n_runs ? "; continuing the earlier runs of the results file" : "");
   for (size_t q = 0; q < n_strategies && s == CSAL3D_OK; q++)
     for (size_t b = 0; b < n_budgets && s == CSAL3D_OK; b++) {
       csal3d_comparison_cell *cell = &cmp->cells[cmp->n++];
       cell->strategy = strategies[q];
       cell->budget = budgets[b];
+      const char *name = csal3d_strategy_name(strategies[q]);
       double sum = 0, sum2 = 0;
       for (size_t k = 0; k < n_seeds && s == CSAL3D_OK; k++) {
         s = select_run(ctx, &so, strategies[q], budgets[b], seeds[k], feat, sc, n, d, pool, train);
-        csal3d_evaluation *ev = NULL;
-        if (s == CSAL3D_OK)
+        csal3d_evaluation *ev = find_run(runs, n_runs, name, budgets[b], seeds[k]);
+        if (s == CSAL3D_OK && ev) { /* an earlier run: the same selection, or stale */
+          int same = ev->n_train == (size_t)budgets[b];
+          for (size_t i = 0; same && i < ev->n_train; i++)
+            same = !strcmp(ev->train_ids[i], c3_dataset_id(ds, train[i]));
+          if (!same)
+            s = c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "the results file %s: run %s, budget "
+                         "%lld, seed %llu trained on other cases than this selection (another "
+                         "csal3d version?): set the option overwrite to start afresh",
+                         o.output_json, name, (long long)budgets[b],
+                         (unsigned long long)seeds[k]);
+          cell->reused++;
+        } else if (s == CSAL3D_OK) {
           s = c3_evaluate_run(ctx, ds, train, (size_t)budgets[b], val, nv, &o, &ev);
+          if (s == CSAL3D_OK) {
+            snprintf(ev->strategy, sizeof ev->strategy, "%s", name);
+            ev->has_seed = 1;
+            ev->selection_seed = seeds[k];
+            runs[n_runs++] = ev;
+            n_new++;
+            c3_log(ctx, CSAL3D_LOG_INFO, "evaluate: %s, budget %lld, seed %llu: mean Dice %.4f",
+                   ev->strategy, (long long)budgets[b], (unsigned long long)seeds[k], ev->mean);
+            if (o.output_csv || o.output_json)
+              s = c3_evaluation_write((const csal3d_evaluation *const *)runs, n_runs, o.per_case,
+                                      o.output_csv, o.output_json, settings);
+          }
+        }
         if (s != CSAL3D_OK) {
-          s = c3_error_prefix(s, "run %s, budget %lld, seed %llu", csal3d_strategy_name(strategies[q]),
-                              (long long)budgets[b], (unsigned long long)seeds[k]);
+          s = c3_error_prefix(s, "run %s, budget %lld, seed %llu", name, (long long)budgets[b],
+                              (unsigned long long)seeds[k]);
           break;
         }
-        snprintf(ev->strategy, sizeof ev->strategy, "%s", csal3d_strategy_name(strategies[q]));
-        ev->has_seed = 1;
-        ev->selection_seed = seeds[k];
-        runs[n_runs++] = ev;
-        c3_log(ctx, CSAL3D_LOG_INFO, "evaluate: %s, budget %lld, seed %llu: mean Dice %.4f",
-               ev->strategy, (long long)budgets[b], (unsigned long long)seeds[k], ev->mean);
-        if (o.output_csv || o.output_json)
-          s = c3_evaluation_write((const csal3d_evaluation *const *)runs, n_runs, o.per_case,
-                                  o.output_csv, o.output_json);
         if (!isnan(ev->mean)) {
           sum += ev->mean;
           sum2 += ev->mean * ev->mean;
           cell->runs++;
         }
-        if (s == CSAL3D_OK) s = c3_progress(ctx, "evaluate-compare", n_runs, total);
+        s = c3_progress(ctx, "evaluate-compare", ++done, total);
       }
       double r = (double)cell->runs;
       cell->mean = r > 0 ? sum / r : NAN;
       double var = r > 1 ? (sum2 - sum * sum / r) / (r - 1) : 0.0;
       cell->sd = r > 0 ? sqrt(var > 0 ? var : 0) : NAN;
     }
+  /* every run from the file: the results files as they were (a missing CSV written) */
+  if (s == CSAL3D_OK && n_new == 0 && n_runs > 0 && (o.output_csv || o.output_json))
+    s = c3_evaluation_write((const csal3d_evaluation *const *)runs, n_runs, o.per_case,
+                            o.output_csv, o.output_json, settings);
   for (size_t i = 0; i < n_runs; i++) csal3d_evaluation_free(runs[i]);
+  for (size_t i = 0; i < n_old; i++) csal3d_evaluation_free(old[i]);
   for (int64_t i = 0; ids && i < n; i++) c3_free(ids[i]);
+  json_decref(settings);
+  c3_free(old);
+  c3_free(val_ids);
   c3_free(ids);
   c3_free(runs);
   c3_free(feat);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -17,14 +18,22 @@ static void csv_num(c3_outfile *o, double v) {
   else c3_outfile_printf(o, ",%.6f", v);
 }
 
-static void csv_row(c3_outfile *o, const csal3d_evaluation *ev, const char *id,
+/* The labels of a results file: the most of its runs (a run trained and validated
+ * without the last labels has fewer: their Dice is NaN, empty and empty). */
+static int max_labels(const csal3d_evaluation *const *runs, size_t n) {
+  int L = 0;
+  for (size_t r = 0; r < n; r++) L = runs[r]->labels > L ? runs[r]->labels : L;
+  return L;
+}
+
+static void csv_row(c3_outfile *o, const csal3d_evaluation *ev, int L, const char *id,
                     const double *dice, double mean) {
   c3_csv_field(o, ev->strategy);
   c3_outfile_printf(o, ",%lld,", (long long)ev->budget);
   if (ev->has_seed) c3_outfile_printf(o, "%llu", (unsigned long long)ev->selection_seed);
   c3_outfile_printf(o, ",%llu,", (unsigned long long)ev->train_seed);
   c3_csv_field(o, id);
-  for (int l = 0; l < ev->labels; l++) csv_num(o, dice[l]);
+  for (int l = 0; l < L; l++) csv_num(o, l < ev->labels ? dice[l] : NAN);
   csv_num(o, mean);
   c3_outfile_printf(o, "\n");
 }
@@ -33,7 +42,7 @@ static csal3d_status write_csv(const csal3d_evaluation *const *runs, size_t n, i
                                const char *path) {
   c3_outfile o;
   C3_TRY(c3_outfile_open(&o, path));
-  int L = n ? runs[0]->labels : 0;
+  const int L = max_labels(runs, n);
   c3_outfile_printf(&o, "strategy,budget,seed,train_seed,case");
   for (int l = 1; l <= L; l++) c3_outfile_printf(&o, ",dice_%d", l);
   c3_outfile_printf(&o, ",mean_dice\n");
@@ -41,8 +50,8 @@ static csal3d_status write_csv(const csal3d_evaluation *const *runs, size_t n, i
     const csal3d_evaluation *ev = runs[r];
     if (per_case)
       for (size_t i = 0; i < ev->n; i++)
-        csv_row(&o, ev, ev->ids[i], ev->dice + i * (size_t)ev->labels, ev->case_mean[i]);
-    csv_row(&o, ev, "mean", ev->label_mean, ev->mean);
+        csv_row(&o, ev, L, ev->ids[i], ev->dice + i * (size_t)ev->labels, ev->case_mean[i]);
+    csv_row(&o, ev, L, "mean", ev->label_mean, ev->mean);
   }
   csal3d_status s = c3_outfile_commit(&o);
   c3_outfile_abort(&o);
@@ -51,15 +60,16 @@ static csal3d_status write_csv(const csal3d_evaluation *const *runs, size_t n, i
 
 static json_t *jnum(double v) { return isnan(v) ? json_null() : json_real(v); }
 
-static json_t *jdice(const double *d, int L) {
+/* n values of d, then null up to L */
+static json_t *jdice(const double *d, int n, int L) {
   json_t *a = json_array();
-  for (int l = 0; a && l < L; l++) json_array_append_new(a, jnum(d[l]));
+  for (int l = 0; a && l < L; l++) json_array_append_new(a, jnum(l < n ? d[l] : NAN));
   return a;
 }
 
 static csal3d_status write_json(const csal3d_evaluation *const *runs, size_t n, int per_case,
-                                const char *path) {
-  int L = n ? runs[0]->labels : 0;
+                                const char *path, const json_t *settings) {
+  const int L = max_labels(runs, n);
   json_t *root = json_object(), *cols = json_array(), *arr = json_array();
   if (!root || !cols || !arr) {
     json_decref(root);
@@ -79,6 +89,7 @@ static csal3d_status write_json(const csal3d_evaluation *const *runs, size_t n, 
   json_object_set_new(root, "library_version", json_string(csal3d_version()));
   json_object_set_new(root, "labels", json_integer(L));
   json_object_set_new(root, "columns", cols);
+  if (settings) json_object_set_new(root, "settings", json_deep_copy(settings));
   for (size_t r = 0; r < n; r++) {
     const csal3d_evaluation *ev = runs[r];
     json_t *o = json_object(), *tr = json_array();
@@ -91,14 +102,14 @@ static csal3d_status write_json(const csal3d_evaluation *const *runs, size_t n, 
     json_object_set_new(o, "train_cases", tr);
     json_object_set_new(o, "iterations", json_integer(ev->iterations));
     json_object_set_new(o, "train_seconds", json_real(ev->train_seconds));
-    json_object_set_new(o, "dice", jdice(ev->label_mean, ev->labels));
+    json_object_set_new(o, "dice", jdice(ev->label_mean, ev->labels, L));
     json_object_set_new(o, "mean_dice", jnum(ev->mean));
     if (per_case) {
       json_t *cs = json_array();
       for (size_t i = 0; i < ev->n; i++) {
         json_t *c = json_object();
         json_object_set_new(c, "id", json_string(ev->ids[i]));
-        json_object_set_new(c, "dice", jdice(ev->dice + i * (size_t)ev->labels, ev->labels));
+        json_object_set_new(c, "dice", jdice(ev->dice + i * (size_t)ev->labels, ev->labels, L));
         json_object_set_new(c, "mean_dice", jnum(ev->case_mean[i]));
         json_array_append_new(cs, c);
       }
@@ -107,7 +118,7 @@ static csal3d_status write_json(const csal3d_evaluation *const *runs, size_t n, 
     json_array_append_new(arr, o);
   }
   json_object_set_new(root, "runs", arr);
-  char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+  char *text = json_dumps(root, JSON_INDENT(1) | C3_EVAL_JSON_FLAGS);
   json_decref(root);
   if (!text) return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "results JSON");
   size_t len = strlen(text);
@@ -118,9 +129,11 @@ static csal3d_status write_json(const csal3d_evaluation *const *runs, size_t n, 
 }
 
 csal3d_status c3_evaluation_write(const csal3d_evaluation *const *runs, size_t n_runs,
-                                  int per_case, const char *csv, const char *json) {
+                                  int per_case, const char *csv, const char *json,
+                                  const json_t *settings) {
+  /* the JSON first: a comparison continues from it, so it never lacks a run the CSV has */
+  if (json) C3_TRY(write_json(runs, n_runs, per_case, json, settings));
   if (csv) C3_TRY(write_csv(runs, n_runs, per_case, csv));
-  if (json) C3_TRY(write_json(runs, n_runs, per_case, json));
   return CSAL3D_OK;
 }
 
@@ -159,6 +172,24 @@ static int csv_split(char *line, char **f, int max) {
   return n;
 }
 
+/* The case named by `entry`: its id, else (a dataset list's line) the case whose first
+ * image is that file, relative paths taken from the list's folder `dir`; N if none. */
+static size_t find_case(const csal3d_dataset *ds, const char *entry, const char *dir) {
+  const size_t N = c3_dataset_n(ds);
+  for (size_t j = 0; j < N; j++)
+    if (!strcmp(c3_dataset_id(ds, j), entry)) return j;
+  char buf[8192];
+  struct stat a, b;
+  const char *p = entry;
+  if (entry[0] != '/' && snprintf(buf, sizeof buf, "%s/%s", dir, entry) < (int)sizeof buf)
+    p = buf;
+  if (stat(p, &a) != 0 || !S_ISREG(a.st_mode)) return N;
+  for (size_t j = 0; j < N; j++)
+    if (stat(c3_dataset_image(ds, j, 0), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+      return j;
+  return N;
+}
+
 CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, const char *path,
                                                     size_t **indices, size_t *count) {
   C3_CHECK_ARG(ds && path && indices && count, "csal3d_evaluate_read_cases: NULL argument");
@@ -168,6 +199,10 @@ CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, co
   if (!f) return c3_error(CSAL3D_ERR_IO, "cannot open the case list %s", path);
   size_t N = c3_dataset_n(ds), k = 0;
   size_t *idx = NULL;
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+           slash ? path : ".");
   csal3d_status s = c3_alloc_array(N ? N : 1, sizeof(size_t), "case list", (void **)&idx);
   char line[8192];
   int col = -1, first = 1, lineno = 0;
@@ -189,9 +224,7 @@ CSAL3D_API csal3d_status csal3d_evaluate_read_cases(const csal3d_dataset *ds, co
       if (nf > 1) col = 0;       /* a CSV without a known header: its first column */
     }
     const char *id = col >= 0 ? (col < nf ? fields[col] : "") : p;
-    size_t j = 0;
-    for (; j < N; j++)
-      if (!strcmp(c3_dataset_id(ds, j), id)) break;
+    size_t j = find_case(ds, id, dir);
     if (j == N) {
       s = c3_error(CSAL3D_ERR_FORMAT, "%s, line %d: case \"%s\" is not in the dataset", path,
                    lineno, id);

@@ -74,3 +74,5 @@ __all__ += ["InitReport", "Losses", "SSLModel", "Uncertainty", "Scores", "case_k
 
 from .report import write_report  # noqa: E402
 __all__ += ["write_report"]
+from .evaluate import Cell, Evaluation, compare, evaluate, read_cases  # noqa: E402
+__all__ += ["Cell", "Evaluation", "compare", "evaluate", "read_cases"]

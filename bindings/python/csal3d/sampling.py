@@ -201,6 +201,41 @@ def _strategy_code(strategy):
     return code.value
 
 
+def _sampler_options(strategy="urds", n_cand=3, seed=None, **options):
+    """A csal3d_sampler_options struct from keyword arguments (the struct's members; see
+    the module docstring); TypeError for an unknown one."""
+    o = _Options()
+    check(_options_init(ctypes.byref(o)))
+    o.strategy = _strategy_code(strategy)
+    o.n_cand = integer("n_cand", n_cand)
+    if seed is not None:
+        o.use_seed = 1
+        o.seed = integer("seed", seed, 0)
+    for key, value in options.items():
+        if key == "gammas":
+            g = [float(v) for v in value]
+            if not 1 <= len(g) <= _MAX_KERNELS:
+                raise ValueError(f"gammas: 1 to {_MAX_KERNELS} values, not {len(g)}")
+            o.n_kernels = len(g)
+            for i, v in enumerate(g):
+                o.gammas[i] = v
+        elif key == "kernel":
+            o.kernel = choice("kernel", value, _KERNELS)
+        elif key == "gamma_mode":
+            o.gamma_mode = choice("gamma_mode", value, _GAMMA_MODES)
+        elif key == "typiclust_variant":
+            o.typiclust_variant = choice("typiclust_variant", value, _TYPICLUST_VARIANTS)
+        elif key in _OPTION_NAMES:
+            if isinstance(getattr(o, key), int):
+                setattr(o, key, integer(key, value))
+            else:
+                setattr(o, key, float(value))
+        else:
+            raise TypeError(f"unknown sampler option {key!r}; known: "
+                            f"{', '.join(sorted(_OPTION_NAMES | {'gammas'}))}")
+    return o
+
+
 def _as_features(features):
     x = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
     if x.ndim == 1:
@@ -257,35 +292,7 @@ class Sampler(Owned):
 
     def __init__(self, strategy="urds", n_cand=3, seed=None, context=None, threads=0,
                  **options):
-        o = _Options()
-        check(_options_init(ctypes.byref(o)))
-        o.strategy = _strategy_code(strategy)
-        o.n_cand = integer("n_cand", n_cand)
-        if seed is not None:
-            o.use_seed = 1
-            o.seed = integer("seed", seed, 0)
-        for key, value in options.items():
-            if key == "gammas":
-                g = [float(v) for v in value]
-                if not 1 <= len(g) <= _MAX_KERNELS:
-                    raise ValueError(f"gammas: 1 to {_MAX_KERNELS} values, not {len(g)}")
-                o.n_kernels = len(g)
-                for i, v in enumerate(g):
-                    o.gammas[i] = v
-            elif key == "kernel":
-                o.kernel = choice("kernel", value, _KERNELS)
-            elif key == "gamma_mode":
-                o.gamma_mode = choice("gamma_mode", value, _GAMMA_MODES)
-            elif key == "typiclust_variant":
-                o.typiclust_variant = choice("typiclust_variant", value, _TYPICLUST_VARIANTS)
-            elif key in _OPTION_NAMES:
-                if isinstance(getattr(o, key), int):
-                    setattr(o, key, integer(key, value))
-                else:
-                    setattr(o, key, float(value))
-            else:
-                raise TypeError(f"unknown sampler option {key!r}; known: "
-                                f"{', '.join(sorted(_OPTION_NAMES | {'gammas'}))}")
+        o = _sampler_options(strategy, n_cand, seed, **options)
         self._own_context = context is None
         self._context = context if context is not None else Context(device="cpu",
                                                                     threads=threads)
