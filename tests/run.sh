@@ -15,6 +15,10 @@ record() { # name rc
 }
 
 export CK_FORK=${CK_FORK:-yes}
+# Check's per-test timeout guards against hangs, not slowness: its 4 s default failed
+# loading the CUDA plugin (cuDNN is large) on a loaded machine. Suites that set their own
+# timeouts keep them.
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 export CSAL3D_TEST_CUDA_PLUGIN="$(pwd)/$OUT_LIB/libcsal3d-cuda.so"
 for t in "$@"; do
   echo "== $t"
