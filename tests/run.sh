@@ -6,11 +6,15 @@
 set -u
 passed=0 failed=0 skipped=0 failures=""
 
-record() { # name rc
+started=$(date +%s)
+record() { # name rc; the suite's wall time in brackets (to keep CI within its budget)
+  now=$(date +%s)
+  took="[$((now - started)) s]"
+  started=$now
   case "$2" in
-    0) passed=$((passed + 1)); echo "PASS: $1" ;;
-    77) skipped=$((skipped + 1)); echo "SKIP: $1" ;;
-    *) failed=$((failed + 1)); failures="$failures $1"; echo "FAIL: $1 (exit $2)" ;;
+    0) passed=$((passed + 1)); echo "PASS: $1 $took" ;;
+    77) skipped=$((skipped + 1)); echo "SKIP: $1 $took" ;;
+    *) failed=$((failed + 1)); failures="$failures $1"; echo "FAIL: $1 (exit $2) $took" ;;
   esac
 }
 
