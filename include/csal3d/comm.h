@@ -54,7 +54,7 @@ typedef enum csal3d_comm_op {
 /**
  * A communicator: the group's size, this process's rank and its collectives. Fill with
  * csal3d_comm_init() and set the members; the library copies the struct (the
- * functions and @ref user_data must stay valid while it is set on a context). Every
+ * functions and `user_data` must stay valid while it is set on a context). Every
  * function returns ::CSAL3D_OK, or another status when the collective failed.
  */
 typedef struct csal3d_comm {
