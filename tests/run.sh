@@ -19,10 +19,12 @@ record() { # name rc; the suite's wall time in brackets (to keep CI within its b
 }
 
 export CK_FORK=${CK_FORK:-yes}
-# Check's per-test timeout guards against hangs, not slowness: its 4 s default failed
-# loading the CUDA plugin (cuDNN is large) on a loaded machine. Suites that set their own
-# timeouts keep them.
-export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+# Check's per-test timeouts guard against hangs, not slowness: its 4 s default failed
+# loading the CUDA plugin (cuDNN is large), and suites' own 60-120 s limits failed
+# gradient checks, on a machine loaded 5x. Every limit is multiplied by 4 (Check's
+# CK_TIMEOUT_MULTIPLIER); the default becomes 30 s x 4.
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-30}
+export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
 export CSAL3D_TEST_CUDA_PLUGIN="$(pwd)/$OUT_LIB/libcsal3d-cuda.so"
 for t in "$@"; do
   echo "== $t"
