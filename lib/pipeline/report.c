@@ -458,8 +458,9 @@ static csal3d_status c3_case_panel(c3_report *r, c3_outfile *o, int64_t k) {
   if (r->cluster) {
     char ty[32];
     c3_fmt_value(ty, sizeof ty, r->typ[i]);
-    c3_outfile_printf(o, " &middot; cluster %" PRId64 " &middot; typicality %s",
-                      r->cluster[i], ty);
+    c3_outfile_printf(o, " &middot; cluster %" PRId64 " of ", r->cluster[i]);
+    c3_html_text(o, r->sel[r->cluster_sel].strategy);
+    c3_outfile_printf(o, " &middot; typicality (Eq. 10) %s", ty);
   }
   for (int s = 0; s < r->n_sel; s++)
     for (int64_t q = 0; q < r->sel[s].count; q++) {
@@ -518,8 +519,9 @@ static csal3d_status c3_section_cases(c3_report *r, c3_outfile *o) {
     return CSAL3D_OK;
   }
   c3_p(o, "<p class=\"note\">Three orthogonal slices through each case's most uncertain region "
-          "(the largest mean of its uncertainty map over a box a tenth of the volume's side; "
-          "red ticks mark where the other slices cross): the image in grey, the uncertainty "
+          "(the largest mean of its uncertainty map over a box a tenth of the volume's side, "
+          "in the body and an eighth of each side away from the borders; red ticks mark where "
+          "the other slices cross): the image in grey, the uncertainty "
           "over it in viridis, more opaque where higher, on one scale for all cases. Slices "
           "in RAS+: the patient's right on the left, anterior and superior up.</p>");
   if (r->n_shown < r->n_chosen_all)

@@ -102,9 +102,9 @@ csal3d_status c3_case_planes_rgb(const c3_case_planes *p, int v, double lo, doub
 
 /* The voxel of `map` (D x H x W floats) where its mean over a box of side 2r+1
  * (clipped at the borders) is largest (ties: the first in memory order), among the voxels
- * of `mask` (may be NULL: all) whose box reaches no border voxel of an axis longer than
- * 4(r + 1);
- * without such a voxel, in the mask; without one, anywhere. */
+ * of `mask` (may be NULL: all) at least max(r + 1, side / 8) from the borders (along the
+ * axes long enough to leave an inside); without such a voxel, in the mask; without one,
+ * anywhere. */
 csal3d_status c3_report_peak(const float *map, const int64_t dims[3], int64_t r,
                              const unsigned char *mask, int64_t at[3]);
 

@@ -218,16 +218,22 @@ csal3d_status c3_report_peak(const float *map, const int64_t dims[3], int64_t r,
   }
   memcpy(a, map, (size_t)nv * sizeof *a);
   for (int ax = 0; ax < 3; ax++) c3_box_axis(a, dims, ax, r, line);
-  /* the best voxel in the mask and r or more from every border (where the volume is wide
+  /* the best voxel in the mask whose box stays clear of the borders by an eighth of the
+   * side (padded windows are uncertain there whatever the image; where the volume is wide
    * enough); failing that, in the mask; failing that, anywhere */
+  int64_t margin[3];
+  for (int ax = 0; ax < 3; ax++) {
+    margin[ax] = dims[ax] / 8 > r + 1 ? dims[ax] / 8 : r + 1;
+    if (dims[ax] <= 2 * margin[ax] + 1) margin[ax] = 0;
+  }
   int64_t best = -1;
   for (int pass = 0; pass < 3 && best < 0; pass++)
     for (int64_t i = 0; i < nv; i++) {
       if (pass < 2 && mask && !mask[i]) continue;
       if (pass == 0) {
         int64_t c[3] = {i / (dims[1] * dims[2]), i / dims[2] % dims[1], i % dims[2]}, out = 0;
-        for (int ax = 0; ax < 3; ax++) /* boxes that reach no border voxel */
-          out |= dims[ax] > 4 * (r + 1) && (c[ax] <= r || c[ax] >= dims[ax] - 1 - r);
+        for (int ax = 0; ax < 3; ax++)
+          out |= c[ax] < margin[ax] || c[ax] >= dims[ax] - margin[ax];
         if (out) continue;
       }
       if (best < 0 || a[i] > a[best]) best = i;
