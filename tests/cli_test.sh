@@ -196,6 +196,21 @@ expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$
   --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
   fail "scoring killed and run again gave another file"
+# SIGKILL while maps are written: the run again continues and leaves every map in place
+# and nothing staged (issue 13: maps.tmp.* stayed behind).
+signal_when KILL 'journal_grew "$tmp/killedm.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/killedm.safetensors" --maps "$tmp/kmaps" --window 64,32,32 --stride 64,32,32 \
+  --threads 1 --quiet
+expect_rc 0 "score --maps after SIGKILL" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/killedm.safetensors" --maps "$tmp/kmaps" --window 64,32,32 --stride 64,32,32 \
+  --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["reused"] >= 1, d' "$tmp/out" ||
+  fail "score --maps after SIGKILL did not continue from the journal"
+[ "$(ls "$tmp/kmaps" | wc -l)" -eq 8 ] || fail "score --maps after SIGKILL: not 8 maps"
+ls -a "$tmp" | grep -Eq "kmaps.*partial|kmaps.*tmp|killedm.*partial" &&
+  fail "score --maps after SIGKILL left staged files: $(ls -a "$tmp")"
+cmp -s "$tmp/kmaps/phantom_000_uncertainty.nii.gz" "$tmp/maps/phantom_000_uncertainty.nii.gz" ||
+  fail "a map written after SIGKILL differs from the uninterrupted run's"
 # Sharded scoring (job arrays): the shards merged are the single run's file, bit for bit.
 for i in 1 2; do
   expect_rc 0 "score --shard $i/2" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
