@@ -149,7 +149,7 @@ CSAL3D_API csal3d_status csal3d_scores_merge(const csal3d_scores *const *shards,
   for (size_t i = 0; i < count; i++)
     C3_CHECK_ARG(shards[i], "csal3d_scores_merge: shard table %zu is NULL", i);
   c3_shard *sh = NULL, **slot = NULL;
-  char (*fallback)[32] = NULL;
+  char (*fallback)[48] = NULL;
   csal3d_scores *t = NULL;
   c3_skip *skips = NULL;
   csal3d_status st = c3_calloc_array(count, sizeof *sh, "shards", (void **)&sh);
