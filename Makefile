@@ -34,7 +34,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(SANITIZE
 LIB_CFLAGS := $(ALL_CFLAGS) -fvisibility=hidden -DCSAL3D_BUILDING
 
 # Dependencies. PC_DEPS have pkg-config files; the others are listed by hand.
-PC_DEPS      := zlib jansson lapacke openblas
+PC_DEPS      := zlib jansson lapacke openblas libpng
 LIBS_PRIVATE := -ldnnl -lnifti2 -lniftiio -lznz -lgomp -lm -ldl -lpthread
 DEP_LIBS     := $(shell pkg-config --libs $(PC_DEPS) 2>/dev/null) $(LIBS_PRIVATE)
 LDFLAGS ?=
@@ -62,11 +62,26 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 # The csal3d tool is built from examples/csal3d/*.c; every other examples/*.c is a program.
-TOOL_SRC := $(sort $(wildcard examples/csal3d/*.c))
+# (comm_mpi.c goes only into csal3d-mpi, below.)
+TOOL_SRC := $(filter-out examples/csal3d/comm_mpi.c,$(sort $(wildcard examples/csal3d/*.c)))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TOOL_BIN := $(OUT_BIN)/csal3d
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(OUT_BIN)/%) $(TOOL_BIN)
+
+# csal3d-mpi: the tool with the MPI communicator (examples/csal3d/comm_mpi.c and main.c
+# with CSAL3D_TOOL_MPI; objects in $(BUILD)/examples/mpi), built when mpicc is found,
+# unless MPI=0. The library itself never links MPI.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifeq ($(MPICC),)
+MPI := 0
+endif
+MPI ?= 1
+ifeq ($(MPI),1)
+MPI_BIN := $(OUT_BIN)/csal3d-mpi
+MPI_OBJ := $(filter-out $(BUILD)/examples/csal3d/main.o,$(TOOL_OBJ)) \
+           $(BUILD)/examples/mpi/main.o $(BUILD)/examples/mpi/comm_mpi.o
+endif
 
 SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
 STATIC   := $(OUT_LIB)/libcsal3d.a
@@ -86,7 +101,7 @@ ABI_BASELINE := abi/libcsal3d.abi
         abi-check abi-dump
 .DEFAULT_GOAL := all
 
-all: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(TEST_BIN)
+all: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN) $(MPI_BIN) $(TEST_BIN)
 
 help:
 	@echo "make            build the libraries, the csal3d tool and the tests"
@@ -100,7 +115,7 @@ help:
 	@echo "make abi-dump   rewrite $(ABI_BASELINE): only when the ABI is meant to change"
 	@echo "make docs       API reference with Doxygen into docs/api"
 	@echo "make deps       check (and as root install) the Debian build dependencies"
-	@echo "variables: CUDA=0 (no CUDA plugin), PYTHON=$(PYTHON), CC, CFLAGS"
+	@echo "variables: CUDA=0 (no CUDA plugin), MPI=0 (no csal3d-mpi), PYTHON=$(PYTHON), CC, CFLAGS"
 
 deps:
 	@sh scripts/deps.sh
@@ -150,6 +165,18 @@ $(TOOL_BIN): $(TOOL_OBJ) $(SHARED)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $(TOOL_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
 
+$(BUILD)/examples/mpi/main.o: examples/csal3d/main.c
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -DCSAL3D_TOOL_MPI -MMD -MP -c $< -o $@
+
+$(BUILD)/examples/mpi/comm_mpi.o: examples/csal3d/comm_mpi.c
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(MPI_BIN): $(MPI_OBJ) $(SHARED)
+	@mkdir -p $(@D)
+	$(MPICC) -o $@ $(MPI_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+
 $(OUT_BIN)/%: examples/%.c $(SHARED)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(OUT_LIB) -lcsal3d \
@@ -168,9 +195,10 @@ check: deps
 # Runs every suite: the Check programs, the shell tests, the Python tests.
 check-run:
 	@BUILD=$(BUILD) OUT_LIB=$(OUT_LIB) PYTHON="$(PYTHON)" SANITIZE="$(SANITIZE)" \
-	  CUDA=$(CUDA) sh tests/run.sh $(TEST_BIN)
+	  CUDA=$(CUDA) MPI=$(MPI) sh tests/run.sh $(TEST_BIN)
 
-ASAN_VARS := BUILD=build/asan OUT_LIB=build/asan/lib OUT_BIN=build/asan/bin CUDA=0 \
+# (csal3d-mpi is left out: OpenMPI is not instrumented and leaks by design at exit.)
+ASAN_VARS := BUILD=build/asan OUT_LIB=build/asan/lib OUT_BIN=build/asan/bin CUDA=0 MPI=0 \
   CFLAGS="-O1 -g -fno-omit-frame-pointer" \
   SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all"
 
@@ -204,6 +232,7 @@ install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN)
 	    -e 's|@REQUIRES_PRIVATE@|$(PC_DEPS)|g' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
 	    pkgconfig/csal3d.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc
 	$(if $(EXAMPLE_BIN),install -m 755 $(EXAMPLE_BIN) $(DESTDIR)$(BINDIR)/)
+	$(if $(MPI_BIN),install -m 755 $(MPI_BIN) $(DESTDIR)$(BINDIR)/)
 	@d='$(PYTHONDIR)'; if [ -z "$$d" ]; then \
 	  echo "install: $(PYTHON) not found: the Python package is not installed (set PYTHONDIR)"; \
 	else \
@@ -216,7 +245,8 @@ install: $(SHARED) $(STATIC) $(PLUGIN_TARGET) $(EXAMPLE_BIN)
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/csal3d
 	rm -f $(DESTDIR)$(LIBDIR)/libcsal3d.* $(DESTDIR)$(LIBDIR)/libcsal3d-cuda.so* \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLE_BIN)))
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/csal3d.pc $(DESTDIR)$(BINDIR)/csal3d-mpi \
+	      $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(EXAMPLE_BIN)))
 	@d='$(PYTHONDIR)'; [ -z "$$d" ] || { echo "rm -rf $(DESTDIR)$$d/csal3d"; rm -rf "$(DESTDIR)$$d/csal3d"; }
 
 # The ABI check (abi/README.md). It skips, saying why, without abidiff or debug info.
@@ -238,4 +268,4 @@ clean:
 	rm -rf build bin docs/api lib/libcsal3d.* lib/libcsal3d-cuda.so* lib/csal3d.pc
 	find bindings -name __pycache__ -type d -exec rm -rf {} +
 
--include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CUDA_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(MPI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -2,7 +2,8 @@
 # make demo: the end-to-end demonstration on synthetic data (after `make deps` and the
 # build). Generates the phantom CT dataset, pretrains a small model briefly, scores every
 # case, selects the cases to annotate and prints them with their anatomy types, so that
-# one can see whether the selection covers the rare ones. Everything goes to
+# one can see whether the selection covers the rare ones, and ends with the report page
+# ($DIR/report.html: the choice beside a random one), printing its path. Everything goes to
 # $CSAL3D_DEMO_DIR (default build/demo). Run it directly to pass options to `csal3d demo`,
 # e.g. `sh scripts/demo.sh --iterations 200` (`sh scripts/demo.sh --help` lists them).
 set -u
@@ -39,3 +40,4 @@ EOF
 fi
 echo
 echo "make demo: finished in $(($(date +%s) - start)) s; outputs in $DIR/"
+echo "report: $DIR/report.html (open it in a browser)"

@@ -2,11 +2,14 @@
 # Checks the Debian packages that building and testing libcsal3d need. As root it
 # installs the missing ones with apt-get; otherwise it prints the command and fails.
 # OPTIONAL packages are installed as root too (CI runs as root), but their absence does
-# not fail: abigail-tools (abidw, abidiff) for `make abi-check`, which skips without it.
+# not fail: abigail-tools (abidw, abidiff) for `make abi-check`, which skips without it;
+# chromium for tests/report_test.sh (the report page rendered), which skips without it;
+# python3-mpi4py for the Python communicator's test, which skips without it.
 set -u
 PACKAGES="build-essential pkg-config libdnnl-dev libniftiio-dev libnifti2-dev zlib1g-dev
-check python3 python3-numpy libjansson-dev liblapacke-dev libopenblas-dev"
-OPTIONAL="abigail-tools"
+check python3 python3-numpy libjansson-dev liblapacke-dev libopenblas-dev libpng-dev
+libopenmpi-dev openmpi-bin"
+OPTIONAL="abigail-tools chromium python3-mpi4py"
 
 not_installed() {
   for p in "$@"; do
@@ -25,7 +28,7 @@ optional=$(not_installed $OPTIONAL)
 
 if [ "$(id -u)" -ne 0 ]; then
   [ -n "$optional" ] &&
-    echo "deps: optional Debian packages not installed:$optional (make abi-check skips without abigail-tools)"
+    echo "deps: optional Debian packages not installed:$optional (make abi-check skips without abigail-tools, tests/report_test.sh without chromium)"
   [ -z "$missing" ] && exit 0
   echo "deps: missing Debian packages:$missing"
   echo "deps: run as root:  apt-get update && apt-get install -y$missing$optional"

@@ -5,14 +5,16 @@
  *      default ../shared/data; a random 36 x 50 x 35 volume when absent): load +
  *      MRI normalisation + score, with 128^3 windows (the default, the volume is padded
  *      to one window) and with 64^3 windows;
- *   3. pretraining steps per second at small sizes (embed_dim 12 and 48, 64^3 crops).
+ *   3. pretraining steps at small sizes (embed_dim 12 at test_ssl's 32 x 32 x 64 and at
+ *      64^3; embed_dim 48 at 64^3 batch 1, with the slots the library chooses and with
+ *      one slot, the recompute fallback; lib/model/ssl.h).
  * Prints wall time, CPU time, GFLOP/s (forward multiply-adds of convolutions, linear
  * layers and attention products x 2; a training step counts 9 observations x (a
- * forward to evaluate the coupled loss + a training forward + a backward of twice the
- * forward) = 36 forwards per crop) and peak memory (the engine's high-water mark and
- * the process's maximum RSS).
+ * forward + a backward of twice the forward) = 27 forwards per crop, whatever the
+ * slots) and peak memory (the engine's high-water mark and the process's maximum RSS).
  * Environment: CSAL3D_BENCH_THREADS (0: all cores), CSAL3D_BENCH_QUICK=1 (skips the
- * embed_dim 48 training step), CSAL3D_DATA_DIR. */
+ * embed_dim 48 training steps), CSAL3D_BENCH_ONLY=train (the training steps only),
+ * CSAL3D_DATA_DIR. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include "csal3d/csal3d.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "model/ssl_internal.h"
 #include "volume/windows.h"
 
 static double now(void) {
@@ -200,24 +203,31 @@ static void bench_hippocampus(void) {
   csal3d_dataset_free(ds);
 }
 
-static void bench_train(int embed, int64_t crop, int batch, int steps) {
-  csal3d_ssl_model *h = model(embed, crop);
-  int64_t dhw[3] = {crop, crop, crop};
-  size_t n = (size_t)(batch * crop * crop * crop);
+/* Pretraining steps of random crops; budget: the SSL work's slot budget (0: the
+ * library's rule; 1: one slot, every observation recomputed before its backward). */
+static void bench_train(int embed, const int64_t dhw[3], int batch, int steps, size_t budget) {
+  csal3d_ssl_model *h = model(embed, dhw[0]);
+  h->work.slot_budget = budget;
+  size_t n = (size_t)(batch * dhw[0] * dhw[1] * dhw[2]);
   float *x = malloc(n * 4);
   c3_rng r;
   c3_rng_init(&r, 2, C3_RNG_TEST, 0, 0, 0);
   for (size_t i = 0; i < n; i++) x[i] = (float)c3_rng_uniform(&r);
-  double gflop = batch * 36 * 2 * forward_macs(embed, 1, dhw) * 1e-9;
+  double gflop = batch * 27 * 2 * forward_macs(embed, 1, dhw) * 1e-9;
   if (csal3d_ssl_model_train_step(h, x, batch, dhw, NULL) != CSAL3D_OK) die("warm-up step");
   reset_peak();
   double t = now(), c = cpu_now();
   for (int s = 0; s < steps; s++)
     if (csal3d_ssl_model_train_step(h, x, batch, dhw, NULL) != CSAL3D_OK) die("step");
   double wall = (now() - t) / steps, cpu = (cpu_now() - c) / steps;
-  char what[128];
-  snprintf(what, sizeof what, "pretrain step, C=%d, %lld^3 x batch %d (%.3f steps/s)", embed,
-           (long long)crop, batch, 1.0 / wall);
+  char what[128], side[48];
+  if (dhw[0] == dhw[1] && dhw[1] == dhw[2])
+    snprintf(side, sizeof side, "%lld^3", (long long)dhw[0]);
+  else
+    snprintf(side, sizeof side, "%lldx%lldx%lld", (long long)dhw[0], (long long)dhw[1],
+             (long long)dhw[2]);
+  snprintf(what, sizeof what, "pretrain step, C=%d, %s x batch %d, %d slot%s", embed, side,
+           batch, h->work.slots, h->work.slots == 1 ? "" : "s");
   row(what, wall, cpu, gflop, engine_peak_gib());
   free(x);
   csal3d_ssl_model_free(h);
@@ -237,12 +247,21 @@ int main(void) {
   printf("%-52s %9s %9s %9s %10s %9s\n", "what", "wall (s)", "CPU (s)", "GFLOP/s",
          "eng. peak", "max RSS");
   printf("%-52s %9s %9s %9s %10s %9s\n", "", "", "", "", "(GiB)", "(GiB)");
-  bench_window();
-  bench_hippocampus();
-  bench_train(12, 64, 2, 2);
-  if (!getenv("CSAL3D_BENCH_QUICK")) bench_train(48, 64, 1, 1);
-  printf("GFLOP/s counts the forward multiply-adds x 2 (10 forwards per window; 36 forward "
-         "equivalents per crop and step).\n");
+  const char *only = getenv("CSAL3D_BENCH_ONLY");
+  if (!only || strcmp(only, "train") != 0) {
+    bench_window();
+    bench_hippocampus();
+  }
+  const int64_t small[3] = {32, 32, 64}, c64[3] = {64, 64, 64};
+  bench_train(12, small, 1, 2, 0); /* test_ssl's sizes */
+  bench_train(12, c64, 2, 2, 0);
+  if (!getenv("CSAL3D_BENCH_QUICK")) {
+    bench_train(48, c64, 1, 2, 0);
+    bench_train(48, c64, 1, 1, 1); /* the fallback: one slot, forwards recomputed */
+  }
+  printf("GFLOP/s counts the forward multiply-adds x 2 (10 forwards per window; 27 forward "
+         "equivalents per crop and step: 9 forwards and 9 backwards of twice a forward, "
+         "the recomputed forwards of a step with fewer than 9 slots not counted).\n");
   csal3d_context_free(ctx);
   return 0;
 }

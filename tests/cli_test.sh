@@ -46,7 +46,7 @@ expect_rc() { # want, description, command...
 }
 
 # --- help and usage errors (exit 0 / 2) ---
-for c in pretrain score select evaluate demo info; do
+for c in pretrain score select evaluate report demo info merge; do
   expect_rc 0 "$c --help" "$BIN" "$c" --help
   grep -q "usage: csal3d $c" "$tmp/out" || fail "$c --help prints no usage"
 done
@@ -149,6 +149,21 @@ expect_rc 0 "score again" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/sco
   --window 64,32,32 --stride 64,32,32 --maps "$tmp/maps" --threads 1 --quiet --overwrite
 cmp -s "$tmp/scores.safetensors" "$tmp/scores2.safetensors" ||
   fail "scoring twice (2 threads, then 1; data options given, then the checkpoint's) gave different files"
+# A refused run leaves the maps of an earlier run as they were (issue 13: a failing second
+# run deleted all of them), also where a map's name is taken by a folder.
+cp "$tmp/maps/phantom_000_uncertainty.nii.gz" "$tmp/map0_copy.nii.gz"
+expect_rc 3 "score --maps --overwrite into a missing folder" "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/no/such/x.safetensors" --maps "$tmp/maps" --overwrite --window 64,32,32 --quiet
+[ "$(ls "$tmp/maps" | wc -l)" -eq 8 ] &&
+  cmp -s "$tmp/map0_copy.nii.gz" "$tmp/maps/phantom_000_uncertainty.nii.gz" ||
+  fail "a refused run changed the maps of the earlier one"
+mkdir "$tmp/maps3" && cp "$tmp/maps"/* "$tmp/maps3/" && rm "$tmp/maps3/phantom_003_uncertainty.nii.gz" &&
+  mkdir "$tmp/maps3/phantom_003_uncertainty.nii.gz"
+expect_rc 3 "score --maps where a map's name is a folder" "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/x.safetensors" --maps "$tmp/maps3" --overwrite --window 64,32,32 --quiet
+grep -q "is a folder" "$tmp/err" && [ "$(ls "$tmp/maps3" | wc -l)" -eq 8 ] &&
+  [ -d "$tmp/maps3/phantom_003_uncertainty.nii.gz" ] ||
+  fail "a map's name taken by a folder: $(cat "$tmp/err")"
 # Outputs are checked before any work: a wrong path fails before the first case is
 # scored or the first step trained (no progress line, no "scoring"/"pretraining" line).
 expect_rc 3 "score into a missing folder" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
@@ -163,6 +178,10 @@ grep -q "pretraining on" "$tmp/err" "$tmp/out" &&
 expect_rc 2 "score over its checkpoint" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
   -o "$tmp/ssl.safetensors" --overwrite --quiet
 cmp -s "$tmp/ssl.safetensors" "$tmp/ssl_copy.safetensors" || fail "score replaced its checkpoint"
+ls "$ph"/imagesTr/*.nii.gz > "$tmp/list.txt" && cp "$tmp/list.txt" "$tmp/list_copy.txt"
+expect_rc 2 "pretrain over its list file" "$BIN" pretrain "$tmp/list.txt" -o "$tmp/list.txt" \
+  --overwrite --modality ct --crop 64,32,32 --iterations 1 --quiet
+cmp -s "$tmp/list.txt" "$tmp/list_copy.txt" || fail "pretrain replaced its list file"
 expect_rc 3 "resume into an existing file" "$BIN" pretrain "$ph" --resume "$tmp/ssl.safetensors" \
   -o "$tmp/ssl3.safetensors" --iterations 3 --quiet
 # SIGKILL in the middle of scoring, then the same command: the same bytes.
@@ -177,6 +196,35 @@ expect_rc 0 "score without maps" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$
   --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
 cmp -s "$tmp/nomaps.safetensors" "$tmp/killed.safetensors" ||
   fail "scoring killed and run again gave another file"
+# SIGKILL while maps are written: the run again continues and leaves every map in place
+# and nothing staged (issue 13: maps.tmp.* stayed behind).
+signal_when KILL 'journal_grew "$tmp/killedm.safetensors"' "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/killedm.safetensors" --maps "$tmp/kmaps" --window 64,32,32 --stride 64,32,32 \
+  --threads 1 --quiet
+expect_rc 0 "score --maps after SIGKILL" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/killedm.safetensors" --maps "$tmp/kmaps" --window 64,32,32 --stride 64,32,32 \
+  --threads 1 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["reused"] >= 1, d' "$tmp/out" ||
+  fail "score --maps after SIGKILL did not continue from the journal"
+[ "$(ls "$tmp/kmaps" | wc -l)" -eq 8 ] || fail "score --maps after SIGKILL: not 8 maps"
+ls -a "$tmp" | grep -Eq "kmaps.*partial|kmaps.*tmp|killedm.*partial" &&
+  fail "score --maps after SIGKILL left staged files: $(ls -a "$tmp")"
+cmp -s "$tmp/kmaps/phantom_000_uncertainty.nii.gz" "$tmp/maps/phantom_000_uncertainty.nii.gz" ||
+  fail "a map written after SIGKILL differs from the uninterrupted run's"
+# Sharded scoring (job arrays): the shards merged are the single run's file, bit for bit.
+for i in 1 2; do
+  expect_rc 0 "score --shard $i/2" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+    -o "$tmp/shard$i.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet --shard $i/2
+done
+expect_rc 2 "score --shard 3/2" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/x" --shard 3/2
+expect_rc 2 "merge a shard missing" "$BIN" merge "$tmp/shard1.safetensors" -o "$tmp/merged.safetensors"
+grep -q "shard 2/2 is missing" "$tmp/err" || fail "merge: the missing shard not named"
+expect_rc 2 "merge a shard twice" "$BIN" merge "$tmp/shard1.safetensors" \
+  "$tmp/shard1.safetensors" -o "$tmp/merged.safetensors"
+expect_rc 0 "merge" "$BIN" merge "$tmp/shard2.safetensors" "$tmp/shard1.safetensors" \
+  -o "$tmp/merged.safetensors" --json
+cmp -s "$tmp/nomaps.safetensors" "$tmp/merged.safetensors" ||
+  fail "score --shard 1/2, 2/2 and merge gave another file than one run"
 [ -e "$tmp/killed.safetensors.partial" ] && fail "the journal was left after success"
 # SIGTERM is Ctrl-C: score exits 130 keeping its journal (no scores file); pretrain saves
 # a checkpoint that resumes.
@@ -436,6 +484,89 @@ ls -a "$tmp/raw" | grep -q "tmp\\." && fail "SIGTERM left the export's temporary
 [ "$(cat "$tmp/selbig/selection.csv")" = "old csv" ] || fail "SIGTERM replaced the manifest"
 [ -e "$tmp/selbig/selection.json" ] && fail "SIGTERM wrote a JSON manifest"
 
+# Issue 12 leftovers. A spacing that would resample to an enormous grid fails at once,
+# naming --spacing; the resampled grid counts in --max-memory.
+expect_rc 2 "score --spacing 0.001,12,12" "$BIN" score "$tmp/ssl.safetensors" "$ph" \
+  -o "$tmp/x.safetensors" --spacing 0.001,12,12 --window 64,32,32 --threads 1 --quiet
+grep -q "would give 414631 voxels (at most 32767); choose a coarser spacing (--spacing)" "$tmp/err" ||
+  fail "--spacing 0.001,12,12: $(cat "$tmp/err")"
+expect_rc 3 "score --max-memory below the resampled grid" "$BIN" score "$tmp/ssl.safetensors" \
+  "$ph" -o "$tmp/x.safetensors" --spacing 0.02,12,12 --max-memory 8M --window 64,32,32 --quiet
+grep -q "more than the limit of 8.0 MiB.*set --max-memory" "$tmp/err" ||
+  fail "--max-memory: $(cat "$tmp/err")"
+expect_rc 2 "--max-memory not a size" "$BIN" score "$tmp/ssl.safetensors" "$ph" -o "$tmp/x" \
+  --max-memory 8X
+# --assume-spacing for files whose pixdim is 0 (score and info).
+mkdir "$tmp/pix" && cp tests/data/hostile/nifti/pixdim3_zero_qform.nii "$tmp/pix/a.nii"
+expect_rc 3 "score a file with pixdim 0" "$BIN" score "$tmp/ssl.safetensors" "$tmp/pix" \
+  -o "$tmp/pix.safetensors" --modality ct --spacing 12 --window 64,32,32 --threads 1 --quiet
+grep -q "set --assume-spacing" "$tmp/err" || fail "pixdim 0: no hint naming --assume-spacing"
+expect_rc 0 "score with --assume-spacing" "$BIN" score "$tmp/ssl.safetensors" "$tmp/pix" \
+  -o "$tmp/pix.safetensors" --modality ct --spacing 12 --window 64,32,32 --threads 1 --quiet \
+  --assume-spacing 4
+expect_rc 0 "info --assume-spacing" "$BIN" info "$tmp/pix/a.nii" --assume-spacing 2,3,4 --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["pixdim"][2] == 4, d' \
+  "$tmp/out" || fail "info --assume-spacing"
+# --channel-suffix: X_0000 and X_0001 of a plain folder are two cases, or one of two
+# channels when asked (which a 1-channel model refuses, naming the case; test_dataset has
+# the rules).
+mkdir "$tmp/suffix" && cp "$ph/imagesTr/phantom_000.nii.gz" "$tmp/suffix/x_0000.nii.gz" &&
+  cp "$ph/imagesTr/phantom_000.nii.gz" "$tmp/suffix/x_0001.nii.gz"
+expect_rc 3 "score --channel-suffix always" "$BIN" score "$tmp/ssl.safetensors" "$tmp/suffix" \
+  -o "$tmp/x.safetensors" --modality ct --channel-suffix always --window 64,32,32 --quiet
+grep -q "case 'x' has 2 channel" "$tmp/err" || fail "--channel-suffix always: $(cat "$tmp/err")"
+# --typiclust-variant original: one cluster of 8 gives a pick; 3 clusters of fewer than 6
+# cases have none, which is said (exit 3), not a crash.
+expect_rc 0 "select --typiclust-variant original" "$BIN" select "$tmp/scores.safetensors" \
+  --budget 1 --strategy typiclust --typiclust-variant original -o "$tmp/tco" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["typiclust_variant"] == "original" and len(d["selection"]) == 1, d' \
+  "$tmp/out" || fail "select --typiclust-variant original --json"
+expect_rc 3 "select --typiclust-variant original, small clusters" "$BIN" select \
+  "$tmp/scores.safetensors" --budget 3 --strategy typiclust --typiclust-variant original \
+  -o "$tmp/tco" --overwrite --quiet
+grep -q "5" "$tmp/err" || fail "the original TypiClust without a usable cluster: $(cat "$tmp/err")"
+# A file without orientation codes: one warning naming it. A 320-character id, whole in
+# select's table, JSON and CSV; too long for a map's or nnU-Net's file name (refused
+# before any work). Ids with '/' become nnU-Net names with '_'; the manifest keeps them.
+cp "$ph/imagesTr/phantom_004.nii.gz" "$tmp/bare.nii.gz" && gzip -df "$tmp/bare.nii.gz" &&
+  printf '\000\000\000\000' | dd of="$tmp/bare.nii" bs=1 seek=252 conv=notrunc 2>/dev/null
+long=$(printf 'L%.0s' $(seq 320))
+{
+  echo "id,image,label"
+  echo "$long,$ph/imagesTr/phantom_002.nii.gz,$ph/labelsTr/phantom_002.nii.gz"
+  echo "subj01/flair,$ph/imagesTr/phantom_003.nii.gz,$ph/labelsTr/phantom_003.nii.gz"
+  echo "subj02/flair,$tmp/bare.nii,"
+} > "$tmp/ids.csv"
+expect_rc 0 "score ids and an unoriented file" "$BIN" score "$tmp/ssl.safetensors" "$tmp/ids.csv" \
+  -o "$tmp/ids.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+[ "$(grep -c "has no orientation" "$tmp/err")" -eq 1 ] && grep -q "bare.nii (case 'subj02/flair')" "$tmp/err" ||
+  fail "a file without orientation codes: one warning naming it: $(cat "$tmp/err")"
+expect_rc 3 "score --maps with a 320-character id" "$BIN" score "$tmp/ssl.safetensors" \
+  "$tmp/ids.csv" -o "$tmp/x.safetensors" --maps "$tmp/idmaps" --window 64,32,32 --quiet
+grep -q "give it a shorter id" "$tmp/err" && [ ! -e "$tmp/idmaps" ] ||
+  fail "a map name too long: $(cat "$tmp/err")"
+expect_rc 0 "select with a 320-character id" "$BIN" select "$tmp/ids.safetensors" --budget 3 \
+  -o "$tmp/selids"
+grep -q "$long" "$tmp/out" || fail "select's table cut the long id"
+grep -q ",$long," "$tmp/selids/selection.csv" || fail "selection.csv cut the long id"
+expect_rc 0 "select --json with a 320-character id" "$BIN" select "$tmp/ids.safetensors" \
+  --budget 3 -o "$tmp/selids" --overwrite --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "L" * 320 in [e["case"] for e in d["selection"]], d' \
+  "$tmp/out" || fail "select --json cut the long id"
+expect_rc 3 "select --nnunet with a 320-character id" "$BIN" select "$tmp/ids.safetensors" \
+  --budget 3 -o "$tmp/selids2" --nnunet "$tmp/raw/Dataset904_Long"
+grep -q "give it a shorter id" "$tmp/err" && [ ! -e "$tmp/raw/Dataset904_Long" ] ||
+  fail "an nnU-Net name too long: $(cat "$tmp/err")"
+grep -v "^$long," "$tmp/ids.csv" > "$tmp/ids2.csv"
+expect_rc 0 "score ids with '/'" "$BIN" score "$tmp/ssl.safetensors" "$tmp/ids2.csv" \
+  -o "$tmp/ids2.safetensors" --window 64,32,32 --stride 64,32,32 --threads 1 --quiet
+expect_rc 0 "select --nnunet ids with '/'" "$BIN" select "$tmp/ids2.safetensors" --budget 2 \
+  -o "$tmp/selids3" --nnunet "$tmp/raw/Dataset905_Subjects"
+[ "$(ls "$tmp/raw/Dataset905_Subjects/imagesTr" | tr '\n' ' ')" = "subj01_flair_0000.nii.gz subj02_flair_0000.nii.gz " ] &&
+  [ "$(ls "$tmp/raw/Dataset905_Subjects/labelsTr")" = "subj01_flair.nii.gz" ] &&
+  grep -q ",subj01/flair," "$tmp/selids3/selection.csv" ||
+  fail "nnU-Net names of ids with '/': $(ls -R "$tmp/raw/Dataset905_Subjects")"
+
 # A damaged scores file: exit 3, no manifest.
 cp "$tmp/scores.safetensors" "$tmp/damaged.safetensors"
 printf '\001' | dd of="$tmp/damaged.safetensors" bs=1 seek=$(($(wc -c < "$tmp/damaged.safetensors") - 3)) \
@@ -544,7 +675,8 @@ expect_rc 0 "demo" "$BIN" demo --dir "$demo" --cases 2 --budget 1 --iterations 1
 mkdir "$tmp/demo_first" && cp "$demo/ssl.safetensors" "$demo/scores.safetensors" \
   "$demo/selection.csv" "$tmp/demo_first/" || fail "the demo's outputs"
 sed -n 's/^\$ csal3d //p' "$tmp/out" > "$tmp/steps"
-[ "$(wc -l < "$tmp/steps")" -eq 3 ] || fail "the demo prints 3 command lines"
+[ "$(wc -l < "$tmp/steps")" -eq 5 ] || fail "the demo prints 5 command lines"
+[ -s "$demo/report.html" ] || fail "the demo wrote no report"
 while read -r step; do
   eval "expect_rc 0 \"demo step: \$step\" \"\$BIN\" $step --quiet"
 done < "$tmp/steps"

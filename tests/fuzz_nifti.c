@@ -10,11 +10,11 @@
  * New inputs worth keeping: copy the seeds into an empty folder, run
  *   build/fuzz_nifti -merge=1 FOLDER build/fuzz_nifti_corpus
  * and add what the merge added to tests/data/nifti_fuzz as fuzz_SHA1.nii(.gz) (replayed by
- * test_nifti's fuzz_corpus_properties). tests/data/nifti_fuzz/open holds inputs that still
- * break a property, kept out of the replay until fixed: orientation_tie_roundtrip.nii, a
- * qform whose rotation has exact ties between world axes (180 degrees about (1,1,1)), so
- * the RAS axis order chosen (nibabel's io_orientation rule) changes with the last-bit
- * differences a save brings, and the saved copy reads back permuted.
+ * test_nifti's fuzz_corpus_properties). An input that still breaks a property goes to
+ * tests/data/nifti_fuzz/open, kept out of the replay until fixed; orientation_tie_roundtrip.nii
+ * was one (a qform whose rotation has exact ties between world axes, 180 degrees about
+ * (1,1,1): the RAS axis order chosen changed with the last-bit differences a save brings,
+ * until ties within 1e-5 went to the first world axis).
  *
  * Each input is written to a temporary .nii (or .nii.gz when it starts with the gzip
  * magic) and loaded. Properties beyond "no crash, no leak, no UB": a failure leaves *out

@@ -360,11 +360,13 @@ typedef struct {
   int calls;
   char last[256];
   long stop_at;
+  size_t last_len; /* strlen of the last log message */
 } sink;
 
 static void log_sink(void *user, csal3d_log_level level, const char *msg) {
   sink *s = user;
   s->calls++;
+  s->last_len = strlen(msg);
   snprintf(s->last, sizeof s->last, "%d %s", (int)level, msg);
 }
 
@@ -378,7 +380,7 @@ static int progress_sink(void *user, const char *stage, uint64_t done,
 }
 
 START_TEST(log_and_progress_callbacks) {
-  sink logs = {0}, prog = {0, "", 3};
+  sink logs = {0}, prog = {0, "", 3, 0};
   csal3d_context_options o;
   csal3d_context_options_init(&o);
   o.device = CSAL3D_DEVICE_CPU;
@@ -394,6 +396,13 @@ START_TEST(log_and_progress_callbacks) {
   ck_assert_int_eq(logs.calls, 1);
   c3_log(ctx, CSAL3D_LOG_WARN, "seen %d", 2);
   ck_assert_str_eq(logs.last, "1 seen 2");
+  /* Messages naming long paths or ids come whole (they were cut at 1023 bytes). */
+  char *path = malloc(3001);
+  memset(path, 'p', 3000);
+  path[3000] = '\0';
+  c3_log(ctx, CSAL3D_LOG_WARN, "%s: no orientation", path);
+  ck_assert_uint_eq(logs.last_len, 3000 + strlen(": no orientation"));
+  free(path);
 
   ck_assert_int_eq(c3_progress(ctx, "score", 1, 10), CSAL3D_OK);
   ck_assert_str_eq(prog.last, "score 1/10");

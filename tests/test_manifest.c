@@ -917,6 +917,98 @@ static void assert_text(const char *path, const char *want) {
   free(t);
 }
 
+/* Issue 12: ids by relative path (subj01/flair) hold '/', which nnU-Net's file names cannot:
+ * the folder names the case with '_' for it (and for any other character nnU-Net cannot
+ * take), dataset.json and the manifests keep the id, and two ids that become one name are
+ * refused before anything is written, naming both. */
+START_TEST(nnunet_export_names_from_ids) {
+  csal3d_scores *s = export_fixture(0), *t;
+  ck_assert_int_eq(csal3d_scores_create(4, 1, &t), CSAL3D_OK);
+  const char *ids[4] = {"subj01/flair", "subj02/flair", "c2", ".x y=1"};
+  for (int64_t i = 0; i < 4; i++) {
+    char img[2048], lab[2048];
+    snprintf(img, sizeof img, "%s", cstr(s, i, "image"));
+    snprintf(lab, sizeof lab, "%s", cstr(s, i, "label"));
+    const char *im[1] = {img};
+    float f = (float)i;
+    ck_assert_int_eq(csal3d_scores_set_case(t, i, ids[i], im, 1, *lab ? lab : NULL, f, &f),
+                     CSAL3D_OK);
+  }
+  csal3d_selection r[3];
+  const int64_t idx[3] = {0, 1, 3};
+  selection_records(r, 3, idx);
+  char csv[512], js[512], nn[512];
+  snprintf(csv, sizeof csv, "%s", P("sel.csv"));
+  snprintf(js, sizeof js, "%s", P("sel.json"));
+  snprintf(nn, sizeof nn, "%s", P("Dataset040_Ids"));
+  csal3d_selection_outputs o;
+  outputs(&o, csv, js, nn, 0);
+  ck_assert_msg(csal3d_selection_write(t, r, sizeof r[0], 3, &o, NULL, NULL, NULL) == CSAL3D_OK,
+                "%s", csal3d_last_error());
+  const char *files[] = {"imagesTr/subj01_flair_0000.nii.gz", "imagesTr/subj02_flair_0000.nii.gz",
+                         "imagesTr/_x_y_1_0000.nii.gz", "labelsTr/subj01_flair.nii.gz",
+                         "labelsTr/subj02_flair.nii.gz"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/%s", nn, files[i]);
+    ck_assert_msg(exists(p), "%s missing", p);
+  }
+  ck_assert_int_eq(count_entries(P("Dataset040_Ids/imagesTr")), 3);
+  assert_same_voxels(P("src/c1.nii"), P("Dataset040_Ids/imagesTr/subj02_flair_0000.nii.gz"), -1);
+  json_error_t err;
+  json_t *j = json_load_file(P("Dataset040_Ids/dataset.json"), 0, &err);
+  ck_assert_msg(j != NULL, "%s", err.text);
+  json_t *prov = json_object_get(j, "csal3d"), *names = json_object_get(prov, "case_names");
+  ck_assert_str_eq(json_string_value(json_array_get(json_object_get(prov, "cases"), 0)),
+                   "subj01/flair");
+  ck_assert_int_eq(json_object_size(names), 3);
+  ck_assert_str_eq(json_string_value(json_object_get(names, "subj02/flair")), "subj02_flair");
+  ck_assert_str_eq(json_string_value(json_object_get(names, ".x y=1")), "_x_y_1");
+  json_decref(j);
+  char *text = read_all(csv, NULL);
+  ck_assert_msg(strstr(text, "subj01/flair") && strstr(text, ".x y=1") && !strstr(text, "subj01_flair"),
+                "%s", text);
+  free(text);
+  text = read_all(js, NULL);
+  ck_assert_msg(strstr(text, "\"subj02/flair\""), "%s", text);
+  free(text);
+  /* Ids without such characters keep their names (and dataset.json has no case_names). */
+  const int64_t plain[1] = {2};
+  ck_assert_msg(csal3d_nnunet_export(t, plain, 1, P("Dataset041_Plain"), NULL, NULL) ==
+                    CSAL3D_OK, "%s", csal3d_last_error());
+  ck_assert(exists(P("Dataset041_Plain/imagesTr/c2_0000.nii.gz")));
+  j = json_load_file(P("Dataset041_Plain/dataset.json"), 0, &err);
+  ck_assert_ptr_null(json_object_get(json_object_get(j, "csal3d"), "case_names"));
+  json_decref(j);
+  /* subj01/flair and subj01_flair would both be subj01_flair: refused, naming both. */
+  ck_assert_int_eq(csal3d_scores_set_case(t, 2, "subj01_flair", (const char *[]){cstr(s, 2, "image")},
+                                          1, NULL, 2.0f, (float[]){2.0f}),
+                   CSAL3D_OK);
+  const int64_t clash[2] = {2, 0};
+  ck_assert_int_eq(csal3d_nnunet_export(t, clash, 2, P("Dataset042_Clash"), NULL, NULL),
+                   CSAL3D_ERR_FORMAT);
+  ck_assert_msg(strstr(csal3d_last_error(), "cases 'subj01_flair' and 'subj01/flair' would "
+                                            "both be nnU-Net case 'subj01_flair'"),
+                "%s", csal3d_last_error());
+  ck_assert(!exists(P("Dataset042_Clash")));
+  /* An id too long for a file name (300 bytes + "_0000.nii.gz") is refused, not cut. */
+  char longid[301];
+  memset(longid, 'L', 300);
+  longid[300] = '\0';
+  ck_assert_int_eq(csal3d_scores_set_case(t, 2, longid, (const char *[]){cstr(s, 2, "image")}, 1,
+                                          NULL, 2.0f, (float[]){2.0f}),
+                   CSAL3D_OK);
+  ck_assert_int_eq(csal3d_nnunet_export(t, clash, 2, P("Dataset043_Long"), NULL, NULL),
+                   CSAL3D_ERR_FORMAT);
+  ck_assert_msg(strstr(csal3d_last_error(), "file names would be 312 bytes long, more than a "
+                                            "file name holds (255); give it a shorter id"),
+                "%s", csal3d_last_error());
+  ck_assert(!exists(P("Dataset043_Long")));
+  csal3d_scores_free(t);
+  csal3d_scores_free(s);
+}
+END_TEST
+
 START_TEST(selection_write_all_or_nothing) {
   csal3d_scores *s = export_fixture(1);
   csal3d_selection r[2];
@@ -1267,6 +1359,7 @@ static Suite *suite(void) {
   tcase_add_test(t, nnunet_export_needs_dataset_name);
   tcase_add_test(t, nnunet_export_mixed_labels);
   tcase_add_test(t, nnunet_export_failure_names_the_target);
+  tcase_add_test(t, nnunet_export_names_from_ids);
   tcase_add_test(t, selection_write_all_or_nothing);
   tcase_add_test(t, selection_write_undoes_a_late_failure);
   tcase_add_test(t, selection_write_cancelled_keeps_the_old_outputs);

@@ -689,6 +689,204 @@ START_TEST(back_to_the_source_grid) {
 }
 END_TEST
 
+static void fuzz_properties(const char *path);
+
+/* The fuzzer's orientation_tie_roundtrip.nii: a rotation of 180 degrees about (1, 1, 1)
+ * has direction cosines 1/3, 2/3, 2/3 in every column, so world axes tie. nibabel's
+ * io_orientation takes the first of equal ones: voxel i -> world y, voxel j -> world x,
+ * voxel k -> world -z. The choice must not move with the last bits a save changes. */
+START_TEST(orientation_ties_go_to_the_first_axis) {
+  const double R[3][3] = {{-1.0 / 3, 2.0 / 3, 2.0 / 3},
+                          {2.0 / 3, -1.0 / 3, 2.0 / 3},
+                          {2.0 / 3, 2.0 / 3, -1.0 / 3}};
+  const double sp[3] = {0.8, 1.2, 3.0};
+  const int64_t dim[3] = {5, 6, 7};
+  uint64_t state = 12345;
+  for (int trial = 0; trial < 200; trial++) {
+    double a[4][4] = {{0}};
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < 3; j++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        double noise = trial ? ((double)(state >> 11) / 9007199254740992.0 - 0.5) * 2e-7 : 0;
+        a[i][j] = (R[i][j] + noise) * sp[j];
+      }
+      a[i][3] = 10.0 * i;
+    }
+    a[3][3] = 1;
+    c3_axes_map map;
+    double ras[4][4];
+    int64_t rdim[3];
+    ck_assert_int_eq(c3_affine_ras_orientation(a, dim, &map, ras, rdim), CSAL3D_OK);
+    /* RAS axis x reads voxel axis j (storage axis 1), y reads i (2), z reads k (0) flipped. */
+    ck_assert_msg(map.perm[0] == 1 && map.perm[1] == 2 && map.perm[2] == 0 && !map.flip[0] &&
+                      !map.flip[1] && map.flip[2],
+                  "trial %d: perm %d %d %d flip %d %d %d", trial, map.perm[0], map.perm[1],
+                  map.perm[2], map.flip[0], map.flip[1], map.flip[2]);
+    ck_assert(rdim[0] == 6 && rdim[1] == 5 && rdim[2] == 7);
+  }
+  /* Clearly apart (by more than the tolerance), the largest still wins, as in nibabel. */
+  double b[4][4] = {{0.6, -0.8, 0, 0}, {0.8, 0.6, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+  c3_axes_map map;
+  double ras[4][4];
+  int64_t rdim[3];
+  ck_assert_int_eq(c3_affine_ras_orientation(b, dim, &map, ras, rdim), CSAL3D_OK);
+  ck_assert(map.perm[1] == 2 && !map.flip[1] && map.perm[0] == 1 && map.flip[0]);
+  /* The fuzzer's file itself, saved and read back: the same voxels in the same order. */
+  make_tmpdir();
+  fuzz_properties("tests/data/nifti_fuzz/orientation_tie_roundtrip.nii");
+  remove_tree(tmpdir);
+}
+END_TEST
+
+/* A file of ones, 164 x 166 x 26 at sx x sx x 5 mm in LPS+ (as CT scans are stored), as
+ * the MSD spleen CT that showed a zero slab in its uncertainty maps. */
+static void save_spleen_like(const char *path, double sx) {
+  int64_t dims[3] = {164, 166, 26};
+  size_t n = 164 * 166 * 26;
+  float *x = malloc(n * sizeof *x);
+  ck_assert_ptr_nonnull(x);
+  for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+  double aff[16] = {-sx, 0, 0, 60, 0, -sx, 0, 70, 0, 0, 5, -30, 0, 0, 0, 1};
+  csal3d_volume *raw;
+  ck_assert_int_eq(csal3d_volume_create(1, dims, x, aff, &raw), CSAL3D_OK);
+  ck_assert_int_eq(csal3d_volume_save(raw, path, NULL), CSAL3D_OK);
+  csal3d_volume_free(raw);
+  free(x);
+}
+
+/* How many voxels of v's source grid a map of ones on v's grid leaves 0 once brought back. */
+static int64_t zeros_back_on_source(const csal3d_volume *v) {
+  csal3d_volume *ones, *back;
+  int64_t sh[4];
+  csal3d_volume_shape(v, sh);
+  ck_assert_int_eq(csal3d_volume_create_like(v, 1, NULL, &ones), CSAL3D_OK);
+  const float *d;
+  csal3d_volume_data(ones, &d);
+  for (int64_t i = 0; i < sh[1] * sh[2] * sh[3]; i++) ((float *)d)[i] = 1.0f;
+  ck_assert_msg(csal3d_volume_to_source_grid(ones, 0, &back) == CSAL3D_OK, "%s",
+                csal3d_last_error());
+  csal3d_volume_shape(back, sh);
+  csal3d_volume_data(back, &d);
+  int64_t zeros = 0;
+  for (int64_t i = 0; i < sh[1] * sh[2] * sh[3]; i++) zeros += d[i] == 0.0f;
+  csal3d_volume_free(back);
+  csal3d_volume_free(ones);
+  return zeros;
+}
+
+/* Issue 12: scoring the spleen CT (0.79 x 0.79 x 5 mm, 164 x 166 x 26) at 3 mm left the
+ * last x plane of every map 0 (4,316 voxels): round(164 x 0.793 / 3) = 43 voxels end
+ * 3.25 mm before the last input centre, more than the one new voxel within which the
+ * way back takes the edge's value. The grid now reaches every input voxel. */
+START_TEST(resampled_maps_cover_every_input_voxel) {
+  make_tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/spleen.nii", tmpdir);
+  save_spleen_like(path, 0.79296875);
+  csal3d_volume_load_options o;
+  csal3d_volume_load_options_init(&o);
+  o.spacing[0] = o.spacing[1] = o.spacing[2] = 3.0;
+  csal3d_volume *v;
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_OK);
+  int64_t sh[4];
+  csal3d_volume_shape(v, sh);
+  ck_assert_int_eq(sh[1], 44); /* round(43.35) = 43, one more to reach the last plane */
+  ck_assert_int_eq(sh[2], 44);
+  ck_assert_int_eq(sh[3], 43);
+  ck_assert_int_eq(zeros_back_on_source(v), 0);
+  csal3d_volume_free(v);
+  /* Other sizes and spacings along one axis: every input voxel gets a value, and the
+   * size is round(n * old / new) wherever that already reaches the last input voxel. */
+  int checked = 0, grown = 0;
+  for (int n = 2; n <= 40; n += 4)
+    for (double old = 0.55; old <= 2.0; old += 0.45) {
+      int64_t dims[3] = {n, 2, 2};
+      double aff[16] = {old, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+      float *x = calloc((size_t)n * 4, sizeof *x);
+      csal3d_volume *raw, *line, *w;
+      ck_assert_int_eq(csal3d_volume_create(1, dims, x, aff, &raw), CSAL3D_OK);
+      free(x);
+      snprintf(path, sizeof path, "%s/line.nii", tmpdir);
+      ck_assert_int_eq(csal3d_volume_save(raw, path, NULL), CSAL3D_OK);
+      csal3d_volume_free(raw);
+      line = load_ok(path, CSAL3D_CHANNEL_NONE);
+      for (double nw = 0.7; nw <= 6.0; nw += 0.9) {
+        const double sp[3] = {nw, 0, 0};
+        ck_assert_int_eq(csal3d_volume_resample(line, sp, &w), CSAL3D_OK);
+        csal3d_volume_shape(w, sh);
+        double r = floor(n * old / nw + 0.5);
+        r = r < 1 ? 1 : r;
+        grown += sh[1] != (int64_t)r;
+        ck_assert_int_ge(sh[1], (int64_t)r);
+        ck_assert_int_le(sh[1], (int64_t)r + 1);
+        ck_assert_msg(zeros_back_on_source(w) == 0, "n %d, %g mm -> %g mm: %lld voxels", n,
+                      old, nw, (long long)sh[1]);
+        csal3d_volume_free(w);
+        checked++;
+      }
+      csal3d_volume_free(line);
+    }
+  ck_assert_int_ge(checked, 240);
+  ck_assert_int_gt(grown, 0);
+  remove_tree(tmpdir);
+}
+END_TEST
+
+/* Issue 12: score --spacing 0.001,12,12 resampled to an enormous grid and ran for hours.
+ * The new grid is bounded along each axis, and checked against the load options' budget
+ * before anything is allocated. */
+START_TEST(resampling_beyond_the_budget_fails_first) {
+  make_tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/spleen.nii", tmpdir);
+  save_spleen_like(path, 0.79);
+  csal3d_volume_load_options o;
+  csal3d_volume_load_options_init(&o);
+  o.spacing[0] = 0.001, o.spacing[1] = 12, o.spacing[2] = 12; /* 129,560 x 11 x 11 */
+  csal3d_volume *v = (csal3d_volume *)1;
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(v);
+  const char *m = csal3d_last_error();
+  ck_assert_msg(strstr(m, "spacing 0.001 mm along axis 0 would give 129560 voxels (at most "
+                       "32767)") && strstr(m, "the option spacing") && strstr(m, "spleen.nii"),
+                "%s", m);
+  /* 25,912 x 11 x 11 is allowed along each axis, but needs 15 MiB with the image (4 bytes
+   * a voxel of each), beyond a budget of 12 MiB (the file alone needs 8.5). */
+  o.spacing[0] = 0.005;
+  o.max_memory = 12 << 20;
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_ERR_UNSUPPORTED);
+  ck_assert_ptr_null(v);
+  m = csal3d_last_error();
+  ck_assert_msg(strstr(m, "resampling to spacing 0.005,12,12 mm would give 25912 x 11 x 11 "
+                       "voxels and need 14.7 MiB") && strstr(m, "the limit of 12.0 MiB") &&
+                    strstr(m, "the option spacing") && strstr(m, "the option max_memory"),
+                "%s", m);
+  /* The same budget for a label resampled on its own. */
+  ck_assert_int_eq(csal3d_volume_load_label(path, NULL, &o, &v), CSAL3D_ERR_UNSUPPORTED);
+  /* Within the budget it loads. */
+  o.spacing[0] = 0.01;
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_OK);
+  csal3d_volume_free(v);
+  /* max_voxels bounds the new grid too. */
+  o.spacing[0] = 0.005;
+  o.max_voxels = 1 << 20;
+  o.max_memory = (int64_t)1 << 32;
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_ERR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "more than the limit of 1048576"));
+  /* csal3d_volume_resample by itself refuses more than 2^30 voxels (1.8e12 here) instead of
+   * trying to allocate them. */
+  csal3d_volume_load_options_init(&o);
+  ck_assert_int_eq(csal3d_volume_load(path, &o, &v), CSAL3D_OK);
+  const double tiny[3] = {0.005, 0.005, 0.05};
+  csal3d_volume *r = (csal3d_volume *)1;
+  ck_assert_int_eq(csal3d_volume_resample(v, tiny, &r), CSAL3D_ERR_UNSUPPORTED);
+  ck_assert_ptr_null(r);
+  ck_assert_ptr_nonnull(strstr(csal3d_last_error(), "more than the limit of 1073741824"));
+  csal3d_volume_free(v);
+  remove_tree(tmpdir);
+}
+END_TEST
+
 
 /* The fuzz target's properties on the checked-in corpora (with the hostile files) and the
  * regression inputs the fuzzer found (tests/data/nifti_fuzz): a clean failure, or a save/load round trip that
@@ -1051,11 +1249,15 @@ static Suite *suite(void) {
   tcase_add_test(w, killed_save_leaves_nothing_after_the_next);
   suite_add_tcase(s, w);
   TCase *p = tcase_create("preprocess");
+  tcase_set_timeout(p, 30);
   tcase_add_test(p, percentiles_match_numpy);
   tcase_add_test(p, normalisation_known_answers);
   tcase_add_test(p, resample_known_answers);
   tcase_add_test(p, crop_pad_bbox_random_crop);
   tcase_add_test(p, back_to_the_source_grid);
+  tcase_add_test(p, resampled_maps_cover_every_input_voxel);
+  tcase_add_test(p, orientation_ties_go_to_the_first_axis);
+  tcase_add_test(p, resampling_beyond_the_budget_fails_first);
   suite_add_tcase(s, p);
   return s;
 }

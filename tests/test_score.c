@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "csal3d/csal3d.h"
+#include "pipeline/data_options.h"
 #include "pipeline/journal.h"
 #include "test_omp_env.h"
 
@@ -676,6 +677,99 @@ START_TEST(subject_ids_with_slash) {
 }
 END_TEST
 
+/* Issue 12: a file without orientation codes (qform_code and sform_code 0) is read as
+ * NIfTI's method 1 says; the run warns through the context's log, once per file however
+ * often it is loaded, naming it. */
+typedef struct warnings {
+  int n, orientation;
+  char last[2048];
+} warnings;
+
+static void on_log(void *user, csal3d_log_level level, const char *msg) {
+  warnings *w = user;
+  if (level != CSAL3D_LOG_WARN) return;
+  w->n++;
+  if (strstr(msg, "has no orientation")) {
+    w->orientation++;
+    snprintf(w->last, sizeof w->last, "%s", msg);
+  }
+}
+
+/* A copy of `src` (a NIfTI-1 .nii) at `dst` with both orientation codes 0. */
+static void copy_without_orientation(const char *src, const char *dst) {
+  size_t n;
+  unsigned char *b = slurp(src, &n);
+  ck_assert(n > 352 && b[0] == 92 && b[1] == 1); /* sizeof_hdr 348, little endian */
+  b[252] = b[253] = b[254] = b[255] = 0;          /* qform_code, sform_code */
+  FILE *f = fopen(dst, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+  free(b);
+}
+
+START_TEST(files_without_orientation_warn_once) {
+  char nii[320], bare[320], csv[320], out[320];
+  path_in(nii, sizeof nii, "oriented.nii");
+  path_in(bare, sizeof bare, "bare.nii");
+  csal3d_volume *v;
+  char src[400];
+  snprintf(src, sizeof src, "%s/imagesTr/phantom_001.nii.gz", data);
+  ST_EQ(csal3d_volume_load(src, NULL, &v), CSAL3D_OK);
+  ST_EQ(csal3d_volume_save(v, nii, NULL), CSAL3D_OK);
+  csal3d_volume_free(v);
+  copy_without_orientation(nii, bare);
+  csal3d_volume_source_info si = {.struct_size = sizeof si};
+  ST_EQ(csal3d_volume_load(bare, NULL, &v), CSAL3D_OK);
+  ST_EQ(csal3d_volume_source(v, &si), CSAL3D_OK);
+  ck_assert(si.qform_code == 0 && si.sform_code == 0);
+  csal3d_volume_free(v);
+  path_in(csv, sizeof csv, "orientation.csv");
+  FILE *x = fopen(csv, "w");
+  fprintf(x, "id,image\nwith_codes,%s/imagesTr/phantom_000.nii.gz\nwithout,%s\n", data, bare);
+  fclose(x);
+  warnings w;
+  memset(&w, 0, sizeof w);
+  csal3d_context_options co;
+  csal3d_context_options_init(&co);
+  co.device = CSAL3D_DEVICE_CPU;
+  co.log = on_log;
+  co.log_user_data = &w;
+  co.log_level = CSAL3D_LOG_WARN;
+  fixture f;
+  fx_open(&f, csv, 32);
+  csal3d_uncertainty_free(f.u);
+  csal3d_ssl_model_free(f.m);
+  csal3d_context_free(f.ctx);
+  ck_assert_int_eq(csal3d_context_create(&co, &f.ctx), CSAL3D_OK);
+  ST_EQ(csal3d_ssl_model_load(f.ctx, ckpt, &f.m), CSAL3D_OK);
+  csal3d_uncertainty_options uo;
+  csal3d_uncertainty_options_init(&uo);
+  for (int a = 0; a < 3; a++) uo.window[a] = a == 2 ? 64 : 32, uo.stride[a] = 32;
+  ST_EQ(csal3d_uncertainty_create(f.m, &uo, &f.u), CSAL3D_OK);
+  path_in(out, sizeof out, "orientation.safetensors");
+  ST_EQ(score_to(&f, out, NULL, NULL), CSAL3D_OK);
+  ck_assert_msg(w.orientation == 1, "%d warnings", w.orientation);
+  ck_assert_msg(strstr(w.last, bare) && strstr(w.last, "case 'without'") &&
+                    strstr(w.last, "qform_code and sform_code are 0") &&
+                    strstr(w.last, "method 1"), "%s", w.last);
+  /* Loaded again and again in one run (pretraining without a cache): still once. */
+  c3_data_check chk;
+  csal3d_volume_load_options lo;
+  csal3d_volume_load_options_init(&lo);
+  lo.modality = CSAL3D_MODALITY_NONE;
+  c3_data_check_init(&chk, f.m, &lo, "pretraining", f.ctx);
+  for (int rep = 0; rep < 3; rep++)
+    for (size_t c = 0; c < 2; c++) {
+      ST_EQ(c3_data_load_case(&chk, f.ds, c, &lo, &v), CSAL3D_OK);
+      csal3d_volume_free(v);
+    }
+  c3_data_check_clear(&chk);
+  ck_assert_msg(w.orientation == 2, "%d warnings", w.orientation);
+  fx_close(&f);
+}
+END_TEST
+
 /* The fixtures are made in a child process: the test runner forks each test, and a
  * process that has started OpenMP's threads cannot use them after a fork. */
 static void make_fixtures_child(void);
@@ -736,6 +830,7 @@ int main(int argc, char **argv) {
   tcase_add_test(t, failing_cases_stop_or_are_skipped);
   tcase_add_test(t, hostile_journals);
   tcase_add_test(t, subject_ids_with_slash);
+  tcase_add_test(t, files_without_orientation_warn_once);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -92,7 +92,7 @@ START_TEST(unet_gradients_match_finite_differences) {
     }
     double h = (getenv("UNET_FD_H") ? atof(getenv("UNET_FD_H")) : 1e-2) * (bn / (double)n > 0.05 ? bn / (double)n : 0.05);
     float *xp = malloc((size_t)f.nin * 4);
-    double lp, lm;
+    double lp = 0, lm = 0;
     for (int sgn = 0; sgn < 2; sgn++) {
       double k = sgn ? -h : h;
       memcpy(w2, w, u->total * 4);

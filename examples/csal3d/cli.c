@@ -243,9 +243,10 @@ static const hint hints[] = {
     {"load a single image with csal3d_volume_load", "give the folder that holds the image, "
      "or a text file that lists it", 0},
     {"the foreground is empty", "no voxel of the case exceeds --foreground: lower it", 0},
-    {"volume_resample: spacing", "choose a coarser --spacing", 0},
     {"an output never replaces", "outputs go to new paths: choose another -o (or --maps, "
      "--csv, --manifest, --nnunet)", 0},
+    {"the shards of one run are made with", "merge the shard files of one 'csal3d score "
+     "--shard I/N' run, all made with the same command but for I", 1},
     {"the journal of an unfinished scoring run", "run the same command again to continue it, "
      "or add --restart to score from the start", 0},
 };
@@ -259,12 +260,21 @@ static const struct {
     {"the option channel", "--channel"},
     {"the option modality", "--modality"},
     {"the option spacing", "--spacing"},
+    {"the option assume_spacing", "--assume-spacing"},
+    {"the option max_memory", "--max-memory"},
+    {"the option channel_suffix", "--channel-suffix"},
     {"the option overwrite", "--overwrite"},
+    {"the option shard_count", "--shard"},
+    {"the option shard_index", "--shard"},
     {"the option labels set to none", "--labels none"},
     {"the option labels", "--labels"},
     {"the option in_channels", "--channel"},
     {"the option embed_dim", "--embed-dim"},
     {"(csal3d_ssl_model_init_from)", "(csal3d pretrain --init)"},
+    {"the option max_points", "--max-points"},
+    {"the option max_cases", "--max-cases"},
+    {"the option image_size", "--image-size"},
+    {"the option dataset", "--data"},
     /* csal3d evaluate */
     {"the option iterations", "--iterations"},
     {"the option batch_size", "--batch"},
@@ -455,6 +465,23 @@ int parse_f64x3(cli *c, const char *opt, const char *s, double lo, double hi, do
   return 0;
 }
 
+int parse_bytes(cli *c, const char *opt, const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  int shift = 0;
+  if (end != s && *end && !end[1] && strchr("kKmMgGtT", *end))
+    shift = 10 * (int)(strchr("kmgt", *end | 0x20) - "kmgt" + 1), end++;
+  if (end == s || *end || isnan(v))
+    return usage_error(c, "%s needs a number of bytes (N, or with K, M, G, T: 512M, 8G), "
+                       "not '%s'", opt, s);
+  v = ldexp(v, shift);
+  if (!(v >= 1) || v > 9.2e18)
+    return usage_error(c, "%s %s is out of range: it must be from 1 byte to 8E", opt, s);
+  *out = (int64_t)v;
+  return 0;
+}
+
 static int choice_is_alias(const choice *names, int i) {
   for (int k = 0; k < i; k++)
     if (names[k].value == names[i].value) return 1;
@@ -508,7 +535,14 @@ int common_option(cli *c, int opt, const char *arg, int *rc) {
   }
 }
 
-void finish_common(cli *c) { c->tty = !c->quiet && isatty(STDERR_FILENO); }
+const csal3d_comm *g_tool_comm = NULL;
+
+int tool_rank(void) { return g_tool_comm ? g_tool_comm->rank : 0; }
+
+void finish_common(cli *c) {
+  if (tool_rank() != 0) c->quiet = 1, c->json = 0; /* rank 0 speaks for the group */
+  c->tty = !c->quiet && isatty(STDERR_FILENO);
+}
 
 csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   csal3d_context_options o;
@@ -520,7 +554,9 @@ csal3d_status make_context(cli *c, uint64_t seed, csal3d_context **ctx) {
   o.log_user_data = c;
   o.log_level = c->verbose ? CSAL3D_LOG_INFO : CSAL3D_LOG_WARN;
   o.progress = on_progress;
-  return csal3d_context_create(&o, ctx);
+  csal3d_status s = csal3d_context_create(&o, ctx);
+  if (s == CSAL3D_OK && g_tool_comm) s = csal3d_context_set_comm(*ctx, g_tool_comm);
+  return s;
 }
 
 /* ---- data options ---- */
@@ -531,6 +567,11 @@ static const choice modality_names[] = {{"ct", CSAL3D_MODALITY_CT},
                                         {"none", CSAL3D_MODALITY_NONE},
                                         {"auto", CSAL3D_MODALITY_AUTO},
                                         {NULL, 0}};
+
+static const choice channel_suffix_names[] = {{"auto", CSAL3D_CHANNEL_SUFFIX_AUTO},
+                                              {"always", CSAL3D_CHANNEL_SUFFIX_ALWAYS},
+                                              {"never", CSAL3D_CHANNEL_SUFFIX_NEVER},
+                                              {NULL, 0}};
 
 void data_opts_init(data_opts *d) {
   memset(d, 0, sizeof *d);
@@ -555,6 +596,14 @@ int data_option(cli *c, data_opts *d, int opt, const char *arg, int *rc) {
     d->spacing_set = 1;
     return 1;
   case OPT_ALLOW_NONFINITE: d->allow_nonfinite = 1; return 1;
+  case OPT_ASSUME_SPACING:
+    *rc = parse_f64x3(c, "--assume-spacing", arg, 0, 1e4, d->assume_spacing);
+    return 1;
+  case OPT_MAX_MEMORY: *rc = parse_bytes(c, "--max-memory", arg, &d->max_memory); return 1;
+  case OPT_CHANNEL_SUFFIX:
+    *rc = parse_choice(c, "--channel-suffix", arg, channel_suffix_names, &d->channel_suffix);
+    d->channel_suffix_set = 1;
+    return 1;
   default: return 0;
   }
 }
@@ -599,8 +648,11 @@ void spacing_text(char *buf, size_t cap, const double sp[3]) {
   else snprintf(buf, cap, "%g,%g,%g", sp[0], sp[1], sp[2]);
 }
 
-int open_dataset(cli *c, const char *path, csal3d_dataset **ds) {
-  csal3d_status s = csal3d_dataset_open(path, NULL, ds);
+int open_dataset(cli *c, const char *path, const data_opts *d, csal3d_dataset **ds) {
+  csal3d_dataset_options o;
+  csal3d_dataset_options_init(&o);
+  if (d && d->channel_suffix_set) o.channel_suffix = d->channel_suffix;
+  csal3d_status s = csal3d_dataset_open(path, &o, ds);
   if (s != CSAL3D_OK) return fail(c, s);
   size_t n = 0;
   csal3d_dataset_size(*ds, &n);
@@ -626,13 +678,18 @@ int require_modality(cli *c, const data_opts *d, const csal3d_dataset *ds, const
 const csal3d_volume_load_options *load_options(const data_opts *d, const csal3d_ssl_model *m,
                                                csal3d_volume_load_options *lo) {
   csal3d_volume_load_options_init(lo);
-  if (!d->modality_set && !d->channel_set && !d->spacing_set && !d->allow_nonfinite)
+  const int assume = d->assume_spacing[0] > 0 || d->assume_spacing[1] > 0 ||
+                     d->assume_spacing[2] > 0;
+  if (!d->modality_set && !d->channel_set && !d->spacing_set && !d->allow_nonfinite &&
+      !assume && !d->max_memory)
     return NULL;
   if (m) csal3d_ssl_model_data_options(m, lo, NULL); /* the recorded ones, AUTO if none */
   if (d->modality_set) lo->modality = d->modality;
   if (d->channel_set) lo->channel = d->channel;
   if (d->spacing_set) memcpy(lo->spacing, d->spacing, sizeof lo->spacing);
   lo->allow_nonfinite = d->allow_nonfinite;
+  memcpy(lo->assume_spacing, d->assume_spacing, sizeof lo->assume_spacing);
+  lo->max_memory = d->max_memory;
   return lo;
 }
 
@@ -672,18 +729,36 @@ int same_file(const char *a, const char *b) {
 }
 
 int mkdir_p(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  for (char *p = buf + 1; *p; p++)
+  char *buf = strdup(path);
+  if (!buf) return -1; /* errno ENOMEM */
+  int rc = 0;
+  for (char *p = buf + 1; *p && rc == 0; p++)
     if (*p == '/') {
       *p = '\0';
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) rc = -1;
       *p = '/';
     }
-  return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+  if (rc == 0 && mkdir(buf, 0755) != 0 && errno != EEXIST) rc = -1;
+  int e = errno;
+  free(buf);
+  errno = e;
+  return rc;
+}
+
+char *path_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+char *case_string(const csal3d_scores *sc, int64_t index, const char *what) {
+  size_t need = 0;
+  if (csal3d_scores_case_string(sc, index, what, NULL, 0, &need) != CSAL3D_OK || need == 0)
+    return strdup("");
+  char *b = malloc(need);
+  if (b && csal3d_scores_case_string(sc, index, what, b, need, NULL) != CSAL3D_OK) b[0] = '\0';
+  return b;
 }
 
 /* A 32^3 input leaves the deepest feature map 1 voxel wide along every axis: instance
@@ -772,6 +847,11 @@ void cmdline_data(cmdline *l, const data_opts *d) {
   else if (d->channel_set && d->channel >= 0) cmdline_opt(l, "--channel", "%d", d->channel);
   if (d->spacing_set) cmdline_opt_f64x3(l, "--spacing", d->spacing);
   if (d->allow_nonfinite) cmdline_add(l, "--allow-nonfinite");
+  if (d->assume_spacing[0] > 0 || d->assume_spacing[1] > 0 || d->assume_spacing[2] > 0)
+    cmdline_opt_f64x3(l, "--assume-spacing", d->assume_spacing);
+  if (d->max_memory) cmdline_opt(l, "--max-memory", "%" PRId64, d->max_memory);
+  if (d->channel_suffix_set)
+    cmdline_opt(l, "--channel-suffix", "%s", choice_name(channel_suffix_names, d->channel_suffix));
 }
 
 /* Single quotes around an argument that the shell would split or expand. */

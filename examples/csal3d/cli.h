@@ -103,6 +103,8 @@ int parse_f64(cli *c, const char *opt, const char *s, double lo, double hi, doub
 /* "N" (all three axes) or "D,H,W"; "MM" or "MM,MM,MM". */
 int parse_i64x3(cli *c, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t out[3]);
 int parse_f64x3(cli *c, const char *opt, const char *s, double lo, double hi, double out[3]);
+/* A number of bytes, "N" or with a binary suffix: "512K", "800M", "8G", "1T" (KiB, MiB...). */
+int parse_bytes(cli *c, const char *opt, const char *s, int64_t *out);
 
 /* The names an option takes; an entry with an earlier entry's value is an alias (not
  * listed in messages). Ends with a NULL name. */
@@ -125,6 +127,9 @@ enum {
   OPT_CHANNEL,
   OPT_SPACING,
   OPT_ALLOW_NONFINITE,
+  OPT_ASSUME_SPACING,
+  OPT_MAX_MEMORY,
+  OPT_CHANNEL_SUFFIX,
   OPT_COMMAND = 300,
   OPT_DONE = -2 /* next_option: stop */
 };
@@ -164,6 +169,10 @@ typedef struct data_opts {
   double spacing[3];
   int spacing_set;
   int allow_nonfinite;
+  double assume_spacing[3]; /* --assume-spacing (all 0 unless set) */
+  int64_t max_memory;       /* --max-memory (0 unless set) */
+  int channel_suffix;       /* --channel-suffix: a csal3d_channel_suffix */
+  int channel_suffix_set;
 } data_opts;
 
 void data_opts_init(data_opts *d);
@@ -180,7 +189,10 @@ int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortop
   {"modality", required_argument, NULL, OPT_MODALITY},                         \
       {"channel", required_argument, NULL, OPT_CHANNEL},                       \
       {"spacing", required_argument, NULL, OPT_SPACING},                       \
-      {"allow-nonfinite", no_argument, NULL, OPT_ALLOW_NONFINITE}
+      {"allow-nonfinite", no_argument, NULL, OPT_ALLOW_NONFINITE},                  \
+      {"assume-spacing", required_argument, NULL, OPT_ASSUME_SPACING},             \
+      {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},                     \
+      {"channel-suffix", required_argument, NULL, OPT_CHANNEL_SUFFIX}
 
 #define DATA_HELP                                                              \
   "data options (DATASET: a folder of NIfTI files or with imagesTr/, a decathlon or\n" \
@@ -192,13 +204,22 @@ int next_option(cli *c, data_opts *d, int argc, char **argv, const char *shortop
   "                     checkpoint's, else what the dataset.json says)\n"           \
   "  --channel C        which volume of 4-D images (0, 1, ...) or 'all' as channels\n" \
   "  --spacing MM       resample to this spacing (MM or MM,MM,MM; 0 keeps an axis)\n" \
-  "  --allow-nonfinite  read NaN and Inf voxels as 0 (default: refuse such images)\n"
+  "  --allow-nonfinite  read NaN and Inf voxels as 0 (default: refuse such images)\n" \
+  "  --assume-spacing MM  the voxel size (MM or MM,MM,MM along the file's i, j, k) of\n" \
+  "                     files whose pixdim is 0, NaN or Inf (default: refuse them)\n" \
+  "  --max-memory N     the most memory loading one image may take, resampled grid\n" \
+  "                     included: bytes, or 512M, 8G (default: 4G)\n"        \
+  "  --channel-suffix S whether X_0000, X_0001 file names number a case's channels:\n" \
+  "                     auto (default: in nnU-Net layouts only), always or never\n" \
+  "(--assume-spacing, --max-memory and --channel-suffix are not recorded in a\n" \
+  "checkpoint: give them to each command.)\n"
 
 const char *modality_name(csal3d_modality m);
 /* "native" or "D,H,W" (mm). */
 void spacing_text(char *buf, size_t cap, const double spacing[3]);
-/* Opens the dataset (it must have cases); returns an exit code. */
-int open_dataset(cli *c, const char *path, csal3d_dataset **ds);
+/* Opens the dataset (it must have cases) as the data options say (@p d may be NULL);
+ * returns an exit code. */
+int open_dataset(cli *c, const char *path, const data_opts *d, csal3d_dataset **ds);
 /* Fails (a usage error) when neither --modality nor the dataset.json says what the images
  * are; for a new model, whose checkpoint records nothing yet. */
 int require_modality(cli *c, const data_opts *d, const csal3d_dataset *ds, const char *path);
@@ -221,6 +242,12 @@ int same_file(const char *a, const char *b);
 
 /* mkdir -p; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
+/* "DIR/NAME" in a new string (free it); NULL when out of memory. */
+char *path_join(const char *dir, const char *name);
+/* A string of a scores file's case (csal3d_scores_case_string's @p what: "id", "image",
+ * ...) in a new string of its full length (free it); "" on a library failure, NULL when
+ * out of memory. */
+char *case_string(const csal3d_scores *sc, int64_t index, const char *what);
 /* Warns when a crop or window of at most 32 along every axis makes the model degenerate. */
 void warn_degenerate(cli *c, const int64_t dhw[3], const char *what);
 
@@ -281,6 +308,7 @@ typedef struct score_opts {
   csal3d_feature_mode feature;
   uint64_t seed;
   int seed_set;
+  size_t shard_index, shard_count; /* --shard I/N (0-based index); count 0: whole */
 } score_opts;
 
 void score_opts_init(score_opts *o);
@@ -295,6 +323,7 @@ typedef struct select_opts {
   csal3d_strategy strategy;
   int n_cand;
   csal3d_kernel_mode kernel;
+  csal3d_typiclust_variant typiclust_variant;
   uint64_t seed;
   const char *outdir, *csv, *manifest, *nnunet;
   csal3d_nnunet_options export_opts;
@@ -305,11 +334,32 @@ int run_select(cli *c, const select_opts *o);
 void select_cmdline(cmdline *l, const cli *c, const select_opts *o);
 int cmd_select(int argc, char **argv);
 
+/* report.c. 0 / NULL: the library's defaults. */
+typedef struct report_opts {
+  const char *scores, *output, *maps, *data, *evaluation, *title;
+  const char *selections[16];
+  int n_selections;
+  int64_t max_points, max_cases;
+  int image_size, overwrite;
+} report_opts;
+
+void report_opts_init(report_opts *o);
+int run_report(cli *c, const report_opts *o);
+void report_cmdline(cmdline *l, const cli *c, const report_opts *o);
+int cmd_report(int argc, char **argv);
 /* evaluate.c */
 int cmd_evaluate(int argc, char **argv);
 
 /* demo.c, info.c */
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+
+/* csal3d-mpi: the communicator of MPI_COMM_WORLD, set on every context (NULL: one
+ * process); ranks other than 0 are quiet. */
+extern const csal3d_comm *g_tool_comm;
+int tool_rank(void);
+
+/* merge.c: csal3d merge SHARD... -o SCORES */
+int cmd_merge(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
  * (it prints the equivalent command lines). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -12,8 +13,10 @@ static void demo_help(FILE *f) {
           "\n"
           "The whole pipeline on synthetic data, small enough for a laptop CPU: writes a\n"
           "phantom CT dataset (docs/phantom.md), pretrains a small model briefly, scores\n"
-          "every case, chooses the cases to annotate with URDS and prints them; the same\n"
-          "steps as 'csal3d pretrain', 'score' and 'select' (it prints those commands).\n"
+          "every case, chooses the cases to annotate with URDS and prints them, then writes\n"
+          "a report page (DIR/report.html) that compares the choice with a random one; the\n"
+          "same steps as 'csal3d pretrain', 'score', 'select' and 'report' (it prints those\n"
+          "commands).\n"
           "\n"
           "options (defaults sized for 2 cores and a few minutes):\n"
           "  --dir DIR          where everything goes (default csal3d-demo)\n"
@@ -129,12 +132,15 @@ int cmd_demo(int argc, char **argv) {
     fprintf(stderr, "csal3d demo: cannot create %s: %s\n", dir, strerror(errno));
     return EXIT_DATA;
   }
-  char data[4096], ckpt[4096], scores[4096], maps[4096], nnunet[4096];
-  snprintf(data, sizeof data, "%s/phantom", dir);
-  snprintf(ckpt, sizeof ckpt, "%s/ssl.safetensors", dir);
-  snprintf(scores, sizeof scores, "%s/scores.safetensors", dir);
-  snprintf(maps, sizeof maps, "%s/maps", dir);
-  snprintf(nnunet, sizeof nnunet, "%s/nnUNet_raw/Dataset900_Phantom", dir);
+  char *data = path_join(dir, "phantom"), *ckpt = path_join(dir, "ssl.safetensors"),
+       *scores = path_join(dir, "scores.safetensors"), *maps = path_join(dir, "maps"),
+       *nnunet = path_join(dir, "nnUNet_raw/Dataset900_Phantom");
+  char *other_dir = NULL, *other_json = NULL, *choice_json = NULL, *page = NULL;
+  if (!data || !ckpt || !scores || !maps || !nnunet) {
+    fprintf(stderr, "csal3d demo: out of memory\n");
+    rc = EXIT_MEMORY;
+    goto out;
+  }
   /* The steps run as their commands would, with the demo's common options; under --json
    * only select's result goes to stdout. */
   cli step = cli_for(&c, "pretrain");
@@ -145,11 +151,11 @@ int cmd_demo(int argc, char **argv) {
 
   info(&c, "csal3d demo: cold-start active learning on %" PRId64 " synthetic CT scans in %s/\n",
        cases, dir);
-  info(&c, "\n[1/4] phantom dataset: %" PRId64 " abdominal CT volumes, five anatomy types "
+  info(&c, "\n[1/5] phantom dataset: %" PRId64 " abdominal CT volumes, five anatomy types "
        "(one rare), some hard cases\n", cases);
-  if ((rc = demo_phantom(&c, data, cases, seed))) return rc;
+  if ((rc = demo_phantom(&c, data, cases, seed))) goto out;
 
-  info(&c, "\n[2/4] self-supervised pretraining (a short run; the paper trains 30,000 steps)\n");
+  info(&c, "\n[2/5] self-supervised pretraining (a short run; the paper trains 30,000 steps)\n");
   pretrain_opts p;
   pretrain_opts_init(&p);
   p.dataset = data;
@@ -165,9 +171,9 @@ int cmd_demo(int argc, char **argv) {
   p.seed_set = 1;
   pretrain_cmdline(&l, &step, &p);
   show_step(&c, &l);
-  if ((rc = run_pretrain(&step, &p))) return rc;
+  if ((rc = run_pretrain(&step, &p))) goto out;
 
-  info(&c, "\n[3/4] uncertainty and features of every case\n");
+  info(&c, "\n[3/5] uncertainty and features of every case\n");
   step.cmd = "score";
   score_opts s;
   score_opts_init(&s);
@@ -180,9 +186,9 @@ int cmd_demo(int argc, char **argv) {
   s.maps = maps;
   score_cmdline(&l, &step, &s);
   show_step(&c, &l);
-  if ((rc = run_score(&step, &s))) return rc;
+  if ((rc = run_score(&step, &s))) goto out;
 
-  info(&c, "\n[4/4] choosing %" PRId64 " cases to annotate\n", budget);
+  info(&c, "\n[4/5] choosing %" PRId64 " cases to annotate\n", budget);
   step = cli_for(&c, "select");
   select_opts x;
   select_opts_init(&x);
@@ -195,7 +201,49 @@ int cmd_demo(int argc, char **argv) {
   x.export_opts.overwrite = 1;
   select_cmdline(&l, &step, &x);
   show_step(&c, &l);
-  if ((rc = run_select(&step, &x))) return rc;
+  if ((rc = run_select(&step, &x))) goto out;
+
+  /* 5. a random choice beside it, and the page that shows both */
+  info(&c, "\n[5/5] the report: the choice beside a random one, in one page\n");
+  select_opts_init(&x);
+  x.scores = scores;
+  x.budget = budget;
+  x.strategy = strategy == CSAL3D_STRATEGY_RANDOM ? CSAL3D_STRATEGY_TYPICLUST
+                                                  : CSAL3D_STRATEGY_RANDOM;
+  x.seed = seed;
+  x.export_opts.overwrite = 1;
+  /* the comparison is TypiClust when the demo's own choice is random */
+  other_dir = path_join(dir, x.strategy == CSAL3D_STRATEGY_TYPICLUST ? "typiclust" : "random");
+  other_json = other_dir ? path_join(other_dir, "selection.json") : NULL;
+  choice_json = path_join(dir, "selection.json");
+  page = path_join(dir, "report.html");
+  if (!other_dir || !other_json || !choice_json || !page) {
+    fprintf(stderr, "csal3d demo: out of memory\n");
+    rc = EXIT_MEMORY;
+    goto out;
+  }
+  x.outdir = other_dir;
+  cli quiet = step; /* no table, and no JSON: under --json only the choice's goes out */
+  quiet.json = 0;
+  quiet.mute = 1;
+  select_cmdline(&l, &quiet, &x);
+  show_step(&c, &l);
+  if ((rc = run_select(&quiet, &x))) goto out;
+  step = cli_for(&c, "report");
+  step.json = 0;
+  step.mute = c.json;
+  report_opts ro;
+  report_opts_init(&ro);
+  ro.scores = scores;
+  ro.selections[0] = choice_json;
+  ro.selections[1] = other_json;
+  ro.n_selections = 2;
+  ro.output = page;
+  ro.title = "csal3d demo: phantom CT";
+  ro.overwrite = 1;
+  report_cmdline(&l, &step, &ro);
+  show_step(&c, &l);
+  if ((rc = run_report(&step, &ro))) goto out;
 
   char el[32];
   fmt_duration(el, sizeof el, now() - t0);
@@ -206,7 +254,13 @@ int cmd_demo(int argc, char **argv) {
        "  %s/                    uncertainty maps, one NIfTI per case (open over the scan)\n"
        "  %s/selection.csv, selection.json   the cases to annotate, with reasons\n"
        "  %s/   the chosen cases as an nnU-Net v2 raw dataset\n"
+       "  %s/selection.json   a %s choice to compare with\n"
+       "  %s   the report: open it in a browser (it needs nothing else)\n"
        "demo finished in %s\n",
-       dir, data, ckpt, scores, maps, dir, nnunet, el);
-  return 0;
+       dir, data, ckpt, scores, maps, dir, nnunet, other_dir,
+       csal3d_strategy_name(x.strategy), page, el);
+out:
+  free(data), free(ckpt), free(scores), free(maps), free(nnunet);
+  free(other_dir), free(other_json), free(choice_json), free(page);
+  return rc;
 }

@@ -435,7 +435,7 @@ static int run_evaluate(cli *c, evaluate_opts *o) {
                                            "the checkpoint (--checkpoint)", inputs, n_in, 1))))
     return rc;
   csal3d_dataset *ds = NULL;
-  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &o->data, &ds))) return rc;
   size_t *val = NULL, nv = 0;
   if (o->validation && (rc = read_cases(c, ds, o->validation, "--validation", &val, &nv))) {
     csal3d_dataset_free(ds);

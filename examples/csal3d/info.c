@@ -25,6 +25,8 @@ static void info_help(FILE *f) {
           "A file that cannot be read or is none of these exits with 3.\n"
           "\n"
           "options:\n"
+          "  --assume-spacing MM  the voxel size (MM or MM,MM,MM along the file's i, j, k)\n"
+          "                     of an image whose pixdim is 0, NaN or Inf\n"
           "  --json             the result as one JSON object on stdout\n"
           "  -h, --help         this text\n");
 }
@@ -145,10 +147,11 @@ static void finish(out *o) {
 
 /* ---- the kinds of file ---- */
 
-static int describe_nifti(cli *c, out *o, const char *path) {
+static int describe_nifti(cli *c, out *o, const char *path, const double assume[3]) {
   csal3d_volume_load_options lo;
   csal3d_volume_load_options_init(&lo);
   lo.channel = CSAL3D_CHANNEL_ALL;
+  memcpy(lo.assume_spacing, assume, sizeof lo.assume_spacing);
   csal3d_volume *v = NULL;
   int nonfinite = 0;
   csal3d_status s = csal3d_volume_load(path, &lo, &v);
@@ -291,12 +294,14 @@ static int describe_scores(cli *c, out *o, const char *path) {
       static const char *const keys[] = {"checkpoint", "checkpoint_step", "dataset", "modality",
                                          "channel", "spacing", "window", "stride", "feature",
                                          "seed", "library_version", "skipped_cases", NULL};
-      for (int k = 0; keys[k]; k++) {
-        char val[4096];
+      for (int k = 0; keys[k]; k++) { /* whole values, however long (skipped_cases) */
         size_t got = 0;
-        if (csal3d_scores_get_metadata(sc, keys[k], val, sizeof val, &got) == CSAL3D_OK &&
-            got > 0)
+        if (csal3d_scores_get_metadata(sc, keys[k], NULL, 0, &got) != CSAL3D_OK || got == 0)
+          continue;
+        char *val = malloc(got);
+        if (val && csal3d_scores_get_metadata(sc, keys[k], val, got, NULL) == CSAL3D_OK)
           put_str(o, keys[k], val);
+        free(val);
       }
     }
   }
@@ -306,13 +311,13 @@ static int describe_scores(cli *c, out *o, const char *path) {
   return 0;
 }
 
-static int describe(cli *c, const char *path) {
+static int describe(cli *c, const char *path, const double assume[3]) {
   csal3d_file_type t;
   csal3d_status s = csal3d_file_identify(path, &t);
   if (s != CSAL3D_OK) return fail(c, s);
   out o = {.json = c->json, .first = 1};
   switch (t) {
-  case CSAL3D_FILE_NIFTI: return describe_nifti(c, &o, path);
+  case CSAL3D_FILE_NIFTI: return describe_nifti(c, &o, path, assume);
   case CSAL3D_FILE_CHECKPOINT:
   case CSAL3D_FILE_SAFETENSORS: /* converted weights load as a model at step 0 */
     return describe_checkpoint(c, &o, path);
@@ -326,16 +331,20 @@ static int describe(cli *c, const char *path) {
 
 int cmd_info(int argc, char **argv) {
   cli c = {.cmd = "info"};
-  static const struct option lopts[] = {COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+  static const struct option lopts[] = {
+      COMMON_LONG_OPTIONS, {"assume-spacing", required_argument, NULL, OPT_ASSUME_SPACING},
+      {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0;
+  double assume[3] = {0, 0, 0};
   while ((opt = next_option(&c, NULL, argc, argv, "hqv", lopts, info_help, &rc)) != -1) {
     if (opt == OPT_DONE) return rc;
-    return usage_error(&c, "unknown option");
+    if (opt != OPT_ASSUME_SPACING) return usage_error(&c, "unknown option");
+    if ((rc = parse_f64x3(&c, "--assume-spacing", optarg, 0, 1e4, assume))) return rc;
   }
   finish_common(&c);
   if (argc - optind == 0) return engines_info(&c);
   if (argc - optind > 1)
     return usage_error(&c, "give one FILE (%d arguments given)", argc - optind);
-  return describe(&c, argv[optind]);
+  return describe(&c, argv[optind], assume);
 }

@@ -3,6 +3,7 @@
  *   csal3d pretrain DATASET -o ssl.safetensors     self-supervised pretraining
  *   csal3d score ssl.safetensors DATASET -o scores.safetensors
  *   csal3d select scores.safetensors --budget 20 [--nnunet DIR]
+ *   csal3d report scores.safetensors --selection selection.json -o report.html
  *   csal3d evaluate DATASET --train selection.csv -o results.csv
  *                                                   does the selection help? (Dice)
  *   csal3d demo                                     the whole pipeline on phantom data
@@ -13,9 +14,9 @@
  * --quiet); results go to stdout, as text or with --json as one JSON object.
  *
  * Sources: this file dispatches; one file per command (pretrain.c, score.c, select.c,
- * evaluate.c, demo.c, info.c), each parsing its command line into an options struct for
- * its run_ function (the demo fills those structs itself); cli.c / cli.h hold what they
- * share.
+ * evaluate.c, report.c, merge.c, demo.c, info.c), each parsing its command line into an
+ * options struct for its run_ function (the demo fills those structs itself); cli.c /
+ * cli.h hold what they share.
  *
  * Environment: OMP_WAIT_POLICY (default passive here, see passive_openmp), OMP_* as usual.
  *
@@ -40,6 +41,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#ifdef CSAL3D_TOOL_MPI
+#include "comm_mpi.h"
+#endif
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -53,10 +57,12 @@ static void usage(FILE *f) {
           "  pretrain DATASET -o CKPT        self-supervised pretraining\n"
           "  score CKPT DATASET -o SCORES    features and uncertainty of every case\n"
           "  select SCORES --budget M        the cases to annotate: manifest, nnU-Net folder\n"
+          "  report SCORES --selection M     one HTML page to see the selection (self-contained)\n"
           "  evaluate DATASET --train SEL    train a U-Net on the chosen cases, Dice on the\n"
           "                                  others; --scores: the strategies' table\n"
           "  demo                            the whole pipeline on phantom data\n"
           "  info [FILE]                     version, engines, threads; or what FILE is\n"
+          "  merge SHARD... -o SCORES        join the shards of 'score --shard I/N'\n"
           "\n"
           "csal3d <command> --help describes a command; csal3d --version the version.\n"
           "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
@@ -81,13 +87,34 @@ static const struct {
 } commands[] = {{"pretrain", cmd_pretrain},
                 {"score", cmd_score},
                 {"select", cmd_select},
+                {"report", cmd_report},
                 {"evaluate", cmd_evaluate},
                 {"demo", cmd_demo},
-                {"info", cmd_info}};
+                {"info", cmd_info},
+                {"merge", cmd_merge}};
 
+static int tool_main(int argc, char **argv);
+
+/* csal3d-mpi (built with CSAL3D_TOOL_MPI): under mpirun or srun every rank runs the
+ * command over the communicator of MPI_COMM_WORLD (docs/distributed.md). */
 int main(int argc, char **argv) {
   passive_openmp(argv);
   start_signal_thread();
+#ifdef CSAL3D_TOOL_MPI
+  g_tool_comm = tool_mpi_init(&argc, &argv);
+  if (!g_tool_comm) {
+    fprintf(stderr, "csal3d-mpi: MPI_Init failed\n");
+    return EXIT_LIBRARY;
+  }
+  int rc = tool_main(argc, argv);
+  tool_mpi_finalize(rc);
+  return rc;
+#else
+  return tool_main(argc, argv);
+#endif
+}
+
+static int tool_main(int argc, char **argv) {
   char *help_argv[3] = {NULL, "--help", NULL};
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {

@@ -140,7 +140,7 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   if (rc) return rc;
   const char *output = o->output ? o->output : o->resume;
   csal3d_dataset *ds = NULL;
-  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &o->data, &ds))) return rc;
   /* Before any work: the checkpoint's folder, and no existing file replaced unless asked
    * (the resumed checkpoint itself is continued in place). */
   const char *inputs[] = {o->dataset, o->init};
@@ -229,13 +229,14 @@ int run_pretrain(cli *c, const pretrain_opts *o) {
   s = csal3d_ssl_model_train(m, ds, load);
   double secs = now() - t0;
   bar_finish(&ps.b);
-  if (s == CSAL3D_ERR_CANCELLED && g_interrupted) {
-    rc = pretrain_interrupted(m, o, output, start);
+  if (s == CSAL3D_ERR_CANCELLED && (g_interrupted || g_tool_comm)) {
+    /* over MPI a Ctrl-C on any rank stops every rank after the same step: rank 0 saves */
+    rc = tool_rank() == 0 ? pretrain_interrupted(m, o, output, start) : EXIT_INTERRUPTED;
     goto done;
   }
   if (s != CSAL3D_OK) goto lib_fail;
   csal3d_ssl_model_step(m, &step);
-  if (step == start && !in_place) { /* no step was run (already at iterations) */
+  if (step == start && !in_place && tool_rank() == 0) { /* no step was run (already at iterations) */
     s = csal3d_ssl_model_save(m, output);
     if (s != CSAL3D_OK) goto lib_fail;
   }

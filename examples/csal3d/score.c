@@ -39,6 +39,10 @@ static void score_help(FILE *f) {
           "  --restart              ignore SCORES.partial of an earlier run: score all again\n"
           "  --skip-failed          leave out cases that cannot be read or scored (listed in\n"
           "                         the file's metadata \"skipped_cases\") instead of stopping\n"
+          "  --shard I/N            score only shard I of N (1 <= I <= N): the cases at\n"
+          "                         positions I, I+N, I+2N, ... of the dataset (or list);\n"
+          "                         for job arrays: 'csal3d merge' joins the N shard files\n"
+          "                         into the file one run would write\n"
           "%s%s",
           DATA_HELP, COMMON_HELP);
 }
@@ -70,6 +74,7 @@ void score_cmdline(cmdline *l, const cli *c, const score_opts *o) {
   if (o->overwrite) cmdline_add(l, "--overwrite");
   if (o->restart) cmdline_add(l, "--restart");
   if (o->skip_failed) cmdline_add(l, "--skip-failed");
+  if (o->shard_count > 1) cmdline_opt(l, "--shard", "%zu/%zu", o->shard_index + 1, o->shard_count);
   if (c) cmdline_common(l, c);
 }
 
@@ -116,7 +121,7 @@ int run_score(cli *c, const score_opts *o) {
                          o->overwrite)))
     return rc;
   csal3d_dataset *ds = NULL;
-  if ((rc = open_dataset(c, o->dataset, &ds))) return rc;
+  if ((rc = open_dataset(c, o->dataset, &o->data, &ds))) return rc;
   size_t n;
   csal3d_dataset_size(ds, &n);
   csal3d_context *ctx = NULL;
@@ -168,6 +173,9 @@ int run_score(cli *c, const score_opts *o) {
   sco.on_error = o->skip_failed ? CSAL3D_CASE_ERRORS_SKIP : CSAL3D_CASE_ERRORS_STOP;
   sco.on_case = on_case;
   sco.on_case_user_data = &st;
+  sco.shard_count = o->shard_count;
+  sco.shard_index = o->shard_index;
+  if (o->shard_count > 1) n = (n + o->shard_count - 1 - o->shard_index) / o->shard_count;
   info(c, "scoring %zu cases: windows %" PRId64 "x%" PRId64 "x%" PRId64 ", stride %" PRId64
        "x%" PRId64 "x%" PRId64 "\n", n, uo.window[0], uo.window[1], uo.window[2], uo.stride[0],
        uo.stride[1], uo.stride[2]);
@@ -247,8 +255,25 @@ enum {
   OPT_SEED,
   OPT_OVERWRITE,
   OPT_RESTART,
-  OPT_SKIP_FAILED
+  OPT_SKIP_FAILED,
+  OPT_SHARD
 };
+
+/* --shard I/N: 1 <= I <= N, N >= 2 */
+static int parse_shard(cli *c, const char *arg, score_opts *o) {
+  char *end;
+  unsigned long long i = strtoull(arg, &end, 10), n = 0;
+  if (end != arg && *end == '/') {
+    const char *q = end + 1;
+    n = strtoull(q, &end, 10);
+    if (end == q) n = 0;
+  }
+  if (*end || n < 2 || i < 1 || i > n || n > 1000000 || strchr(arg, '-'))
+    return usage_error(c, "--shard takes I/N with 1 <= I <= N and N >= 2 (got '%s')", arg);
+  o->shard_index = (size_t)i - 1;
+  o->shard_count = (size_t)n;
+  return 0;
+}
 
 int cmd_score(int argc, char **argv) {
   cli c = {.cmd = "score"};
@@ -266,6 +291,7 @@ int cmd_score(int argc, char **argv) {
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"restart", no_argument, NULL, OPT_RESTART},
       {"skip-failed", no_argument, NULL, OPT_SKIP_FAILED},
+      {"shard", required_argument, NULL, OPT_SHARD},
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0, v;
@@ -290,6 +316,7 @@ int cmd_score(int argc, char **argv) {
     case OPT_OVERWRITE: o.overwrite = 1; break;
     case OPT_RESTART: o.restart = 1; break;
     case OPT_SKIP_FAILED: o.skip_failed = 1; break;
+    case OPT_SHARD: rc = parse_shard(&c, optarg, &o); break;
     default: return usage_error(&c, "unknown option");
     }
     if (rc) return rc;

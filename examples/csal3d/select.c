@@ -25,6 +25,9 @@ static void select_help(FILE *f) {
           "                         probcover, alps, calr, coreset, usl\n"
           "  --n-cand N             URDS candidates per cluster (default 3)\n"
           "  --kernel K             URDS clustering: mkkm (default) or reference\n"
+          "  --typiclust-variant V  TypiClust as the paper compared against (paper, the\n"
+          "                         default) or as its original code (original: only\n"
+          "                         clusters of more than 5 cases, K = min(20, |C| / 2))\n"
           "  --seed S               seed (default 0)\n"
           "  -o, --output DIR       where selection.csv and selection.json go (default .)\n"
           "  --csv PATH             the CSV manifest's path instead\n"
@@ -53,6 +56,9 @@ static void select_help(FILE *f) {
 
 static const choice kernel_names[] = {
     {"mkkm", CSAL3D_KERNEL_MKKM}, {"reference", CSAL3D_KERNEL_REFERENCE}, {NULL, 0}};
+static const choice variant_names[] = {{"paper", CSAL3D_TYPICLUST_PAPER},
+                                       {"original", CSAL3D_TYPICLUST_ORIGINAL},
+                                       {NULL, 0}};
 static const choice labels_names[] = {{"auto", CSAL3D_NNUNET_LABELS_AUTO},
                                       {"none", CSAL3D_NNUNET_LABELS_NONE},
                                       {"require", CSAL3D_NNUNET_LABELS_REQUIRE},
@@ -64,6 +70,7 @@ void select_opts_init(select_opts *o) {
   o->strategy = CSAL3D_STRATEGY_URDS;
   o->n_cand = 3;
   o->kernel = CSAL3D_KERNEL_MKKM;
+  o->typiclust_variant = CSAL3D_TYPICLUST_PAPER;
   o->outdir = ".";
   csal3d_nnunet_options_init(&o->export_opts);
 }
@@ -75,6 +82,8 @@ void select_cmdline(cmdline *l, const cli *c, const select_opts *o) {
   cmdline_opt(l, "--budget", "%" PRId64, o->budget);
   cmdline_opt(l, "--strategy", "%s", csal3d_strategy_name(o->strategy));
   if (o->n_cand != 3) cmdline_opt(l, "--n-cand", "%d", o->n_cand);
+  if (o->typiclust_variant != CSAL3D_TYPICLUST_PAPER)
+    cmdline_opt(l, "--typiclust-variant", "%s", choice_name(variant_names, (int)o->typiclust_variant));
   if (o->kernel != CSAL3D_KERNEL_MKKM)
     cmdline_opt(l, "--kernel", "%s", choice_name(kernel_names, (int)o->kernel));
   cmdline_opt(l, "--seed", "%" PRIu64, o->seed);
@@ -97,20 +106,29 @@ static int print_selection(cli *c, const select_opts *o, const csal3d_scores *sc
                             const csal3d_selection *rec, int64_t count, int64_t n,
                             const char *csv_path, const char *json_path, double secs) {
   if (!c->json && (c->quiet || c->mute)) return 0;
-  char(*names)[256] = calloc((size_t)count + 1, sizeof *names);
-  if (!names) {
+  /* The ids whole, however long (case ids by relative path can be). */
+  char **names = calloc((size_t)count + 1, sizeof *names);
+  int oom = !names;
+  size_t idw = 4;
+  for (int64_t i = 0; !oom && i < count; i++) {
+    names[i] = case_string(sc, rec[i].index, "id");
+    oom = !names[i];
+    size_t l = oom ? 0 : strlen(names[i]);
+    idw = l > idw ? l : idw;
+  }
+  if (oom) {
+    for (int64_t i = 0; names && i < count; i++) free(names[i]);
+    free(names);
     fprintf(stderr, "csal3d select: out of memory\n");
     return EXIT_MEMORY;
-  }
-  size_t idw = 4;
-  for (int64_t i = 0; i < count; i++) {
-    csal3d_scores_case_string(sc, rec[i].index, "id", names[i], sizeof names[i], NULL);
-    size_t l = strlen(names[i]);
-    idw = l > idw ? l : idw;
   }
   if (c->json) {
     printf("{\"command\": \"select\", \"strategy\": ");
     json_str(stdout, csal3d_strategy_name(o->strategy));
+    if (o->strategy == CSAL3D_STRATEGY_TYPICLUST) {
+      printf(", \"typiclust_variant\": ");
+      json_str(stdout, choice_name(variant_names, (int)o->typiclust_variant));
+    }
     printf(", \"budget\": %" PRId64 ", \"cases\": %" PRId64 ", \"seed\": %" PRIu64
            ", \"manifest_csv\": ", o->budget, n, o->seed);
     json_str(stdout, csv_path);
@@ -122,12 +140,12 @@ static int print_selection(cli *c, const select_opts *o, const csal3d_scores *sc
     }
     printf(", \"seconds\": %.3f, \"selection\": [", secs);
     for (int64_t i = 0; i < count; i++) {
-      char path[4096] = "";
-      csal3d_scores_case_string(sc, rec[i].index, "image", path, sizeof path, NULL);
+      char *path = case_string(sc, rec[i].index, "image");
       printf("%s{\"rank\": %" PRId64 ", \"case\": ", i ? ", " : "", i + 1);
       json_str(stdout, names[i]);
       printf(", \"index\": %" PRId64 ", \"path\": ", rec[i].index);
-      json_str(stdout, path);
+      json_str(stdout, path ? path : "");
+      free(path);
       printf(", \"score\": ");
       json_num(stdout, rec[i].score);
       printf(", \"cluster\": %" PRId64 ", \"cluster_size\": %" PRId64 ", \"typicality\": ",
@@ -168,6 +186,7 @@ static int print_selection(cli *c, const select_opts *o, const csal3d_scores *sc
       printf("nnU-Net:  %s (imagesTr/, %sdataset.json)\n", o->nnunet,
              o->export_opts.labels == CSAL3D_NNUNET_LABELS_NONE ? "" : "labelsTr/ if labelled, ");
   }
+  for (int64_t i = 0; i < count; i++) free(names[i]);
   free(names);
   return 0;
 }
@@ -191,12 +210,9 @@ static void outputs_of(const select_opts *o, const char *csv_path, const char *j
 int run_select(cli *c, const select_opts *o) {
   if (o->budget < 0) return usage_error(c, "give the budget with --budget M");
   catch_interrupts();
-  char csv_path[8192], json_path[8192];
-  if (o->csv) snprintf(csv_path, sizeof csv_path, "%s", o->csv);
-  else snprintf(csv_path, sizeof csv_path, "%s/selection.csv", o->outdir);
-  if (o->manifest) snprintf(json_path, sizeof json_path, "%s", o->manifest);
-  else snprintf(json_path, sizeof json_path, "%s/selection.json", o->outdir);
-
+  char *csv_path = o->csv ? strdup(o->csv) : path_join(o->outdir, "selection.csv");
+  char *json_path = o->manifest ? strdup(o->manifest) : path_join(o->outdir, "selection.json");
+  char *abs_scores = NULL;
   int rc, made_outdir = 0;
   csal3d_scores *sc = NULL;
   csal3d_context *ctx = NULL;
@@ -207,12 +223,18 @@ int run_select(cli *c, const select_opts *o) {
   bar b;
   memset(&b, 0, sizeof b);
   int64_t n = 0, d = 0, count = 0;
-  csal3d_status s = csal3d_scores_load(o->scores, &sc);
+  csal3d_status s = CSAL3D_OK;
+  csal3d_manifest_options mo;
+  if (!csv_path || !json_path) {
+    fprintf(stderr, "csal3d select: out of memory\n");
+    rc = EXIT_MEMORY;
+    goto done;
+  }
+  s = csal3d_scores_load(o->scores, &sc);
   if (s != CSAL3D_OK) goto lib_fail;
   csal3d_scores_size(sc, &n, &d);
-  char abs_scores[4096];
-  if (!realpath(o->scores, abs_scores)) snprintf(abs_scores, sizeof abs_scores, "%s", o->scores);
-  csal3d_manifest_options mo;
+  abs_scores = realpath(o->scores, NULL);
+  if (!abs_scores) abs_scores = strdup(o->scores);
   csal3d_selection_outputs out;
   outputs_of(o, csv_path, json_path, abs_scores, &mo, &out);
   struct stat od;
@@ -251,6 +273,7 @@ int run_select(cli *c, const select_opts *o) {
   so.strategy = o->strategy;
   so.n_cand = o->n_cand;
   so.kernel = o->kernel;
+  so.typiclust_variant = o->typiclust_variant;
   so.use_seed = 1;
   so.seed = o->seed;
   if (s == CSAL3D_OK) s = csal3d_sampler_create(ctx, &so, &smp);
@@ -284,6 +307,9 @@ done:
   free(scores);
   free(assignment);
   free(rec);
+  free(csv_path);
+  free(json_path);
+  free(abs_scores);
   csal3d_sampler_free(smp);
   csal3d_context_free(ctx);
   csal3d_scores_free(sc);
@@ -303,7 +329,8 @@ enum {
   OPT_LABEL_NAMES,
   OPT_CHANNEL_NAMES,
   OPT_SOURCE,
-  OPT_OVERWRITE
+  OPT_OVERWRITE,
+  OPT_VARIANT
 };
 
 int cmd_select(int argc, char **argv) {
@@ -328,6 +355,7 @@ int cmd_select(int argc, char **argv) {
       {"channel-names", required_argument, NULL, OPT_CHANNEL_NAMES},
       {"source-dataset", required_argument, NULL, OPT_SOURCE},
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {"typiclust-variant", required_argument, NULL, OPT_VARIANT},
       {NULL, 0, NULL, 0}};
   optind = 0;
   int opt, rc = 0, v;
@@ -358,6 +386,10 @@ int cmd_select(int argc, char **argv) {
     case OPT_CHANNEL_NAMES: x->channel_names = optarg; break;
     case OPT_SOURCE: x->source_dataset = optarg; break;
     case OPT_OVERWRITE: x->overwrite = 1; break;
+    case OPT_VARIANT:
+      if (!(rc = parse_choice(&c, "--typiclust-variant", optarg, variant_names, &v)))
+        o.typiclust_variant = (csal3d_typiclust_variant)v;
+      break;
     default: return usage_error(&c, "unknown option");
     }
     if (rc) return rc;

@@ -21,5 +21,7 @@
 #include "csal3d/manifest.h"
 #include "csal3d/pipeline.h"
 #include "csal3d/evaluate.h"
+#include "csal3d/report.h"
+#include "csal3d/comm.h"
 
 #endif /* CSAL3D_H */

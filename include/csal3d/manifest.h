@@ -311,7 +311,13 @@ CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *optio
  * `imagesTr/CASE_0000.nii.gz` (and _0001, ... for further channels; a 4-D file is split
  * into its channels), `labelsTr/CASE.nii.gz` when labels are copied, and `dataset.json`
  * (`channel_names`, `labels` as name -> value, `numTraining`, `file_ending` ".nii.gz",
- * `name`, and the provenance of the selection under "csal3d"). NIfTI files are copied by
+ * `name`, and the provenance of the selection under "csal3d"). CASE is the case's id with
+ * each character that nnU-Net's file names cannot hold (all but letters, digits, '-', '_'
+ * and '.', and a leading '.': the '/' of ids by relative path, spaces, ...) as '_'
+ * (`subj01/flair` -> `subj01_flair_0000.nii.gz`); two chosen ids that become one name are
+ * refused before anything is written (::CSAL3D_ERR_FORMAT naming both). dataset.json's
+ * "csal3d" object lists the ids under "cases" and those renamed under "case_names"
+ * (id -> name); the manifests keep the ids. NIfTI files are copied by
  * their content, whatever their name: a gzipped one is decompressed once to check it (a
  * clean gzip stream holding a NIfTI header) and copied byte for byte, an uncompressed one
  * (`.nii`, or `.nii.gz` that is not gzip) is gzipped, other files (`.hdr`/`.img`) are
@@ -337,7 +343,7 @@ CSAL3D_API csal3d_status csal3d_nnunet_options_init(csal3d_nnunet_options *optio
  * @return ::CSAL3D_ERR_IO (a file cannot be read or written, @p folder exists),
  *         ::CSAL3D_ERR_FORMAT (a label that is not on its image's grid or has values
  *         beyond the label names, a damaged gzip file, labels missing under
- *         ::CSAL3D_NNUNET_LABELS_REQUIRE), ::CSAL3D_ERR_INVALID_ARGUMENT (also a folder
+ *         ::CSAL3D_NNUNET_LABELS_REQUIRE, two ids that become one case name), ::CSAL3D_ERR_INVALID_ARGUMENT (also a folder
  *         not named DatasetNNN_Name, or one that is or holds an input),
  *         ::CSAL3D_ERR_CANCELLED.
  */

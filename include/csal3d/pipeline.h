@@ -111,6 +111,24 @@ typedef struct csal3d_score_options {
   csal3d_score_case_fn on_case;
   /** Passed back to @ref on_case. */
   void *on_case_user_data;
+  /**
+   * Sharded scoring (Slurm or Kubernetes job arrays): 0 or 1 (default) scores every
+   * case; N >= 2 scores only shard @ref shard_index of N: the cases at positions p of
+   * the run's case list (@ref cases in its order, else the dataset's order) with
+   * p mod N = @ref shard_index. The rule depends on the case list alone, so N jobs with
+   * the same settings cover every case once. N may not exceed the number of cases.
+   * The table (and @ref output, the shard's scores file) holds the shard's cases and,
+   * besides the schema of csal3d_score_dataset(), the metadata "shard" ("I/N", I from
+   * 1), "shard_cases" (the cases of the whole list), "shard_case_list" (a checksum of
+   * the ids of the whole list, "crc32:XXXXXXXX") and, when cases were skipped,
+   * "shard_skipped_positions" (their positions in the whole list, a JSON array).
+   * csal3d_scores_merge_files() joins the N shard files into the file one process
+   * would have written, bit for bit.
+   */
+  size_t shard_count;
+  /** The shard this run scores, 0 <= shard_index < @ref shard_count (0-based; the
+   *  metadata and the tool's `--shard I/N` count from 1). Default 0. */
+  size_t shard_index;
 } csal3d_score_options;
 
 /** Fills @p options with the defaults (and sets struct_size). */
@@ -138,6 +156,14 @@ CSAL3D_API csal3d_status csal3d_score_options_init(csal3d_score_options *options
  * "feature_dim", "seed", "draws" ("case-id": the key scheme), "library_version", and,
  * when cases were skipped, "skipped_cases" (a JSON array of {"id", "error"}).
  *
+ * Over a communicator of N ranks (csal3d_context_set_comm() on the model's context;
+ * every rank makes the same call): rank r scores shard r of N into its own file beside
+ * the output (`.NAME.rank-R-of-N`, with its own journal), then rank 0 merges the N files
+ * into @ref csal3d_score_options.output (csal3d_scores_merge_files(): bitwise the file
+ * of one process) and removes them. The option output is required and shard_count must
+ * be 0; only rank 0 receives the table (@p out is NULL on the others); a rank that fails
+ * makes every rank fail, naming it.
+ *
  * @param u the estimator (its model, window, stride, foreground, feature and seed).
  * @param dataset the cases; read, not changed.
  * @param options NULL for the defaults.
@@ -154,6 +180,50 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
                                               const csal3d_dataset *dataset,
                                               const csal3d_score_options *options,
                                               csal3d_scores **out);
+
+/* ---- shards ---- */
+
+/**
+ * Joins the shard tables of one sharded scoring run (csal3d_score_options.shard_count)
+ * into the table a single run would have made: the cases back in the order of the
+ * run's case list, the skipped cases merged likewise, the shard metadata removed. Saved
+ * with csal3d_scores_save(), it is bitwise equal to the single run's scores file.
+ *
+ * Refused, before anything is built: a table that is not a shard (no metadata "shard"),
+ * shards of different counts N, a shard missing or given twice, and shards made with
+ * different settings or case lists (any metadata other than the shard's own: the
+ * checkpoint, its checksum or step, the dataset, the data options, window, stride,
+ * seed, feature, library version, the case list's checksum...): the message names the
+ * setting and both values. A shard whose cases do not fit its share of the list is
+ * ::CSAL3D_ERR_FORMAT.
+ * @param shards @p count tables, in any order.
+ * @param names @p count names for messages (the files' paths), or NULL ("shard table
+ *        k").
+ * @param count the number of tables, >= 1.
+ * @param out receives the merged table (caller frees with csal3d_scores_free()).
+ * @return ::CSAL3D_ERR_INVALID_ARGUMENT (not a shard, missing or duplicate shards,
+ *         differing settings), ::CSAL3D_ERR_FORMAT (inconsistent shard metadata).
+ */
+CSAL3D_API csal3d_status csal3d_scores_merge(const csal3d_scores *const *shards,
+                                             const char *const *names, size_t count,
+                                             csal3d_scores **out);
+
+/**
+ * csal3d_scores_merge() on files: loads the @p count shard scores files, merges them and
+ * writes @p output atomically. The output is checked first (csal3d_output_check(): not
+ * one of the shards, existing only with @p overwrite).
+ * @param paths the shard files (csal3d_score_dataset() with shard_count, or
+ *        `csal3d score --shard I/N`).
+ * @param count the number of files, >= 1.
+ * @param output the scores file to write.
+ * @param overwrite 1 to replace an existing @p output.
+ * @param out receives the merged table too (caller frees), or NULL.
+ * @return as csal3d_scores_merge() and csal3d_scores_load(), ::CSAL3D_ERR_IO for the
+ *         output.
+ */
+CSAL3D_API csal3d_status csal3d_scores_merge_files(const char *const *paths, size_t count,
+                                                   const char *output, int overwrite,
+                                                   csal3d_scores **out);
 
 /* ---- outputs ---- */
 

@@ -115,11 +115,13 @@ typedef struct csal3d_volume_load_options {
   double assume_spacing[3];
   /**
    * The most memory in bytes that loading one file may take: its header extensions, the
-   * voxels as stored, the float32 array they become and its RAS+ copy (resampling and
-   * normalisation come on top). What the header claims is checked against it before any
-   * voxel is read or decompressed, so that a small compressed file cannot claim gigabytes:
-   * ::CSAL3D_ERR_UNSUPPORTED with the amount needed. 0 (default) means 4 bytes x
-   * max_voxels (4 GiB with the default max_voxels: a 512 x 512 x 1024 int16 CT needs 2.5).
+   * voxels as stored, the float32 array they become and its RAS+ copy; then, with a
+   * #spacing, the resampled array and the one it comes from (normalisation comes on
+   * top). What the header claims is checked against it before any voxel is read or
+   * decompressed, so that a small compressed file cannot claim gigabytes, and the
+   * resampled grid before it is allocated: ::CSAL3D_ERR_UNSUPPORTED with the amount
+   * needed. 0 (default) means 4 bytes x max_voxels (4 GiB with the default max_voxels: a
+   * 512 x 512 x 1024 int16 CT needs 2.5). max_voxels bounds the resampled grid too.
    */
   int64_t max_memory;
 } csal3d_volume_load_options;
@@ -152,7 +154,8 @@ csal3d_volume_load_options_init(csal3d_volume_load_options *options);
  *   assume_spacing; a non-invertible affine; a corrupt compressed stream, or one that
  *   inflates beyond what the header promises),
  *   ::CSAL3D_ERR_UNSUPPORTED (complex, RGB or 128-bit datatypes; more than 4 dimensions;
- *   more voxels than max_voxels; more memory than max_memory),
+ *   more voxels than max_voxels; more memory than max_memory, the resampled grid's
+ *   included),
  *   ::CSAL3D_ERR_INVALID_ARGUMENT (a 4-D image without a channel choice, a channel out
  *   of range, bad options),
  *   ::CSAL3D_ERR_NUMERICAL (NaN or Inf voxels, unless allow_nonfinite);
@@ -339,9 +342,19 @@ CSAL3D_API csal3d_status csal3d_volume_normalize(csal3d_volume *volume,
 
 /**
  * Resamples to a new voxel spacing (mm along D, H, W; 0 keeps an axis). The new size along
- * an axis of n voxels is max(1, round(n * old / new)); output voxel i samples the input at
- * i * new / old (the first voxel centre stays in place), trilinear for images and nearest
- * for labels, clamped at the edges. The affine is updated accordingly.
+ * an axis of n voxels is max(1, round(n * old / new)), or one more voxel where that grid
+ * would end a whole new voxel or more before the last input voxel's centre (so that
+ * every input voxel lies within the new grid and csal3d_volume_to_source_grid() gives
+ * each a value: floor((n - 1) * old / new) + 1 when larger); output voxel i samples the
+ * input at i * new / old (the first voxel centre stays in place), trilinear for images
+ * and nearest for labels, clamped at the edges. The affine is updated accordingly.
+ * ::CSAL3D_ERR_INVALID_ARGUMENT for a spacing that is negative, not finite, or would
+ * give more than 32767 voxels along an axis (1.6 m at 0.05 mm: a slip such as 0.001 for
+ * 1); ::CSAL3D_ERR_UNSUPPORTED, before anything is allocated, when the new grid would
+ * hold more than 2^30 voxels (all channels together). Loading with a spacing
+ * (csal3d_volume_load_options.spacing) checks the new grid against the load options'
+ * max_voxels and max_memory (the new grid and the image it comes from, 4 bytes a voxel)
+ * instead.
  */
 CSAL3D_API csal3d_status csal3d_volume_resample(const csal3d_volume *volume,
                                                 const double spacing[3],

@@ -2,8 +2,10 @@
 #include "core/alloc.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -68,4 +70,29 @@ char *c3_strdup(const char *s) {
   if (c3_alloc(n, "string", (void **)&d) != CSAL3D_OK) return NULL;
   memcpy(d, s, n);
   return d;
+}
+
+const char *c3_bytes_text(double n, char *buf, size_t cap) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (n >= 1024 && u < 5) n /= 1024, u++;
+  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
+  return buf;
+}
+
+size_t c3_memory_available(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (f) {
+    char line[256];
+    unsigned long long kib;
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        fclose(f);
+        return kib > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kib * 1024;
+      }
+    fclose(f);
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return (size_t)pages > SIZE_MAX / (size_t)page ? SIZE_MAX : (size_t)pages * (size_t)page;
 }

@@ -32,7 +32,15 @@ void c3_free(void *p);
  * Counts across all threads. */
 void c3_alloc_fail_after(long n);
 
+/* Bytes of host memory available to a new allocation now without swapping: Linux's
+ * MemAvailable (/proc/meminfo: free memory plus reclaimable caches), else the free
+ * physical pages (sysconf), else 0 (unknown). */
+size_t c3_memory_available(void);
+
 /* count * size without overflow: returns 0 and sets *out, or -1 on overflow. */
 int c3_mul_size(size_t count, size_t size, size_t *out);
+
+/* A number of bytes for a message, into buf: "512 bytes", "2.3 MiB", "9.0 GiB". */
+const char *c3_bytes_text(double n, char *buf, size_t cap);
 
 #endif

@@ -244,15 +244,6 @@ static csal3d_status c3_check_pixdim(const char *path, const c3_nifti_read_optio
   return CSAL3D_OK;
 }
 
-/* A number of bytes for a message: "512 bytes", "2.3 MiB", "9.0 GiB". */
-static const char *c3_bytes_text(double n, char *buf, size_t cap) {
-  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int u = 0;
-  while (n >= 1024 && u < 5) n /= 1024, u++;
-  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
-  return buf;
-}
-
 /* What the header claims against the memory budget, before any voxel is read. */
 static csal3d_status c3_check_memory(const char *path, const c3_nifti_read_options *o,
                                      const c3_raw_header *h) {

@@ -19,7 +19,7 @@
 #define C3_WP(id) (m->w + m->params[(id)].offset)
 #define C3_GP(id) (m->g + m->params[(id)].offset)
 #define A(off) (p->ws + (off))
-#define B(off) (p->bws + (off))
+#define B(off) (m->bws + (off))
 
 static size_t c3_round16(size_t n) { return (n + 15) / 16 * 16; }
 
@@ -31,15 +31,45 @@ static size_t c3_take(size_t *off, size_t count) {
 
 static size_t c3_max(size_t a, size_t b) { return a > b ? a : b; }
 
-void c3_model_plan_free(c3_model *m) {
-  c3_model_plan *p = m->plan;
+/* Frees one plan (its shift masks and activation workspace). */
+static void c3_plan_release(c3_model *m, c3_model_plan *p) {
   if (!p) return;
   for (int s = 0; s < C3_MODEL_STAGES; s++)
     if (p->st[s].region) m->e->free(m->e, p->st[s].region);
   if (p->ws) m->e->free(m->e, p->ws);
-  if (p->bws) m->e->free(m->e, p->bws);
   c3_free(p);
+}
+
+void c3_model_plan_free(c3_model *m) {
+  for (int i = 0; i < C3_MODEL_SLOTS; i++) {
+    c3_plan_release(m, m->slot_plan[i]);
+    m->slot_plan[i] = NULL;
+  }
+  c3_plan_release(m, m->plan);
   m->plan = NULL;
+  if (m->bws) m->e->free(m->e, m->bws);
+  m->bws = NULL;
+  m->bws_cap = 0;
+}
+
+csal3d_status c3_model_use_slot(c3_model *m, int slot) {
+  C3_CHECK_ARG(m && slot >= 0 && slot < C3_MODEL_SLOTS,
+               "model workspace slot %d: must be in [0, %d)", slot, C3_MODEL_SLOTS);
+  if (slot == m->slot) return CSAL3D_OK;
+  m->slot_plan[m->slot] = m->plan;
+  m->plan = m->slot_plan[slot];
+  m->slot_plan[slot] = NULL;
+  m->slot = slot;
+  return CSAL3D_OK;
+}
+
+void c3_model_release_slots(c3_model *m) {
+  if (!m) return;
+  (void)c3_model_use_slot(m, 0);
+  for (int i = 1; i < C3_MODEL_SLOTS; i++) {
+    c3_plan_release(m, m->slot_plan[i]);
+    m->slot_plan[i] = NULL;
+  }
 }
 
 /* Shift-region ids of each token of each window of one padded, rolled image, as
@@ -83,9 +113,10 @@ static csal3d_status c3_make_region(c3_model *m, c3_stage_plan *sp) {
   return s;
 }
 
-/* Builds (or reuses) the workspace plan for an input shape. */
-static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
-                                  int train, int probs_stored) {
+/* The layout of a plan for an input shape: descriptors, offsets and sizes, no
+ * memory (the shift masks and the workspace are c3_plan_make's). */
+static csal3d_status c3_plan_layout(const c3_model *m, c3_model_plan *p, int64_t n,
+                                    const int64_t dhw[3], int train, int probs_stored) {
   const c3_model_config *cfg = &m->cfg;
   C3_CHECK_ARG(n >= 1, "batch size %lld: must be >= 1", (long long)n);
   for (int a = 0; a < 3; a++)
@@ -93,21 +124,6 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
                  "input side %lld (axis %d) must be a positive multiple of 32: crop "
                  "or pad the input",
                  (long long)dhw[a], a);
-  c3_model_plan *p = m->plan;
-  if (p && p->n == n && p->dhw[0] == dhw[0] && p->dhw[1] == dhw[1] &&
-      p->dhw[2] == dhw[2] && p->train == train && p->probs_stored == probs_stored)
-    return CSAL3D_OK;
-  /* A new plan; the workspace blocks are kept when they are large enough. */
-  float *ws = NULL, *bws = NULL;
-  size_t ws_cap = 0, bws_cap = 0;
-  if (p) {
-    ws = p->ws, ws_cap = p->ws_cap, bws = p->bws, bws_cap = p->bws_cap;
-    p->ws = p->bws = NULL;
-    c3_model_plan_free(m);
-  }
-  C3_TRY(c3_calloc_array(1, sizeof *p, "model plan", (void **)&p));
-  m->plan = p;
-  p->ws = ws, p->ws_cap = ws_cap, p->bws = bws, p->bws_cap = bws_cap;
   p->n = n;
   memcpy(p->dhw, dhw, sizeof p->dhw);
   p->train = train;
@@ -156,13 +172,6 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
       ad->mask_value = -100.0f;
     }
     sp->ntok = sp->attn[0].tokens;
-    if (sp->shifted[1]) {
-      csal3d_status st = c3_make_region(m, sp);
-      if (st != CSAL3D_OK) {
-        c3_model_plan_free(m);
-        return st;
-      }
-    }
     size_t tc = (size_t)(n * T * ch), rows = (size_t)(n * T);
     size_t win = (size_t)(n * sp->nwin * sp->ntok * ch);
     size_t hid = tc * (size_t)cfg->mlp_ratio;
@@ -250,18 +259,56 @@ static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
   p->dh4 = c3_take(&boff, t4 * 16 * (size_t)C);
   p->dpool = c3_take(&boff, (size_t)(n * 16 * C));
   p->bws_floats = boff;
-  if (p->ws_floats > p->ws_cap) {
+  return CSAL3D_OK;
+}
+
+/* Builds (or reuses) the current slot's plan for an input shape. */
+static csal3d_status c3_plan_make(c3_model *m, int64_t n, const int64_t dhw[3],
+                                  int train, int probs_stored) {
+  c3_model_plan *old = m->plan, *p;
+  if (old && old->n == n && old->dhw[0] == dhw[0] && old->dhw[1] == dhw[1] &&
+      old->dhw[2] == dhw[2] && old->train == train && old->probs_stored == probs_stored)
+    return CSAL3D_OK;
+  C3_TRY(c3_calloc_array(1, sizeof *p, "model plan", (void **)&p));
+  csal3d_status s = c3_plan_layout(m, p, n, dhw, train, probs_stored);
+  if (s != CSAL3D_OK) {
+    c3_free(p);
+    return s;
+  }
+  /* The new plan replaces the old one, keeping its workspace when large enough. */
+  if (old) {
+    p->ws = old->ws, p->ws_cap = old->ws_cap;
+    old->ws = NULL;
+    c3_plan_release(m, old);
+  }
+  m->plan = p;
+  for (int i = 0; s == CSAL3D_OK && i < C3_MODEL_STAGES; i++)
+    if (p->st[i].shifted[1]) s = c3_make_region(m, &p->st[i]);
+  if (s == CSAL3D_OK && p->ws_floats > p->ws_cap) {
     if (p->ws) m->e->free(m->e, p->ws);
     p->ws = NULL, p->ws_cap = 0;
-    csal3d_status s = m->e->alloc(m->e, p->ws_floats * sizeof(float),
-                                  "model activations", (void **)&p->ws);
-    if (s != CSAL3D_OK) {
-      c3_model_plan_free(m);
-      return c3_error_prefix(s, "input %lld x %lld x %lld x %lld", (long long)n,
-                             (long long)dhw[0], (long long)dhw[1], (long long)dhw[2]);
-    }
-    p->ws_cap = p->ws_floats;
+    s = m->e->alloc(m->e, p->ws_floats * sizeof(float), "model activations",
+                    (void **)&p->ws);
+    if (s != CSAL3D_OK)
+      s = c3_error_prefix(s, "input %lld x %lld x %lld x %lld", (long long)n,
+                          (long long)dhw[0], (long long)dhw[1], (long long)dhw[2]);
+    else
+      p->ws_cap = p->ws_floats;
   }
+  if (s != CSAL3D_OK) {
+    c3_plan_release(m, p);
+    m->plan = NULL;
+  }
+  return s;
+}
+
+csal3d_status c3_model_slot_bytes(const c3_model *m, int64_t n, const int64_t dhw[3],
+                                  int train, size_t *bytes) {
+  C3_CHECK_ARG(m && dhw && bytes, "c3_model_slot_bytes: NULL argument");
+  c3_model_plan p;
+  memset(&p, 0, sizeof p);
+  C3_TRY(c3_plan_layout(m, &p, n, dhw, train ? 1 : 0, train && !m->recompute_attention));
+  if (c3_mul_size(p.ws_floats, sizeof(float), bytes) != 0) *bytes = SIZE_MAX;
   return CSAL3D_OK;
 }
 
@@ -501,12 +548,12 @@ csal3d_status c3_model_backward(c3_model *m, const float *x, const float *d_reco
     return c3_error(CSAL3D_ERR_STATE,
                     "model backward: gradients not allocated (call zero_grad first)");
   c3_engine *e = m->e;
-  if (p->bws_floats > p->bws_cap) {
-    if (p->bws) e->free(e, p->bws);
-    p->bws = NULL, p->bws_cap = 0;
+  if (p->bws_floats > m->bws_cap) { /* shared by the slots: one backward at a time */
+    if (m->bws) e->free(e, m->bws);
+    m->bws = NULL, m->bws_cap = 0;
     C3_TRY(e->alloc(e, p->bws_floats * sizeof(float), "model backward buffers",
-                    (void **)&p->bws));
-    p->bws_cap = p->bws_floats;
+                    (void **)&m->bws));
+    m->bws_cap = p->bws_floats;
   }
   const c3_model_config *cfg = &m->cfg;
   int64_t n = p->n, C = cfg->embed_dim, c16 = 16 * C;
@@ -625,6 +672,9 @@ const float *c3_model_reconstruction(const c3_model *m) {
 
 size_t c3_model_workspace_bytes(const c3_model *m) {
   const c3_model_plan *p = m->plan;
-  if (!p) return 0;
-  return (p->ws_cap + p->bws_cap) * sizeof(float);
+  size_t floats = m->bws_cap;
+  if (p) floats += p->ws_cap;
+  for (int i = 0; i < C3_MODEL_SLOTS; i++)
+    if (m->slot_plan[i]) floats += m->slot_plan[i]->ws_cap;
+  return floats * sizeof(float);
 }

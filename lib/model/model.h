@@ -10,7 +10,10 @@
  * Activations: token-major [N, D, H, W, C] in the encoder, channels-last through
  * the decoder, the reconstruction [N, in_ch, D, H, W]. A forward in training mode
  * keeps what backward needs in one workspace sized for the input shape (kept
- * across calls while the shape does not change). */
+ * across calls while the shape does not change). The model has C3_MODEL_SLOTS such
+ * workspaces ("slots"); forward, backward and the output accessors use the current
+ * one (c3_model_use_slot), so that several forwards can stay live until their
+ * backwards (lib/model/ssl.c). The backward's own buffers are shared by the slots. */
 #ifndef C3_MODEL_MODEL_H
 #define C3_MODEL_MODEL_H
 
@@ -27,6 +30,7 @@ struct c3_st_writer;
 #define C3_MODEL_MAX_DEPTH 8
 #define C3_MODEL_LEVELS 5    /* decoder conv+norm+upsample levels */
 #define C3_MODEL_CLASSES 4   /* rotation classes */
+#define C3_MODEL_SLOTS 9     /* workspace slots (one per SSL observation) */
 #define C3_PARAM_NAME_MAX 96
 
 /* Patch merging slot orders (see engine.h). */
@@ -128,7 +132,11 @@ typedef struct c3_model {
   c3_model_ids id;
   float *w;           /* engine memory: parameters */
   float *g;           /* engine memory: gradients (allocated on first need) */
-  c3_model_plan *plan;
+  c3_model_plan *plan; /* the current slot's workspace (NULL before its forward) */
+  c3_model_plan *slot_plan[C3_MODEL_SLOTS]; /* the other slots' (slot_plan[slot]: NULL) */
+  int slot;           /* the current slot, 0 unless c3_model_use_slot changed it */
+  float *bws;         /* engine memory: backward buffers, shared by the slots */
+  size_t bws_cap;     /* floats allocated there */
   int recompute_attention; /* 1: attention probabilities are not stored, backward
                               recomputes them (less memory, more time) */
 } c3_model;
@@ -192,7 +200,22 @@ const float *c3_model_pooled(const c3_model *m);         /* [n, 16C] */
 const float *c3_model_logits(const c3_model *m);         /* [n, 4] */
 const float *c3_model_reconstruction(const c3_model *m); /* [n, in_ch, d, h, w] */
 
-/* Bytes of the workspace of the last forward (activations + backward buffers). */
+/* Bytes of the workspaces of every slot (activations) and the backward buffers. */
 size_t c3_model_workspace_bytes(const c3_model *m);
+
+/* ---- workspace slots ---- */
+
+/* Makes `slot` (0 .. C3_MODEL_SLOTS - 1) the current workspace: forward, backward and
+ * the accessors above use it; the others keep their activations (a forward with
+ * train = 1 stays ready for its backward while other slots run). Cheap: no memory is
+ * allocated until the slot's first forward. */
+csal3d_status c3_model_use_slot(c3_model *m, int slot);
+/* Frees the workspaces of slots 1 .. C3_MODEL_SLOTS - 1 and makes slot 0 current. */
+void c3_model_release_slots(c3_model *m);
+/* Bytes a slot's activation workspace takes for an input [n, in_ch, dhw] in training
+ * (train = 1, with the model's recompute_attention) or inference mode, without
+ * allocating it (the backward buffers, shared, not included). */
+csal3d_status c3_model_slot_bytes(const c3_model *m, int64_t n, const int64_t dhw[3],
+                                  int train, size_t *bytes);
 
 #endif

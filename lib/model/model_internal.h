@@ -39,13 +39,14 @@ struct c3_model_plan {
   size_t tmp_tc, tmp_win, act; /* forward temporaries */
   float *ws;
   size_t ws_floats, ws_cap; /* used / allocated floats (kept across shapes) */
-  /* backward buffers (allocated on the first backward) */
-  float *bws;
-  size_t bws_floats, bws_cap;
+  /* offsets into the model's backward buffers (m->bws, allocated on the first
+   * backward, shared by the slots) */
+  size_t bws_floats;
   size_t gx, da, db, dbig1, dbig2, dwin1, dwin2, dd1, dd2, dh4, dpool;
   int backward_ready; /* the last forward ran with train = 1 */
 };
 
+/* Frees every slot's workspace and the backward buffers. */
 void c3_model_plan_free(c3_model *m);
 
 #endif

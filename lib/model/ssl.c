@@ -64,6 +64,8 @@ static void c3_ssl_work_release(c3_ssl_work *w) {
 void c3_ssl_work_free(c3_ssl_work *w) {
   if (!w || !w->m) return;
   c3_ssl_work_release(w);
+  c3_model_release_slots(w->m); /* the observations' workspaces */
+  w->slots = 0;
 }
 
 /* Makes room for observations of `vox` floats each. */
@@ -120,6 +122,109 @@ static void c3_crop_stats(const float *x, int64_t ch, int64_t vox, double *mean,
     mean[c] = mu;
     sd[c] = sqrt(ss / (double)vox);
   }
+}
+
+size_t c3_ssl_slot_budget(const c3_engine *e) {
+  /* Half: the slots stay allocated from step to step, so the other half is left to the
+   * rest of the process (the volume cache, the crops) and to other processes. */
+  return e->device == CSAL3D_DEVICE_CPU ? c3_memory_available() / 2 : 0;
+}
+
+/* The slot count for a crop whose observations have shapes os: as many training
+ * workspaces as the budget holds (1 .. 9), decided once per crop shape and budget. */
+static int c3_ssl_slot_count(c3_ssl_work *w, const int64_t shape[3],
+                             const int64_t os[NOBS][3]) {
+  c3_model *m = w->m;
+  if (w->slots > 0 && !memcmp(w->slots_shape, shape, sizeof w->slots_shape) &&
+      w->slots_budget == w->slot_budget && w->slots_recompute == m->recompute_attention)
+    return w->slots;
+  size_t per = 0;
+  for (int o = 0; o < NOBS; o++) {
+    size_t b;
+    if (c3_model_slot_bytes(m, 1, os[o], 1, &b) != CSAL3D_OK) b = SIZE_MAX;
+    if (b > per) per = b;
+  }
+  size_t budget = w->slot_budget ? w->slot_budget : c3_ssl_slot_budget(m->e);
+  size_t k = per ? budget / per : NOBS;
+  /* a new decision: the slots of the old one are freed (remade as needed) */
+  c3_model_release_slots(m);
+  w->slots = k < 1 ? 1 : k > NOBS ? NOBS : (int)k;
+  memcpy(w->slots_shape, shape, sizeof w->slots_shape);
+  w->slots_budget = w->slot_budget;
+  w->slots_recompute = m->recompute_attention;
+  return w->slots;
+}
+
+/* The observation of the i-th backward: the gradients accumulate in this order
+ * whatever the slot count. The last observation comes first: with one slot its
+ * training forward is the last forward, still live. */
+static int c3_ssl_bwd_obs(int i) { return i == 0 ? NOBS - 1 : i - 1; }
+
+/* Forward of observation o in the current slot, its outputs copied into w. */
+static csal3d_status c3_ssl_obs_forward(c3_ssl_work *w, int o, const int64_t os[3],
+                                        int train, size_t bytes) {
+  c3_model *m = w->m;
+  c3_engine *e = m->e;
+  C3_TRY(c3_model_forward(m, w->obs + (size_t)o * w->cap, 1, os, train));
+  C3_TRY(e->copy(e, w->rec + (size_t)o * w->cap, c3_model_reconstruction(m), bytes));
+  return e->copy(e, w->logits + (size_t)o * C3_MODEL_CLASSES, c3_model_logits(m),
+                 C3_MODEL_CLASSES * sizeof(float));
+}
+
+/* The forwards with k slots: the observations of the first k backwards in training
+ * mode, observation c3_ssl_bwd_obs(i) in slot i; before them the others in inference
+ * mode in slot 0 (k = 0: all of them, when no backward follows). */
+static csal3d_status c3_ssl_forwards_k(c3_ssl_work *w, const int64_t os[NOBS][3], int k,
+                                       size_t bytes) {
+  c3_model *m = w->m;
+  C3_TRY(c3_model_use_slot(m, 0));
+  for (int i = k; i < NOBS; i++) {
+    int o = c3_ssl_bwd_obs(i);
+    C3_TRY(c3_ssl_obs_forward(w, o, os[o], 0, bytes));
+  }
+  for (int i = k - 1; i >= 0; i--) {
+    int o = c3_ssl_bwd_obs(i);
+    C3_TRY(c3_model_use_slot(m, i));
+    C3_TRY(c3_ssl_obs_forward(w, o, os[o], 1, bytes));
+  }
+  return CSAL3D_OK;
+}
+
+/* The 9 forwards; slot 0 is current on return. When the slots do not fit after all
+ * (out of memory, nothing accumulated yet), once more with one slot, which the work
+ * keeps for this crop shape. */
+static csal3d_status c3_ssl_forwards(c3_ssl_work *w, const int64_t shape[3],
+                                     const int64_t os[NOBS][3], int backward,
+                                     size_t bytes) {
+  c3_model *m = w->m;
+  int k = backward ? c3_ssl_slot_count(w, shape, os) : 0;
+  csal3d_status s = c3_ssl_forwards_k(w, os, k, bytes);
+  if (s == CSAL3D_ERR_OUT_OF_MEMORY && k > 1) {
+    c3_model_release_slots(m);
+    w->slots = 1;
+    s = c3_ssl_forwards_k(w, os, 1, bytes);
+  }
+  (void)c3_model_use_slot(m, 0);
+  return s;
+}
+
+/* The 9 backwards in c3_ssl_bwd_obs's order, after c3_ssl_forwards with w->slots slots:
+ * those not in a slot are recomputed in slot 0 (free after the first backward). */
+static csal3d_status c3_ssl_backwards(c3_ssl_work *w, const int64_t os[NOBS][3]) {
+  c3_model *m = w->m;
+  for (int i = 0; i < NOBS; i++) {
+    int o = c3_ssl_bwd_obs(i);
+    const float *x = w->obs + (size_t)o * w->cap;
+    if (i < w->slots) {
+      C3_TRY(c3_model_use_slot(m, i));
+    } else {
+      C3_TRY(c3_model_use_slot(m, 0));
+      C3_TRY(c3_model_forward(m, x, 1, os[o], 1));
+    }
+    C3_TRY(c3_model_backward(m, x, w->drec + (size_t)o * w->cap,
+                             w->dlogits + (size_t)o * C3_MODEL_CLASSES, NULL));
+  }
+  return CSAL3D_OK;
 }
 
 csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
@@ -183,16 +288,8 @@ csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
       C3_TRY(e->upload(e, w->wts + (size_t)o * cap, w->host + (size_t)o * cap, bytes));
   }
 
-  /* Forward: every observation alone, in inference mode except the last one when a
-   * backward follows (its training workspace stays for the first backward). */
-  for (int o = 0; o < NOBS; o++) {
-    int train = backward && o == NOBS - 1;
-    C3_TRY(c3_model_forward(m, w->obs + (size_t)o * cap, 1, os[o], train));
-    C3_TRY(e->copy(e, w->rec + (size_t)o * cap, c3_model_reconstruction(m), bytes));
-    C3_TRY(e->copy(e, w->logits + (size_t)o * C3_MODEL_CLASSES, c3_model_logits(m),
-                   C3_MODEL_CLASSES * sizeof(float)));
-  }
-
+  /* Forward: every observation alone (see ssl.h for the slots). */
+  C3_TRY(c3_ssl_forwards(w, d->shape, (const int64_t(*)[3])os, backward, bytes));
   /* L_inp */
   double inp = 0, l;
   for (int o = 0; o < NOBS; o++) {
@@ -245,14 +342,47 @@ csal3d_status c3_ssl_crop_loss(c3_ssl_work *w, const c3_ssl_loss_config *c,
     C3_TRY(e->permute3d(e, &pd, w->dal + (size_t)o * cap, w->drec + (size_t)o * cap, 1));
   }
   if (backward == 2) return CSAL3D_OK; /* tests: the loss's derivatives only */
-  /* Backward: the last observation's training workspace is live. */
-  for (int i = 0; i < NOBS; i++) {
-    int o = i == 0 ? NOBS - 1 : i - 1;
-    if (o != NOBS - 1)
-      C3_TRY(c3_model_forward(m, w->obs + (size_t)o * cap, 1, os[o], 1));
-    C3_TRY(c3_model_backward(m, w->obs + (size_t)o * cap, w->drec + (size_t)o * cap,
-                             w->dlogits + (size_t)o * C3_MODEL_CLASSES, NULL));
+  csal3d_status s = c3_ssl_backwards(w, (const int64_t(*)[3])os);
+  (void)c3_model_use_slot(m, 0);
+  return s;
+}
+
+csal3d_status c3_ssl_local_grads(c3_ssl_work *w, int64_t step, const c3_ssl_loss_config *c,
+                                 uint64_t seed, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 const c3_ssl_draws *draws, c3_ssl_terms *terms) {
+  C3_CHECK_ARG(w && c && (crops || n == 0) && dhw && terms, "c3_ssl_local_grads: NULL argument");
+  C3_CHECK_ARG(batch >= 1 && n >= 0 && n <= batch, "SSL step: %lld of a batch of %lld crops",
+               (long long)n, (long long)batch);
+  C3_TRY(c3_ssl_loss_config_check(c));
+  c3_model *m = w->m;
+  const size_t per = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
+  C3_TRY(c3_model_zero_grad(m));
+  c3_ssl_terms sum = {0, 0, 0, 0};
+  for (int64_t k = 0; k < n; k++) {
+    int64_t i = items ? items[k] : k;
+    c3_ssl_draws own;
+    const c3_ssl_draws *d = draws ? &draws[k] : &own;
+    if (draws) {
+      for (int a = 0; a < 3; a++)
+        C3_CHECK_ARG(draws[k].shape[a] == dhw[a], "SSL step: draws %lld are for another "
+                     "crop shape", (long long)k);
+    } else {
+      C3_TRY(c3_ssl_draws_random(&own, dhw, C3_MASK_CUBE, c->hide_fraction, seed,
+                                 (uint64_t)step, (uint64_t)i));
+    }
+    c3_ssl_terms t;
+    csal3d_status s = c3_ssl_crop_loss(w, c, crops + (size_t)k * per, d,
+                                       1.0 / (double)batch, 1, &t);
+    if (!draws) c3_ssl_draws_free(&own);
+    if (s != CSAL3D_OK) return c3_error_prefix(s, "SSL step %lld, crop %lld",
+                                               (long long)step, (long long)i);
+    sum.inp += t.inp / (double)batch;
+    sum.rot += t.rot / (double)batch;
+    sum.cons += t.cons / (double)batch;
+    sum.total += t.total / (double)batch;
   }
+  *terms = sum;
   return CSAL3D_OK;
 }
 
@@ -262,39 +392,18 @@ csal3d_status c3_ssl_train_step(c3_ssl_work *w, c3_optim *o, const c3_ssl_loss_c
                                 c3_ssl_terms *terms) {
   C3_CHECK_ARG(w && o && c && crops && dhw && terms, "c3_ssl_train_step: NULL argument");
   C3_CHECK_ARG(batch >= 1, "SSL step: batch of %lld crops", (long long)batch);
-  C3_TRY(c3_ssl_loss_config_check(c));
-  c3_model *m = w->m;
-  const size_t per = (size_t)(m->cfg.in_channels * dhw[0] * dhw[1] * dhw[2]);
-  C3_TRY(c3_model_zero_grad(m));
-  c3_ssl_terms sum = {0, 0, 0, 0};
-  for (int64_t i = 0; i < batch; i++) {
-    c3_ssl_draws own;
-    const c3_ssl_draws *d = draws ? &draws[i] : &own;
-    if (draws) {
-      for (int a = 0; a < 3; a++)
-        C3_CHECK_ARG(draws[i].shape[a] == dhw[a], "SSL step: draws %lld are for another "
-                     "crop shape", (long long)i);
-    } else {
-      C3_TRY(c3_ssl_draws_random(&own, dhw, C3_MASK_CUBE, c->hide_fraction, seed,
-                                 (uint64_t)o->step, (uint64_t)i));
-    }
-    c3_ssl_terms t;
-    csal3d_status s = c3_ssl_crop_loss(w, c, crops + (size_t)i * per, d,
-                                       1.0 / (double)batch, 1, &t);
-    if (!draws) c3_ssl_draws_free(&own);
-    if (s != CSAL3D_OK) return c3_error_prefix(s, "SSL step %lld, crop %lld",
-                                               (long long)o->step, (long long)i);
-    sum.inp += t.inp / (double)batch;
-    sum.rot += t.rot / (double)batch;
-    sum.cons += t.cons / (double)batch;
-    sum.total += t.total / (double)batch;
-  }
-  if (!isfinite(sum.total))
-    return c3_error(CSAL3D_ERR_NUMERICAL,
-                    "SSL step %lld: the loss is %g (inpainting %g, rotation %g, "
-                    "consistency %g); update skipped",
-                    (long long)o->step, sum.total, sum.inp, sum.rot, sum.cons);
+  c3_ssl_terms sum;
+  C3_TRY(c3_ssl_local_grads(w, o->step, c, seed, crops, NULL, batch, batch, dhw, draws, &sum));
+  C3_TRY(c3_ssl_check_terms(&sum, o->step));
   C3_TRY(c3_optim_step(o));
   *terms = sum;
   return CSAL3D_OK;
+}
+
+csal3d_status c3_ssl_check_terms(const c3_ssl_terms *sum, int64_t step) {
+  if (isfinite(sum->total)) return CSAL3D_OK;
+  return c3_error(CSAL3D_ERR_NUMERICAL,
+                  "SSL step %lld: the loss is %g (inpainting %g, rotation %g, "
+                  "consistency %g); update skipped",
+                  (long long)step, sum->total, sum->inp, sum->rot, sum->cons);
 }

@@ -2,12 +2,16 @@
  * pretraining"; paper Eq. 1-4): the 9 observations of a crop, the inpainting,
  * rotation and consistency losses, their gradients, and one AdamW step over a batch.
  *
- * One crop at a time, one observation at a time: the 9 observations are first run
- * in inference mode (outputs kept: 9 x crop voxels), the coupled loss is evaluated
- * on all of them, then each observation is recomputed in training mode and
- * back-propagated alone (the last one is run in training mode from the start and
- * back-propagated first, which saves one forward). Activation memory: one
- * observation's.
+ * One crop at a time, one observation at a time. The coupled loss needs all 9
+ * reconstructions before any backward, so the observations' training forwards must
+ * stay live until their backwards, or be recomputed. With k workspace slots (model.h;
+ * k from a memory budget, c3_ssl_work.slot_budget): the observations of the first k
+ * backwards run in training mode, each in its own slot, and are back-propagated from
+ * there; the other 9 - k run first in inference mode (outputs kept: 9 x crop voxels)
+ * and are recomputed in training mode just before their backwards. k = 9 runs 9
+ * forwards and 9 backwards; k = 1 (the fallback) 17 forwards and 9 backwards with one
+ * observation's activations. The backwards always go in the same order (the last
+ * observation, then 0 .. 7), so the gradients are the same to the bit for every k.
  *
  * Loss of one crop (o = 0..8, view v = o / 3, x_o = masked observation, y_o its
  * reconstruction, t_o the target = the unmasked observation, A_o = R_o^-1):
@@ -50,7 +54,23 @@ typedef struct c3_ssl_work {
   int32_t *labels;                                /* [9] */
   float *host;         /* host scratch [9][cap] */
   float *host2;        /* host scratch [9][cap] */
+  /* Bytes the observations' training workspaces may take together (at least one is
+   * always used); 0 (c3_ssl_work_init): the rule of c3_ssl_slot_budget. Set by the
+   * caller (tests force the recompute path with 1). */
+  size_t slot_budget;
+  /* The slot count decided (0: none yet), and for what: crop shape, slot_budget,
+   * recompute_attention (kept across steps: the slots' memory stays allocated). */
+  int slots;
+  int64_t slots_shape[3];
+  size_t slots_budget;
+  int slots_recompute;
 } c3_ssl_work;
+
+/* The default budget of the observations' training workspaces: half of the host
+ * memory available when the slots are first sized (c3_memory_available), on the CPU
+ * engine; 0 (one slot, the recompute path) on other engines, whose free device memory
+ * the op table does not report. */
+size_t c3_ssl_slot_budget(const c3_engine *e);
 
 void c3_ssl_work_init(c3_ssl_work *w, c3_model *m);
 void c3_ssl_work_free(c3_ssl_work *w);
@@ -76,6 +96,19 @@ csal3d_status c3_ssl_train_step(c3_ssl_work *w, c3_optim *o, const c3_ssl_loss_c
                                 uint64_t seed, const float *crops, int64_t batch,
                                 const int64_t dhw[3], const c3_ssl_draws *draws,
                                 c3_ssl_terms *terms);
+
+/* The gradients of n crops of a batch of `batch` (host [n, in_ch, D, H, W]), the items
+ * items[k] of that batch (NULL: 0..n-1), into the zeroed gradient buffer: grad_scale
+ * 1/batch, so that the sums over ranks holding the batch's shares are the batch's
+ * gradients. Draws: draws[k] when not NULL, else c3_ssl_draws_random(seed, step, item).
+ * terms receives the shares' sums of the batch means (n = 0: zeros). No update. */
+csal3d_status c3_ssl_local_grads(c3_ssl_work *w, int64_t step, const c3_ssl_loss_config *c,
+                                 uint64_t seed, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 const c3_ssl_draws *draws, c3_ssl_terms *terms);
+
+/* CSAL3D_ERR_NUMERICAL naming the step when the batch loss is not finite. */
+csal3d_status c3_ssl_check_terms(const c3_ssl_terms *sum, int64_t step);
 
 /* Axis map -> permute3d descriptor for data [lead, shape]. */
 c3_permute3d_desc c3_ssl_permute_desc(c3_axes_map m, int64_t lead, const int64_t shape[3]);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
+#include "core/comm.h"
 #include "core/context.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -562,10 +564,8 @@ static csal3d_status c3_check_dhw(const int64_t dhw[3], const char *what) {
   return CSAL3D_OK;
 }
 
-csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t batch,
-                               const int64_t dhw[3]) {
-  c3_ssl_terms t;
-  C3_TRY(c3_ssl_train_step(&h->work, h->opt, &h->lc, h->seed, crops, batch, dhw, NULL, &t));
+static void c3_ssl_record_last(csal3d_ssl_model *h, const c3_ssl_terms *tp) {
+  c3_ssl_terms t = *tp;
   memset(&h->last, 0, sizeof h->last);
   h->last.struct_size = sizeof h->last;
   h->last.step = h->opt->step - 1;
@@ -576,7 +576,119 @@ csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t 
   h->last.lr = h->opt->last_lr;
   h->last.grad_norm = h->opt->last_norm;
   h->have_last = 1;
+}
+
+csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t batch,
+                               const int64_t dhw[3]) {
+  c3_ssl_terms t;
+  C3_TRY(c3_ssl_train_step(&h->work, h->opt, &h->lc, h->seed, crops, batch, dhw, NULL, &t));
+  c3_ssl_record_last(h, &t);
   return CSAL3D_OK;
+}
+
+static double c3_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The model's gradients summed over the ranks: in place where the communicator takes
+ * the engine's memory (the CPU engine's is host memory), else through a host copy. */
+static csal3d_status c3_ssl_allreduce_grads(csal3d_ssl_model *h, const char *what) {
+  c3_model *m = h->m;
+  c3_engine *e = m->e;
+  if (e->device == CSAL3D_DEVICE_CPU || h->ctx->comm.device_memory)
+    return c3_comm_allreduce(h->ctx, m->g, m->total, CSAL3D_COMM_SUM, what);
+  float *host;
+  C3_TRY(c3_alloc_array(m->total, sizeof(float), "gradients (host copy)", (void **)&host));
+  csal3d_status s = e->download(e, host, m->g, m->total * sizeof(float));
+  if (s == CSAL3D_OK) s = c3_comm_allreduce(h->ctx, host, m->total, CSAL3D_COMM_SUM, what);
+  if (s == CSAL3D_OK) s = e->upload(e, m->g, host, m->total * sizeof(float));
+  c3_free(host);
+  return s;
+}
+
+csal3d_status c3_ssl_step_shared(csal3d_ssl_model *h, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 csal3d_status prepared) {
+  const int size = c3_comm_size(h->ctx), rank = c3_comm_rank(h->ctx);
+  if (size == 1) return prepared != CSAL3D_OK ? prepared : c3_ssl_step_impl(h, crops, batch, dhw);
+  const int64_t step = h->opt->step;
+  char what[64];
+  snprintf(what, sizeof what, "pretraining step %lld", (long long)step);
+  c3_ssl_terms part = {0, 0, 0, 0};
+  csal3d_status s = prepared;
+  if (s == CSAL3D_OK)
+    s = c3_ssl_local_grads(&h->work, step, &h->lc, h->seed, crops, items, n, batch, dhw, NULL,
+                           &part);
+  /* every rank learns whether one failed, and the sums of the loss terms */
+  float *buf;
+  char mine[C3_ERROR_MAX] = "";
+  if (s != CSAL3D_OK) snprintf(mine, sizeof mine, "%s", csal3d_last_error());
+  C3_TRY(c3_calloc_array((size_t)size + 4, sizeof *buf, "step status", (void **)&buf));
+  buf[rank] = s != CSAL3D_OK;
+  buf[size] = (float)part.inp, buf[size + 1] = (float)part.rot;
+  buf[size + 2] = (float)part.cons, buf[size + 3] = (float)part.total;
+  csal3d_status cs = c3_comm_allreduce(h->ctx, buf, (size_t)size + 4, CSAL3D_COMM_SUM, what);
+  int first = -1;
+  for (int r = 0; cs == CSAL3D_OK && r < size && first < 0; r++)
+    if (buf[r] != 0) first = r;
+  c3_ssl_terms sum = {buf[size], buf[size + 1], buf[size + 2], buf[size + 3]};
+  c3_free(buf);
+  if (cs != CSAL3D_OK) return cs;
+  if (s != CSAL3D_OK) return c3_error(s, "rank %d: %s", rank, mine);
+  if (first >= 0)
+    return c3_error(CSAL3D_ERR_STATE, "%s: rank %d failed (its messages say why); every rank "
+                    "stops at this step", what, first);
+  double t0 = c3_seconds();
+  C3_TRY(c3_ssl_allreduce_grads(h, what));
+  c3_log(h->ctx, CSAL3D_LOG_INFO, "%s: gradients (%zu floats) summed over %d ranks in %.3f s",
+         what, h->m->total, size, c3_seconds() - t0);
+  C3_TRY(c3_ssl_check_terms(&sum, step));
+  C3_TRY(c3_optim_step(h->opt));
+  c3_ssl_record_last(h, &sum);
+  return CSAL3D_OK;
+}
+
+csal3d_status c3_ssl_sync(csal3d_ssl_model *h) {
+  if (c3_comm_size(h->ctx) == 1) return CSAL3D_OK;
+  /* the same run on every rank: else the message names what differs from rank 0 */
+  enum { K = 6 };
+  static const char *const names[K] = {"step", "iterations", "batch_size", "seed",
+                                       "parameter count", "crop_size"};
+  int64_t mine[K] = {h->opt->step, h->o.iterations, h->o.batch_size, (int64_t)h->seed,
+                     (int64_t)h->m->total,
+                     h->o.crop_size[0] * 1000000 + h->o.crop_size[1] * 1000 + h->o.crop_size[2]};
+  int64_t root[K];
+  memcpy(root, mine, sizeof root);
+  C3_TRY(c3_comm_broadcast(h->ctx, root, sizeof root, 0, "pretraining: the run's settings"));
+  int bad = -1;
+  for (int k = 0; k < K && bad < 0; k++)
+    if (root[k] != mine[k]) bad = k;
+  int first;
+  char msg[C3_ERROR_MAX] = "";
+  if (bad >= 0)
+    snprintf(msg, sizeof msg, "rank %d has %s %lld where rank 0 has %lld: every rank must "
+             "load the same checkpoint with the same options", c3_comm_rank(h->ctx), names[bad],
+             (long long)mine[bad], (long long)root[bad]);
+  C3_TRY(c3_comm_any_failed(h->ctx, bad >= 0, &first, "pretraining: the run's settings"));
+  if (bad >= 0) return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "%s", msg);
+  if (first >= 0)
+    return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "rank %d's run differs from rank 0's (its "
+                    "messages say how): every rank must load the same checkpoint with the "
+                    "same options", first);
+  /* rank 0's weights and moments on every rank */
+  size_t n = h->m->total;
+  float *w;
+  C3_TRY(c3_alloc_array(3 * n, sizeof *w, "parameters (host copy)", (void **)&w));
+  csal3d_status s = c3_model_get_params(h->m, w);
+  if (s == CSAL3D_OK) s = c3_optim_get_moments(h->opt, w + n, w + 2 * n);
+  if (s == CSAL3D_OK)
+    s = c3_comm_broadcast(h->ctx, w, 3 * n * sizeof *w, 0, "pretraining: rank 0's parameters");
+  if (s == CSAL3D_OK) s = c3_model_set_params(h->m, w);
+  if (s == CSAL3D_OK) s = c3_optim_set_moments(h->opt, w + n, w + 2 * n);
+  c3_free(w);
+  return s;
 }
 
 CSAL3D_API csal3d_status csal3d_ssl_model_train_step(csal3d_ssl_model *h,

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/options.h"
 #include "io/safetensors.h"
@@ -42,10 +44,10 @@ void c3_spacing_text(const double sp[3], char *buf, size_t n) {
 
 /* ---- the statistics of the crops ---- */
 
-void c3_ssl_data_add_crops(csal3d_ssl_model *h, const float *x, size_t per, int64_t crops) {
-  size_t n = per * (size_t)crops;
+/* The statistics of n values (serial passes: they do not depend on the number of threads). */
+static void c3_intensity_block(const float *x, size_t n, int64_t crops, c3_intensity_acc *b) {
+  memset(b, 0, sizeof *b);
   if (n == 0) return;
-  /* serial passes: the statistics do not depend on the number of threads */
   double sum = 0, lo = x[0], hi = x[0];
   for (size_t i = 0; i < n; i++) {
     sum += x[i];
@@ -54,18 +56,46 @@ void c3_ssl_data_add_crops(csal3d_ssl_model *h, const float *x, size_t per, int6
   }
   double mb = sum / (double)n, m2b = 0;
   for (size_t i = 0; i < n; i++) m2b += ((double)x[i] - mb) * ((double)x[i] - mb);
-  c3_intensity_acc *a = &h->data.stats;
+  *b = (c3_intensity_acc){crops, (int64_t)n, mb, m2b, lo, hi};
+}
+
+/* Chan's merge of block b into a. */
+static void c3_intensity_merge(c3_intensity_acc *a, const c3_intensity_acc *b) {
+  if (b->voxels == 0) return;
   if (a->voxels == 0) {
-    a->mean = mb, a->m2 = m2b, a->min = lo, a->max = hi;
+    a->mean = b->mean, a->m2 = b->m2, a->min = b->min, a->max = b->max;
   } else {
-    double na = (double)a->voxels, nb = (double)n, d = mb - a->mean;
+    double na = (double)a->voxels, nb = (double)b->voxels, d = b->mean - a->mean;
     a->mean += d * nb / (na + nb);
-    a->m2 += m2b + d * d * na * nb / (na + nb);
-    if (lo < a->min) a->min = lo;
-    if (hi > a->max) a->max = hi;
+    a->m2 += b->m2 + d * d * na * nb / (na + nb);
+    if (b->min < a->min) a->min = b->min;
+    if (b->max > a->max) a->max = b->max;
   }
-  a->voxels += (int64_t)n;
-  a->crops += crops;
+  a->voxels += b->voxels;
+  a->crops += b->crops;
+}
+
+void c3_ssl_data_add_crops(csal3d_ssl_model *h, const float *x, size_t per, int64_t crops) {
+  c3_intensity_acc b;
+  c3_intensity_block(x, per * (size_t)crops, crops, &b);
+  c3_intensity_merge(&h->data.stats, &b);
+}
+
+csal3d_status c3_ssl_data_add_shared(csal3d_ssl_model *h, const float *x, size_t per,
+                                     int64_t n) {
+  int size = c3_comm_size(h->ctx);
+  if (size == 1) {
+    c3_ssl_data_add_crops(h, x, per, n);
+    return CSAL3D_OK;
+  }
+  c3_intensity_acc mine, *all;
+  c3_intensity_block(x, per * (size_t)n, n, &mine);
+  C3_TRY(c3_alloc_array((size_t)size, sizeof *all, "crop statistics", (void **)&all));
+  csal3d_status s = c3_comm_allgather(h->ctx, &mine, all, sizeof mine,
+                                      "pretraining: the crops' statistics");
+  for (int r = 0; s == CSAL3D_OK && r < size; r++) c3_intensity_merge(&h->data.stats, &all[r]);
+  c3_free(all);
+  return s;
 }
 
 /* ---- metadata ---- */

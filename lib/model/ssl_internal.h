@@ -92,6 +92,26 @@ void c3_ssl_data_add_crops(csal3d_ssl_model *h, const float *x, size_t per, int6
 csal3d_status c3_ssl_step_impl(csal3d_ssl_model *h, const float *crops, int64_t batch,
                                const int64_t dhw[3]);
 
+/* One data-parallel step (core/comm.h), called by every rank at every step: this rank's
+ * n crops, items items[0..n) of the global batch of `batch`, with `prepared` the status
+ * of preparing them (an error: this rank failed before the step; its message is the
+ * current one). Every rank then fails (the failing rank with its error, the others
+ * naming it) or takes the same update with the gradients summed over the ranks. One
+ * rank: c3_ssl_step_impl. */
+csal3d_status c3_ssl_step_shared(csal3d_ssl_model *h, const float *crops, const int64_t *items,
+                                 int64_t n, int64_t batch, const int64_t dhw[3],
+                                 csal3d_status prepared);
+
+/* Before the first data-parallel step: the same run on every rank (step, iterations,
+ * batch, seed, shapes; else INVALID_ARGUMENT naming what differs), then rank 0's
+ * parameters and moments on every rank. Nothing with one rank. */
+csal3d_status c3_ssl_sync(csal3d_ssl_model *h);
+
+/* Adds this rank's n crops to the intensity statistics of every rank (the ranks' blocks
+ * merged in rank order; c3_ssl_data_add_crops with one rank). */
+csal3d_status c3_ssl_data_add_shared(csal3d_ssl_model *h, const float *x, size_t per,
+                                     int64_t n);
+
 /* The crop staging buffer, grown to at least n floats (kept with the model). */
 csal3d_status c3_ssl_crop_buffer(csal3d_ssl_model *h, size_t n, float **out);
 

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/options.h"
 #include "core/report.h"
 #include "model/ssl_internal.h"
 #include "pipeline/data_options.h"
+#include "pipeline/dataset.h"
 
 /* ---- intensities ---- */
 
@@ -166,6 +168,30 @@ csal3d_status c3_data_check_case(c3_data_check *c, const csal3d_volume *raw,
   return CSAL3D_OK;
 }
 
+void c3_data_check_clear(c3_data_check *c) {
+  if (!c) return;
+  c3_free(c->told);
+  c->told = NULL;
+  c->told_n = 0;
+}
+
+/* Whether the files of case `index` were already named in a warning of this run (and
+ * marks them so). Without memory for the marks, every load warns again. */
+static int c3_data_told(c3_data_check *c, const csal3d_dataset *ds, size_t index) {
+  if (!c->told) {
+    size_t n = c3_dataset_n(ds);
+    if (c3_calloc_array(n ? n : 1, 1, "warned cases", (void **)&c->told) != CSAL3D_OK) {
+      c3_error_clear();
+      return 0;
+    }
+    c->told_n = n;
+  }
+  if (index >= c->told_n) return 0;
+  int was = c->told[index];
+  c->told[index] = 1;
+  return was;
+}
+
 csal3d_status c3_data_load_case(c3_data_check *c, const csal3d_dataset *ds, size_t index,
                                 const csal3d_volume_load_options *resolved,
                                 csal3d_volume **out) {
@@ -174,9 +200,17 @@ csal3d_status c3_data_load_case(c3_data_check *c, const csal3d_dataset *ds, size
   csal3d_volume_load_options lo = *resolved;
   lo.modality = CSAL3D_MODALITY_NONE;
   csal3d_volume *v;
-  C3_TRY(csal3d_dataset_load_image(ds, index, &lo, &v));
-  char id[256] = "";
-  csal3d_dataset_case_string(ds, index, "id", id, sizeof id, NULL);
+  uint64_t unoriented = 0;
+  C3_TRY(c3_dataset_load_image_told(ds, index, &lo, &v, &unoriented));
+  const char *id = c3_dataset_id(ds, index);
+  if (unoriented && !c3_data_told(c, ds, index))
+    for (int k = 0; k < c3_dataset_image_count(ds, index) && k < 64; k++)
+      if (unoriented & ((uint64_t)1 << k))
+        c3_log(c->ctx, CSAL3D_LOG_WARN, "%s: %s (case '%s') has no orientation (its "
+               "qform_code and sform_code are 0): read as NIfTI's method 1 says, its axes "
+               "i, j, k as right, anterior, superior with pixdim as spacing and no rotation "
+               "or origin, which may not be how it was scanned (said once per file)",
+               c->purpose, c3_dataset_image(ds, index, k), id);
   csal3d_status s = c3_data_check_case(c, v, id);
   if (s == CSAL3D_OK) {
     s = csal3d_volume_normalize(v, resolved->modality);

@@ -22,6 +22,8 @@
  *   naming the case and the option `channel` (and `in_channels` when pretraining).
  * - intensities that do not fit the modality: one WARN per run through the context's
  *   log, naming the case (c3_intensity_fits below gives the thresholds).
+ * - image files without orientation codes (qform_code and sform_code 0; c3_data_load_case):
+ *   one WARN per file and run, naming it.
  */
 #ifndef C3_PIPELINE_DATA_OPTIONS_H
 #define C3_PIPELINE_DATA_OPTIONS_H
@@ -65,12 +67,17 @@ typedef struct c3_data_check {
   int64_t in_channels;      /* the model's */
   csal3d_modality modality; /* resolved: NONE, CT or MRI */
   int warned;               /* the intensity warning was given */
+  unsigned char *told;      /* per case: files without orientation codes named */
+  size_t told_n;
 } c3_data_check;
 
 /* Starts the checks of a run with the model and the resolved options. */
 void c3_data_check_init(c3_data_check *c, const csal3d_ssl_model *model,
                         const csal3d_volume_load_options *resolved, const char *purpose,
                         const csal3d_context *ctx);
+
+/* Frees what the checks of a run hold. */
+void c3_data_check_clear(c3_data_check *c);
 
 /* Checks a case's image as loaded without normalisation (see above). */
 csal3d_status c3_data_check_case(c3_data_check *c, const csal3d_volume *raw,

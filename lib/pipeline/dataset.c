@@ -1053,12 +1053,26 @@ CSAL3D_API csal3d_status csal3d_dataset_case_info(const csal3d_dataset *dataset,
   return CSAL3D_OK;
 }
 
+/* Whether a loaded volume's file has no orientation codes (qform_code and sform_code 0). */
+static int c3_unoriented(const csal3d_volume *v) {
+  csal3d_volume_source_info si = {.struct_size = sizeof si};
+  return csal3d_volume_source(v, &si) == CSAL3D_OK && si.from_file && si.qform_code <= 0 &&
+         si.sform_code <= 0;
+}
+
 CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset,
                                                    size_t index,
                                                    const csal3d_volume_load_options *options,
                                                    csal3d_volume **out) {
+  return c3_dataset_load_image_told(dataset, index, options, out, NULL);
+}
+
+csal3d_status c3_dataset_load_image_told(const csal3d_dataset *dataset, size_t index,
+                                         const csal3d_volume_load_options *options,
+                                         csal3d_volume **out, uint64_t *unoriented) {
   C3_CHECK_ARG(out, "dataset_load_image: out is NULL");
   *out = NULL;
+  if (unoriented) *unoriented = 0;
   const c3_case *c = NULL;
   C3_TRY(c3_case_at(dataset, index, &c));
   csal3d_volume_load_options lo;
@@ -1069,6 +1083,7 @@ CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset
   csal3d_volume *first;
   csal3d_status s = csal3d_volume_load(c->images[0], options, &first);
   if (s != CSAL3D_OK) return c3_error_prefix(s, "case '%s'", c->id);
+  if (unoriented && c3_unoriented(first)) *unoriented |= 1;
   if (c->nimages == 1) {
     *out = first;
     return CSAL3D_OK;
@@ -1085,6 +1100,7 @@ CSAL3D_API csal3d_status csal3d_dataset_load_image(const csal3d_dataset *dataset
   for (int k = 1; k < c->nimages && s == CSAL3D_OK; k++) {
     s = csal3d_volume_load(c->images[k], options, &parts[k]);
     if (s != CSAL3D_OK) break;
+    if (unoriented && k < 64 && c3_unoriented(parts[k])) *unoriented |= (uint64_t)1 << k;
     char why[256];
     if (!c3_grid_equal(first->dim, first->affine, parts[k]->dim, parts[k]->affine,
                        1e-3, why, sizeof why)) {

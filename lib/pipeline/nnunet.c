@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,77 @@ static csal3d_status c3_export_file(const char *src, const char *dst, const csal
   return csal3d_volume_save(v, dst, &so);
 }
 
+/* ---- case names in the folder ---- */
+
+/* A case id as nnU-Net's file names take it, into *out (c3_free it): every byte but
+ * letters, digits, '-', '_' and '.' becomes '_' (the '/' of ids by relative path,
+ * spaces, other punctuation, non-ASCII), and so does a leading '.' (a hidden file). */
+static csal3d_status c3_nnunet_case_name(const char *id, char **out) {
+  size_t n = strlen(id);
+  C3_TRY(c3_alloc(n + 1, "nnU-Net case name", (void **)out));
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)id[i];
+    int keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-' || ch == '_' || (ch == '.' && i > 0);
+    (*out)[i] = keep ? (char)ch : '_';
+  }
+  (*out)[n] = '\0';
+  return CSAL3D_OK;
+}
+
+typedef struct c3_named {
+  const char *name, *id;
+  int64_t pos; /* among the chosen cases */
+} c3_named;
+
+static int c3_cmp_named(const void *a, const void *b) {
+  const c3_named *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* The nnU-Net names of the chosen cases (*names[i] for indices[i]; c3_free each and the
+ * array), refusing two ids that become one name. */
+static csal3d_status c3_nnunet_case_names(const csal3d_scores *s, const int64_t *indices,
+                                          int64_t count, char ***names) {
+  char **nm;
+  C3_TRY(c3_calloc_array((size_t)count, sizeof *nm, "nnU-Net case names", (void **)&nm));
+  c3_named *sorted = NULL;
+  csal3d_status st = c3_alloc_array((size_t)count, sizeof *sorted, "nnU-Net case names",
+                                    (void **)&sorted);
+  for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
+    const char *id = c3_scores_id(s, indices[i]);
+    st = c3_nnunet_case_name(id, &nm[i]);
+    if (st == CSAL3D_OK) sorted[i] = (c3_named){nm[i], id, i};
+    /* CASE_0000.nii.gz must be a file name. */
+    if (st == CSAL3D_OK && strlen(nm[i]) + strlen("_0000.nii.gz") > NAME_MAX)
+      st = c3_error(CSAL3D_ERR_FORMAT, "case '%s': its nnU-Net file names would be %zu bytes "
+                    "long, more than a file name holds (%d); give it a shorter id (an id "
+                    "column in a CSV list)", id, strlen(nm[i]) + strlen("_0000.nii.gz"),
+                    NAME_MAX);
+  }
+  if (st == CSAL3D_OK) {
+    qsort(sorted, (size_t)count, sizeof *sorted, c3_cmp_named);
+    for (int64_t i = 1; i < count; i++)
+      if (!strcmp(sorted[i].name, sorted[i - 1].name)) {
+        st = c3_error(CSAL3D_ERR_FORMAT,
+                      "cases '%s' and '%s' would both be nnU-Net case '%s' (in nnU-Net's "
+                      "file names, characters other than letters, digits, '-', '_' and '.' "
+                      "become '_'); give them ids that differ (an id column in a CSV list)",
+                      sorted[i - 1].id, sorted[i].id, sorted[i].name);
+        break;
+      }
+  }
+  c3_free(sorted);
+  if (st != CSAL3D_OK) {
+    for (int64_t i = 0; i < count; i++) c3_free(nm[i]);
+    c3_free(nm);
+    return st;
+  }
+  *names = nm;
+  return CSAL3D_OK;
+}
+
 typedef struct c3_export {
   const csal3d_scores *s;
   const char *tmp;      /* the folder being built */
@@ -352,12 +424,14 @@ typedef struct c3_export {
   int copy_labels;
   int max_label;        /* largest label value seen */
   int label_limit;      /* largest value allowed (from the names), or -1 */
+  char **names;         /* the chosen cases' names in the folder, by position */
 } c3_export;
 
-static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
+/* Exports the case at position `pos` of the chosen ones (case index idx). */
+static csal3d_status c3_export_case(c3_export *x, int64_t pos, int64_t idx) {
   const csal3d_scores *s = x->s;
-  const char *id = c3_scores_id(s, idx);
-  size_t plen = strlen(x->tmp) + strlen(id) + 64;
+  const char *id = c3_scores_id(s, idx), *name = x->names[pos];
+  size_t plen = strlen(x->tmp) + strlen(name) + 64;
   char *dst;
   C3_TRY(c3_alloc(plen, "path", (void **)&dst));
   csal3d_volume_load_options lo;
@@ -378,7 +452,7 @@ static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
     int64_t shape[4];
     csal3d_volume_shape(v, shape);
     if (shape[0] == 1) {
-      snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, id, ch++);
+      snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, name, ch++);
       st = c3_export_file(src, dst, v);
     } else {
       /* A 4-D file: one file per channel, on the file's grid. */
@@ -391,7 +465,7 @@ static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
       for (int64_t c = 0; st == CSAL3D_OK && c < shape[0]; c++) {
         csal3d_volume *one = NULL;
         st = csal3d_volume_create_like(v, 1, data + (size_t)c * vox, &one);
-        snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, id, ch++);
+        snprintf(dst, plen, "%s/imagesTr/%s_%04d.nii.gz", x->tmp, name, ch++);
         if (st == CSAL3D_OK) st = csal3d_volume_save(one, dst, &so);
         csal3d_volume_free(one);
       }
@@ -427,7 +501,7 @@ static csal3d_status c3_export_case(c3_export *x, int64_t idx) {
     if (st == CSAL3D_OK) {
       /* The label loaded onto `first`'s grid equals the file's own grid (nothing was
        * resampled), so the file itself is what nnU-Net gets. */
-      snprintf(dst, plen, "%s/labelsTr/%s.nii.gz", x->tmp, id);
+      snprintf(dst, plen, "%s/labelsTr/%s.nii.gz", x->tmp, name);
       if (c3_ends_with(lab, ".nii.gz") || c3_ends_with(lab, ".nii")) {
         st = c3_export_file(lab, dst, NULL);
       } else {
@@ -463,8 +537,13 @@ static csal3d_status c3_write_dataset_json(const c3_export *x, const int64_t *in
     bad |= c3_jset(cn, key, json_string(v));
   }
   for (int l = 0; !bad && l < labs->count; l++) bad |= c3_jset(ln, labs->name[l], json_integer(l));
-  for (int64_t i = 0; !bad && i < count; i++)
-    bad |= json_array_append_new(ids, json_string(c3_scores_id(x->s, indices[i]))) != 0;
+  json_t *renamed = json_object(); /* id -> name in the folder, where they differ */
+  bad |= renamed == NULL;
+  for (int64_t i = 0; !bad && i < count; i++) {
+    const char *id = c3_scores_id(x->s, indices[i]);
+    bad |= json_array_append_new(ids, json_string(id)) != 0;
+    if (!bad && strcmp(id, x->names[i])) bad |= c3_jset(renamed, id, json_string(x->names[i]));
+  }
   if (!bad) {
     bad |= c3_jset(root, "name", json_string(name));
     bad |= c3_jset(root, "description",
@@ -493,6 +572,10 @@ static csal3d_status c3_write_dataset_json(const c3_export *x, const int64_t *in
     json_decref(missing);
     bad |= c3_jset(prov, "cases", ids);
     ids = NULL;
+    if (!bad && json_object_size(renamed) > 0) {
+      bad |= c3_jset(prov, "case_names", renamed);
+      renamed = NULL;
+    }
     bad |= c3_jset(root, "csal3d", prov);
     prov = NULL;
   }
@@ -500,6 +583,7 @@ static csal3d_status c3_write_dataset_json(const c3_export *x, const int64_t *in
   json_decref(ln);
   json_decref(ids);
   json_decref(prov);
+  json_decref(renamed);
   if (bad) {
     json_decref(root);
     return c3_error(CSAL3D_ERR_INVALID_ARGUMENT, "dataset.json: cannot build it (out of memory, "
@@ -572,6 +656,13 @@ static csal3d_status c3_retarget(csal3d_status st, const char *tmp, const char *
   return c3_error(st, "%s", out);
 }
 
+static csal3d_status c3_nnunet_stage_named(const csal3d_scores *s, const int64_t *indices,
+                                           int64_t count, const char *folder,
+                                           const csal3d_nnunet_options *opt,
+                                           const csal3d_context *ctx, c3_commit *commit,
+                                           int copy_labels, int64_t with_label,
+                                           int64_t without, char **names);
+
 csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, int64_t count,
                               const char *folder, const csal3d_nnunet_options *opt,
                               const csal3d_context *ctx, c3_commit *commit) {
@@ -608,6 +699,24 @@ csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, in
                     "option labels set to none)", c3_scores_id(s, first_without), without,
                     count);
   int copy_labels = o.labels != CSAL3D_NNUNET_LABELS_NONE && with_label > 0;
+  char **names;
+  C3_TRY(c3_nnunet_case_names(s, indices, count, &names));
+  csal3d_status st = c3_nnunet_stage_named(s, indices, count, folder, &o, ctx, commit,
+                                           copy_labels, with_label, without, names);
+  for (int64_t i = 0; i < count; i++) c3_free(names[i]);
+  c3_free(names);
+  return st;
+}
+
+/* c3_nnunet_stage once the chosen cases are checked and named. */
+static csal3d_status c3_nnunet_stage_named(const csal3d_scores *s, const int64_t *indices,
+                                           int64_t count, const char *folder,
+                                           const csal3d_nnunet_options *opt,
+                                           const csal3d_context *ctx, c3_commit *commit,
+                                           int copy_labels, int64_t with_label,
+                                           int64_t without, char **names) {
+  const csal3d_nnunet_options o = *opt;
+  const int64_t n = c3_scores_n(s);
   /* The target must not exist (or be empty) unless overwriting, and never be or hold an
    * input: the cases' images, labels and maps (all of them, not only the chosen ones). */
   {
@@ -672,7 +781,7 @@ csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, in
     else made = 1;
   }
   if (st == CSAL3D_OK) (void)chmod(tmp, 0755);
-  c3_export x = {s, tmp, 0, copy_labels, 0, labs.count ? labs.count - 1 : -1};
+  c3_export x = {s, tmp, 0, copy_labels, 0, labs.count ? labs.count - 1 : -1, names};
   if (st == CSAL3D_OK) {
     size_t m = strlen(tmp) + 16;
     char *sub;
@@ -688,7 +797,7 @@ csal3d_status c3_nnunet_stage(const csal3d_scores *s, const int64_t *indices, in
     }
   }
   for (int64_t i = 0; st == CSAL3D_OK && i < count; i++) {
-    st = c3_export_case(&x, indices[i]);
+    st = c3_export_case(&x, i, indices[i]);
     if (st != CSAL3D_OK) st = c3_retarget(st, tmp, folder, flen);
     if (st == CSAL3D_OK) st = c3_progress(ctx, "export", (uint64_t)i + 1, (uint64_t)count);
   }

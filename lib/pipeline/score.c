@@ -16,6 +16,7 @@
 #include "csal3d/pipeline.h"
 
 #include "core/alloc.h"
+#include "core/comm.h"
 #include "core/context.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -118,10 +119,6 @@ csal3d_status c3_score_settings(const csal3d_uncertainty *u, const csal3d_datase
 
 /* ---- the run ---- */
 
-typedef struct c3_skip {
-  char *id, *error;
-} c3_skip;
-
 typedef struct c3_run {
   csal3d_uncertainty *u;
   csal3d_ssl_model *model;
@@ -131,6 +128,7 @@ typedef struct c3_run {
   csal3d_volume_load_options lo;
   c3_data_check check;
   size_t *cases;            /* the dataset indices, in order */
+  size_t *pos;              /* each case's position in the whole list (shards) */
   size_t n;
   int64_t d;
   char **map_paths;         /* absolute, per case of the run (NULL without maps) */
@@ -156,12 +154,14 @@ static void c3_run_free(c3_run *r, int failed) {
   c3_free(r->stage_paths);
   c3_free(r->stage_dir);
   c3_free(r->cases);
+  c3_free(r->pos);
   c3_free(r->scores);
   c3_free(r->features);
   c3_free(r->have);
   for (size_t i = 0; i < r->n_skips; i++) c3_free(r->skips[i].id), c3_free(r->skips[i].error);
   c3_free(r->skips);
   c3_journal_close(&r->j, 0);
+  c3_data_check_clear(&r->check);
 }
 
 /* The load options: the caller's, else how the model was trained, else the dataset's
@@ -263,6 +263,14 @@ static csal3d_status c3_run_check_outputs(c3_run *r, const char *journal_path) {
       }
     }
     for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
+      const char *base = strrchr(r->map_paths[i], '/') + 1;
+      if (strlen(base) > NAME_MAX)
+        s = c3_error(CSAL3D_ERR_FORMAT, "case '%s': its uncertainty map's file name would be "
+                     "%zu bytes long, more than a file name holds (%d); give it a shorter id "
+                     "(an id column in a CSV list)", c3_dataset_id(r->ds, r->cases[i]),
+                     strlen(base), NAME_MAX);
+    }
+    for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
       struct stat sm; /* only an existing file can be an input */
       if (stat(r->map_paths[i], &sm) == 0)
         s = c3_output_check(r->map_paths[i], CSAL3D_OUTPUT_FILE, "the uncertainty map", in,
@@ -296,8 +304,15 @@ static csal3d_status c3_run_stage_paths(c3_run *r) {
   const char *slash = strrchr(abs, '/');
   size_t n = len + 16;
   csal3d_status s = c3_alloc(n, "staging path", (void **)&r->stage_dir);
+  /* shards running at once each stage in their own folder */
+  char shard[64] = "";
+  if (r->o.shard_count > 1) {
+    snprintf(shard, sizeof shard, ".%zu-of-%zu", r->o.shard_index + 1, r->o.shard_count);
+    n += strlen(shard);
+  }
   if (s == CSAL3D_OK)
-    snprintf(r->stage_dir, n, "%.*s.%s.partial", (int)(slash - abs + 1), abs, slash + 1);
+    snprintf(r->stage_dir, n, "%.*s.%s%s.partial", (int)(slash - abs + 1), abs, slash + 1,
+             shard);
   c3_free(abs);
   for (size_t i = 0; s == CSAL3D_OK && i < r->n; i++) {
     const char *base = strrchr(r->map_paths[i], '/') + 1;
@@ -364,7 +379,7 @@ static csal3d_status c3_score_case(c3_run *r, size_t i, double *score) {
   return s;
 }
 
-static csal3d_status c3_skip_add(c3_run *r, const char *id, const char *error) {
+static csal3d_status c3_skip_add(c3_run *r, size_t i, const char *id, const char *error) {
   c3_skip *ns;
   C3_TRY(c3_alloc_array(r->n_skips + 1, sizeof *ns, "skipped cases", (void **)&ns));
   if (r->n_skips) memcpy(ns, r->skips, r->n_skips * sizeof *ns);
@@ -373,6 +388,7 @@ static csal3d_status c3_skip_add(c3_run *r, const char *id, const char *error) {
   c3_skip *k = &r->skips[r->n_skips];
   k->id = c3_strdup(id);
   k->error = c3_strdup(error);
+  k->position = r->pos[i];
   if (!k->id || !k->error) {
     c3_free(k->id), c3_free(k->error);
     return c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
@@ -419,7 +435,7 @@ static csal3d_status c3_run_cases(c3_run *r) {
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", csal3d_last_error());
       c3_log(r->ctx, CSAL3D_LOG_WARN, "skipped: %s", msg);
-      C3_TRY(c3_skip_add(r, id, msg));
+      C3_TRY(c3_skip_add(r, i, id, msg));
       if (r->o.on_case &&
           r->o.on_case(r->o.on_case_user_data, c, id, s, NAN, 0, msg))
         return c3_error(CSAL3D_ERR_CANCELLED, "scoring cancelled after case %zu (%s)", c, id);
@@ -458,15 +474,17 @@ static csal3d_status c3_run_table(c3_run *r, json_t *meta, csal3d_scores **out) 
     if (s == CSAL3D_OK) s = csal3d_scores_set_metadata(t, key, json_string_value(v));
   }
   if (s == CSAL3D_OK && r->n_skips) {
+    char *text = NULL;
+    s = c3_skipped_cases_text(r->skips, r->n_skips, &text);
+    if (s == CSAL3D_OK) s = csal3d_scores_set_metadata(t, "skipped_cases", text);
+    free(text);
+  }
+  if (s == CSAL3D_OK && r->n_skips && r->o.shard_count > 1) {
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < r->n_skips; i++) {
-      json_t *e = json_object();
-      json_object_set_new(e, "id", json_string(r->skips[i].id));
-      json_object_set_new(e, "error", json_string(r->skips[i].error));
-      json_array_append_new(arr, e);
-    }
+    for (size_t i = 0; arr && i < r->n_skips; i++)
+      json_array_append_new(arr, json_integer((json_int_t)r->skips[i].position));
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-    s = text ? csal3d_scores_set_metadata(t, "skipped_cases", text)
+    s = text ? csal3d_scores_set_metadata(t, "shard_skipped_positions", text)
              : c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
     free(text);
     json_decref(arr);
@@ -479,10 +497,85 @@ static csal3d_status c3_run_table(c3_run *r, json_t *meta, csal3d_scores **out) 
   return CSAL3D_OK;
 }
 
+static csal3d_status c3_score_run(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                  const csal3d_score_options *options, csal3d_scores **out);
+
+/* The shard file of rank r of n beside the output: .NAME.rank-R-of-N */
+static csal3d_status c3_rank_path(const char *output, int r, int n, char **out) {
+  const char *slash = strrchr(output, '/');
+  size_t len = strlen(output) + 48;
+  C3_TRY(c3_alloc(len, "shard path", (void **)out));
+  int dir = slash ? (int)(slash - output + 1) : 0;
+  snprintf(*out, len, "%.*s.%s.rank-%d-of-%d", dir, output, output + dir, r + 1, n);
+  return CSAL3D_OK;
+}
+
+/* Over a communicator of n ranks: rank r scores shard r of n into its shard file (with its
+ * own journal, so each rank resumes), then rank 0 merges the n files into the output
+ * (csal3d_scores_merge_files: bitwise the single run's) and removes them. Every rank
+ * returns the same outcome. */
+static csal3d_status c3_score_ranks(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                    const csal3d_score_options *options, csal3d_scores **out) {
+  const csal3d_context *ctx = c3_uncertainty_model(u)->ctx;
+  const int n = c3_comm_size(ctx), rank = c3_comm_rank(ctx);
+  csal3d_score_options o;
+  csal3d_score_options_init(&o);
+  C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_score_options"));
+  C3_CHECK_ARG(o.output && *o.output, "csal3d_score_dataset over %d ranks: set the option "
+               "output (rank 0 writes the scores file)", n);
+  C3_CHECK_ARG(o.shard_count <= 1, "csal3d_score_dataset over %d ranks: the ranks are the "
+               "shards; leave the option shard_count at 0", n);
+  char **paths;
+  C3_TRY(c3_calloc_array((size_t)n, sizeof *paths, "shard paths", (void **)&paths));
+  csal3d_status s = CSAL3D_OK;
+  for (int r = 0; s == CSAL3D_OK && r < n; r++) s = c3_rank_path(o.output, r, n, &paths[r]);
+  /* rank 0 checks the output before any work: every rank learns of a refusal */
+  if (s == CSAL3D_OK && rank == 0 && !o.overwrite && access(o.output, F_OK) == 0)
+    s = c3_error(CSAL3D_ERR_IO, "the scores file %s exists; set the option overwrite to "
+                 "replace it", o.output);
+  int first = -1;
+  char mine[C3_ERROR_MAX] = "";
+  csal3d_status cs = CSAL3D_OK;
+  for (int phase = 0; phase < 3 && cs == CSAL3D_OK; phase++) {
+    if (s == CSAL3D_OK && phase == 1) {
+      csal3d_score_options so = o;
+      so.output = paths[rank];
+      so.shard_count = (size_t)n;
+      so.shard_index = (size_t)rank;
+      so.overwrite = 1;
+      s = c3_score_run(u, ds, &so, NULL);
+    }
+    if (s == CSAL3D_OK && phase == 2 && rank == 0)
+      s = csal3d_scores_merge_files((const char *const *)paths, (size_t)n, o.output,
+                                    o.overwrite, out);
+    if (s != CSAL3D_OK && !*mine) snprintf(mine, sizeof mine, "%s", csal3d_last_error());
+    cs = c3_comm_any_failed(ctx, s != CSAL3D_OK, &first, "scoring");
+    if (first >= 0) break;
+  }
+  if (cs == CSAL3D_OK && first < 0 && rank == 0)
+    for (int r = 0; r < n; r++) unlink(paths[r]);
+  for (int r = 0; r < n; r++) c3_free(paths[r]);
+  c3_free(paths);
+  if (cs != CSAL3D_OK) return cs;
+  if (s != CSAL3D_OK) return c3_error(s, "rank %d: %s", rank, mine);
+  if (first >= 0)
+    return c3_error(CSAL3D_ERR_STATE, "scoring stopped: rank %d failed (its messages say why)",
+                    first);
+  return CSAL3D_OK;
+}
+
 CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
                                               const csal3d_dataset *ds,
                                               const csal3d_score_options *options,
                                               csal3d_scores **out) {
+  if (out) *out = NULL;
+  C3_CHECK_ARG(u && ds, "csal3d_score_dataset: NULL argument");
+  if (c3_comm_size(c3_uncertainty_model(u)->ctx) > 1) return c3_score_ranks(u, ds, options, out);
+  return c3_score_run(u, ds, options, out);
+}
+
+static csal3d_status c3_score_run(csal3d_uncertainty *u, const csal3d_dataset *ds,
+                                  const csal3d_score_options *options, csal3d_scores **out) {
   if (out) *out = NULL;
   C3_CHECK_ARG(u && ds, "csal3d_score_dataset: NULL argument");
   c3_run r;
@@ -512,6 +605,13 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   const size_t total = c3_dataset_n(ds);
   r.n = r.o.cases ? r.o.case_count : total;
   C3_CHECK_ARG(r.n >= 1, "csal3d_score_dataset: no cases to score");
+  C3_CHECK_ARG(r.o.shard_index < (r.o.shard_count > 1 ? r.o.shard_count : 1),
+               "csal3d_score_dataset: the option shard_index (%zu) must be below the option "
+               "shard_count (%zu)", r.o.shard_index, r.o.shard_count);
+  C3_CHECK_ARG(r.o.shard_count <= r.n,
+               "csal3d_score_dataset: the option shard_count (%zu) exceeds the %zu cases to "
+               "score: a shard would have none; use at most %zu shards", r.o.shard_count,
+               r.n, r.n);
   C3_TRY(csal3d_uncertainty_feature_dim(u, &r.d));
 
   json_t *meta = NULL;
@@ -539,6 +639,20 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
     }
     c3_free(seen);
   }
+  if (s == CSAL3D_OK) s = c3_alloc_array(r.n, sizeof *r.pos, "case positions", (void **)&r.pos);
+  for (size_t i = 0; s == CSAL3D_OK && i < r.n; i++) r.pos[i] = i;
+  /* A shard: the positions p with p mod N = index of the whole list. */
+  uint32_t list_crc = 0;
+  const size_t whole = r.n;
+  if (s == CSAL3D_OK && r.o.shard_count > 1) {
+    for (size_t i = 0; i < r.n; i++) list_crc = c3_case_list_crc(list_crc, c3_dataset_id(ds, r.cases[i]));
+    size_t k = 0;
+    for (size_t p = r.o.shard_index; p < whole; p += r.o.shard_count, k++) {
+      r.cases[k] = r.cases[p];
+      r.pos[k] = p;
+    }
+    r.n = k;
+  }
   if (s == CSAL3D_OK && r.o.maps_dir) {
     s = c3_calloc_array(r.n, sizeof *r.map_paths, "map paths", (void **)&r.map_paths);
     if (s == CSAL3D_OK)
@@ -549,6 +663,11 @@ CSAL3D_API csal3d_status csal3d_score_dataset(csal3d_uncertainty *u,
   }
   if (s == CSAL3D_OK) s = c3_run_load_options(&r);
   if (s == CSAL3D_OK) s = c3_score_settings(u, ds, &r.lo, &meta);
+  if (s == CSAL3D_OK && r.o.shard_count > 1) {
+    c3_meta_set(meta, "shard", "%zu/%zu", r.o.shard_index + 1, r.o.shard_count);
+    c3_meta_set(meta, "shard_cases", "%zu", whole);
+    c3_meta_set(meta, "shard_case_list", "crc32:%08" PRIx32, list_crc);
+  }
   if (s == CSAL3D_OK && !(settings = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER)))
     s = c3_error(CSAL3D_ERR_OUT_OF_MEMORY, "out of memory");
   if (s == CSAL3D_OK && r.o.output) {

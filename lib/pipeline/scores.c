@@ -435,6 +435,10 @@ const char *c3_scores_image(const csal3d_scores *s, int64_t i, int k) {
 const char *c3_scores_label(const csal3d_scores *s, int64_t i) { return s->cases[i].label; }
 const char *c3_scores_map(const csal3d_scores *s, int64_t i) { return s->cases[i].map; }
 int64_t c3_scores_n(const csal3d_scores *s) { return s->n; }
+float c3_scores_score(const csal3d_scores *s, int64_t i) { return s->scores[i]; }
+const float *c3_scores_feature(const csal3d_scores *s, int64_t i) {
+  return s->features + (size_t)i * (size_t)s->d;
+}
 
 /* ---- unique ids ---- */
 

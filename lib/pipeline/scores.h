@@ -30,6 +30,8 @@ const char *c3_scores_image(const csal3d_scores *s, int64_t i, int k);
 const char *c3_scores_label(const csal3d_scores *s, int64_t i); /* NULL: none */
 const char *c3_scores_map(const csal3d_scores *s, int64_t i);   /* NULL: none */
 int64_t c3_scores_n(const csal3d_scores *s);
+float c3_scores_score(const csal3d_scores *s, int64_t i);
+const float *c3_scores_feature(const csal3d_scores *s, int64_t i); /* d floats */
 /* Metadata value or NULL; and the count / i-th pair in the order set. */
 const char *c3_scores_meta(const csal3d_scores *s, const char *key);
 size_t c3_scores_meta_count(const csal3d_scores *s);

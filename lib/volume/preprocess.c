@@ -98,13 +98,15 @@ CSAL3D_API csal3d_status csal3d_volume_normalize(csal3d_volume *volume,
   return CSAL3D_OK;
 }
 
-CSAL3D_API csal3d_status csal3d_volume_resample(const csal3d_volume *volume,
-                                                const double spacing[3],
-                                                csal3d_volume **out) {
+#define C3_MAX_RESAMPLED_SIDE 32767
+
+csal3d_status c3_volume_resample_within(const csal3d_volume *volume, const double spacing[3],
+                                        int64_t max_voxels, int64_t max_bytes,
+                                        csal3d_volume **out) {
   C3_CHECK_ARG(out, "volume_resample: out is NULL");
   *out = NULL;
   C3_CHECK_ARG(volume && spacing, "volume_resample: NULL argument");
-  double old[3], a[4][4];
+  double old[3], a[4][4], s[3];
   int64_t dim[3];
   c3_affine_spacing(volume->affine, old);
   memcpy(a, volume->affine, sizeof a);
@@ -112,14 +114,51 @@ CSAL3D_API csal3d_status csal3d_volume_resample(const csal3d_volume *volume,
     C3_CHECK_ARG(spacing[i] == 0 || (spacing[i] > 0 && isfinite(spacing[i])),
                  "volume_resample: spacing %g along axis %d must be > 0 (or 0 to keep)",
                  spacing[i], i);
-    double s = spacing[i] > 0 ? spacing[i] : old[i];
-    double n = floor((double)volume->dim[i] * old[i] / s + 0.5);
-    C3_CHECK_ARG(n <= 65536.0 * 16, "volume_resample: spacing %g mm along axis %d would "
-                 "give %.0f voxels", s, i, n);
+    s[i] = spacing[i] > 0 ? spacing[i] : old[i];
+    double n = floor((double)volume->dim[i] * old[i] / s[i] + 0.5);
+    /* The grid must reach every input voxel: the last input centre, at
+     * (dim - 1) * old / s new voxels, within the last new voxel (less than one new voxel
+     * past its centre, where csal3d_volume_to_source_grid() still takes the edge's value).
+     * round() alone can end the grid up to half a new voxel short of the scan's extent,
+     * which left the last input plane outside every map brought back. */
+    double last = floor((double)(volume->dim[i] - 1) * old[i] / s[i] + 1e-6) + 1;
+    if (n < last) n = last;
+    /* No scan needs more along an axis (1.6 m at 0.05 mm): a spacing this fine is a slip
+     * (0.001 for 1), which would otherwise give a grid that takes hours to score. */
+    C3_CHECK_ARG(n <= C3_MAX_RESAMPLED_SIDE, "volume_resample: spacing %g mm along axis %d "
+                 "would give %.0f voxels (at most %d); choose a coarser spacing (the option "
+                 "spacing)", s[i], i, n, C3_MAX_RESAMPLED_SIDE);
     dim[i] = n < 1 ? 1 : (int64_t)n;
-    for (int r = 0; r < 3; r++) a[r][i] = volume->affine[r][i] * (s / old[i]);
+    for (int r = 0; r < 3; r++) a[r][i] = volume->affine[r][i] * (s[i] / old[i]);
   }
+  /* The budget, before anything is allocated: the new grid's voxels (all channels), and
+   * its bytes with the input's, which is still held while the new one is filled. */
+  const double vox = (double)dim[0] * (double)dim[1] * (double)dim[2] * (double)volume->channels;
+  const double bytes = 4.0 * (vox + (double)c3_volume_voxels(volume) * (double)volume->channels);
+  char need[32], lim[32];
+  if (max_voxels > 0 && vox > (double)max_voxels)
+    return c3_error(CSAL3D_ERR_UNSUPPORTED,
+                    "resampling to spacing %g,%g,%g mm would give %lld x %lld x %lld voxels "
+                    "(x %lld channels), more than the limit of %lld; choose a coarser "
+                    "spacing (the option spacing)",
+                    s[0], s[1], s[2], (long long)dim[0], (long long)dim[1], (long long)dim[2],
+                    (long long)volume->channels, (long long)max_voxels);
+  if (max_bytes > 0 && bytes > (double)max_bytes)
+    return c3_error(CSAL3D_ERR_UNSUPPORTED,
+                    "resampling to spacing %g,%g,%g mm would give %lld x %lld x %lld voxels "
+                    "and need %s with the image it comes from, more than the limit of %s; "
+                    "choose a coarser spacing (the option spacing), or set the option "
+                    "max_memory to allow more",
+                    s[0], s[1], s[2], (long long)dim[0], (long long)dim[1], (long long)dim[2],
+                    c3_bytes_text(bytes, need, sizeof need),
+                    c3_bytes_text((double)max_bytes, lim, sizeof lim));
   return c3_volume_resample_grid(volume, dim, a, volume->is_label, 1, out);
+}
+
+CSAL3D_API csal3d_status csal3d_volume_resample(const csal3d_volume *volume,
+                                                const double spacing[3],
+                                                csal3d_volume **out) {
+  return c3_volume_resample_within(volume, spacing, C3_DEFAULT_MAX_VOXELS, 0, out);
 }
 
 CSAL3D_API csal3d_status csal3d_volume_crop(const csal3d_volume *volume, const int64_t lo[3],

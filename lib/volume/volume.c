@@ -103,6 +103,10 @@ csal3d_status c3_affine_inverse(const double a[4][4], double inv[4][4], const ch
   return CSAL3D_OK;
 }
 
+/* How close two direction cosines of a voxel axis count as a tie (see below): float32
+ * quaternions, as NIfTI-1 stores them, carry about 1e-7 of noise. */
+#define C3_ORIENTATION_TIE 1e-5
+
 csal3d_status c3_affine_ras_orientation(const double a[4][4], const int64_t dim[3],
                                         c3_axes_map *map, double ras_affine[4][4],
                                         int64_t ras_dim[3]) {
@@ -126,11 +130,19 @@ csal3d_status c3_affine_ras_orientation(const double a[4][4], const int64_t dim[
     for (int j = 0; j < 3; j++) r[i][j] = u[i * 3 + 0] * vt[0 * 3 + j] +
                                           u[i * 3 + 1] * vt[1 * 3 + j] +
                                           u[i * 3 + 2] * vt[2 * 3 + j];
+  /* Ties: where two world axes are (nearly) equally close to a voxel axis (a rotation of
+   * 180 degrees about (1, 1, 1) has |entries| 1/3, 2/3, 2/3), nibabel's argmax takes the
+   * first of exactly equal ones, and otherwise whichever the last bits of the matrix
+   * favour, so that a save, which rewrites the quaternion, could reorder the axes when the
+   * file is read again. Entries within C3_ORIENTATION_TIE of the largest count as equal and
+   * the first world axis among them wins: the same choice as nibabel's wherever the
+   * entries differ by more, and one that survives a save and load. */
   int world_of[3], sign_of[3];
   for (int v = 0; v < 3; v++) {
+    double top = 0;
+    for (int w = 0; w < 3; w++) top = fmax(top, fabs(r[w][v]));
     int best = 0;
-    for (int w = 1; w < 3; w++)
-      if (fabs(r[w][v]) > fabs(r[best][v])) best = w;
+    while (best < 2 && !(fabs(r[best][v]) >= top - C3_ORIENTATION_TIE)) best++;
     if (r[best][v] == 0)
       return c3_error(CSAL3D_ERR_FORMAT, "orientation: voxel axis %d has no direction", v);
     world_of[v] = best;

@@ -45,8 +45,9 @@ void c3_affine_spacing(const double a[4][4], double spacing[3]);
 csal3d_status c3_affine_inverse(const double a[4][4], double inv[4][4], const char *what);
 void c3_affine_mul(const double a[4][4], const double b[4][4], double out[4][4]);
 /* The RAS+ reorientation of a storage affine (nibabel's io_orientation, then
- * as_closest_canonical): the axes map from the storage array [nz][ny][nx] and the new
- * affine and dims. */
+ * as_closest_canonical; direction cosines within 1e-5 of each other count as a tie, won
+ * by the first world axis, so that the choice survives a save): the axes map from the
+ * storage array [nz][ny][nx] and the new affine and dims. */
 csal3d_status c3_affine_ras_orientation(const double a[4][4], const int64_t dim[3],
                                         c3_axes_map *map, double ras_affine[4][4],
                                         int64_t ras_dim[3]);
@@ -65,6 +66,17 @@ int c3_volume_on_source(const csal3d_volume *v);
 csal3d_status c3_volume_resample_grid(const csal3d_volume *src, const int64_t dim[3],
                                       const double affine[4][4], int nearest, int clamp_all,
                                       csal3d_volume **out);
+
+/* The load options' default max_voxels (2^30, 4 GiB of float32). */
+#define C3_DEFAULT_MAX_VOXELS ((int64_t)1 << 30)
+
+/* csal3d_volume_resample within a budget, checked before anything is allocated
+ * (CSAL3D_ERR_UNSUPPORTED naming the grid): at most max_voxels voxels (all channels) in
+ * the new grid, and at most max_bytes for it and the input together (either <= 0: no
+ * limit). */
+csal3d_status c3_volume_resample_within(const csal3d_volume *volume, const double spacing[3],
+                                        int64_t max_voxels, int64_t max_bytes,
+                                        csal3d_volume **out);
 
 /* Loads a NIfTI file as a RAS+ volume (lib/volume/volume_io.c). as_label: integer
  * check, one channel. */

@@ -11,8 +11,6 @@
 #include "io/nifti.h"
 #include "volume/volume_internal.h"
 
-#define C3_DEFAULT_MAX_VOXELS ((int64_t)1 << 30)
-
 static int c3_ends_with_nocase(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
   return n >= m && !strcasecmp(s + n - m, suffix);
@@ -40,6 +38,27 @@ csal3d_volume_save_options_init(csal3d_volume_save_options *options) {
   return CSAL3D_OK;
 }
 
+/* The load options' limits with their defaults: max_voxels, and max_memory (4 bytes a
+ * voxel of max_voxels unless set). */
+static csal3d_status c3_load_budget(const csal3d_volume_load_options *o, int64_t *max_voxels,
+                                    int64_t *max_memory) {
+  C3_CHECK_ARG(o->max_memory >= 0, "volume_load: max_memory is %lld (0 for the default, or "
+               "bytes > 0)", (long long)o->max_memory);
+  *max_voxels = o->max_voxels > 0 ? o->max_voxels : C3_DEFAULT_MAX_VOXELS;
+  *max_memory = o->max_memory > 0               ? o->max_memory
+                : *max_voxels > INT64_MAX / 4 ? INT64_MAX
+                                              : 4 * *max_voxels;
+  return CSAL3D_OK;
+}
+
+/* Resampling on load: within the load options' budget. */
+static csal3d_status c3_load_resample(const csal3d_volume *v, const csal3d_volume_load_options *o,
+                                      csal3d_volume **out) {
+  int64_t max_voxels = 0, max_memory = 0;
+  C3_TRY(c3_load_budget(o, &max_voxels, &max_memory));
+  return c3_volume_resample_within(v, o->spacing, max_voxels, max_memory, out);
+}
+
 /* A NIfTI file as a RAS+ volume: the storage array of lib/io/nifti.c reoriented
  * without interpolation, the source grid kept for writing back. */
 csal3d_status c3_volume_load_file(const char *path, const csal3d_volume_load_options *options,
@@ -49,17 +68,13 @@ csal3d_status c3_volume_load_file(const char *path, const csal3d_volume_load_opt
   csal3d_volume_load_options o;
   csal3d_volume_load_options_init(&o);
   C3_TRY(c3_options_read(&o, sizeof o, options, "csal3d_volume_load_options"));
-  const int64_t max_voxels = o.max_voxels > 0 ? o.max_voxels : C3_DEFAULT_MAX_VOXELS;
-  C3_CHECK_ARG(o.max_memory >= 0, "volume_load: max_memory is %lld (0 for the default, or "
-               "bytes > 0)", (long long)o.max_memory);
+  int64_t max_voxels = 0, max_memory = 0;
+  C3_TRY(c3_load_budget(&o, &max_voxels, &max_memory));
   c3_nifti_read_options ro = {.max_voxels = max_voxels,
                               .channel = o.channel,
                               .as_label = as_label,
                               .allow_nonfinite = o.allow_nonfinite,
-                              /* the default: 4 bytes a voxel of max_voxels */
-                              .max_memory = o.max_memory > 0 ? o.max_memory
-                                            : max_voxels > INT64_MAX / 4 ? INT64_MAX
-                                            : 4 * max_voxels,
+                              .max_memory = max_memory,
                               .float_copies = 1 /* the RAS+ copy made below */};
   memcpy(ro.assume_spacing, o.assume_spacing, sizeof ro.assume_spacing);
   c3_nifti_image im;
@@ -116,7 +131,7 @@ CSAL3D_API csal3d_status csal3d_volume_load(const char *path,
   if (o.spacing[0] > 0 || o.spacing[1] > 0 || o.spacing[2] > 0 || o.spacing[0] < 0 ||
       o.spacing[1] < 0 || o.spacing[2] < 0) {
     csal3d_volume *r;
-    s = csal3d_volume_resample(v, o.spacing, &r);
+    s = c3_load_resample(v, &o, &r);
     if (s == CSAL3D_OK) {
       csal3d_volume_free(v);
       v = r;
@@ -169,7 +184,7 @@ CSAL3D_API csal3d_status csal3d_volume_load_label(const char *path,
     s = c3_volume_resample_grid(v, image->dim, image->affine, 1, 0, &r);
     if (s == CSAL3D_OK) r->is_label = 1;
   } else if (o.spacing[0] > 0 || o.spacing[1] > 0 || o.spacing[2] > 0) {
-    s = csal3d_volume_resample(v, o.spacing, &r);
+    s = c3_load_resample(v, &o, &r);
   } else {
     *out = v;
     return CSAL3D_OK;

@@ -64,10 +64,15 @@ __all__ += ["Picks", "Sampler", "Selection", "StrategyInfo", "select", "strategi
 
 from .ssl import InitReport, Losses, SSLModel  # noqa: E402
 from .uncertainty import Uncertainty  # noqa: E402
+from .pipeline import merge_scores  # noqa: E402
+from .comm import Comm  # noqa: E402
 from .pipeline import (Scores, case_key, export_nnunet, score_dataset,  # noqa: E402
                        write_manifest, write_selection)
+__all__ += ["merge_scores", "Comm"]
 __all__ += ["InitReport", "Losses", "SSLModel", "Uncertainty", "Scores", "case_key",
             "export_nnunet", "score_dataset", "write_manifest", "write_selection"]
 
+from .report import write_report  # noqa: E402
+__all__ += ["write_report"]
 from .evaluate import Cell, Evaluation, compare, evaluate, read_cases  # noqa: E402
 __all__ += ["Cell", "Evaluation", "compare", "evaluate", "read_cases"]

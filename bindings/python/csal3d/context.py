@@ -84,6 +84,19 @@ class Context(Owned):
         check(_create(ctypes.byref(o), ctypes.byref(handle)))
         self._handle = handle
 
+    def set_comm(self, comm):
+        """Runs pretraining and scoring with this context over a group of processes:
+        `comm` is a csal3d.Comm, or an mpi4py communicator (wrapped in one); None goes
+        back to one process. See docs/distributed.md."""
+        from .comm import Comm, _set_comm
+        if comm is None:
+            check(_set_comm(self.handle, None))
+            self._comm = None
+            return
+        if not isinstance(comm, Comm):
+            comm = Comm(comm)
+        comm.install(self)
+
     @property
     def device(self):
         """The device in use: "cpu" or "cuda"."""

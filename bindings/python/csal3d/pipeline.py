@@ -405,7 +405,9 @@ class _ScoreOptions(ctypes.Structure):
                 ("resume", ctypes.c_int),
                 ("on_error", ctypes.c_int),
                 ("on_case", _CASE_FN),
-                ("on_case_user_data", _vp)]
+                ("on_case_user_data", _vp),
+                ("shard_count", ctypes.c_size_t),
+                ("shard_index", ctypes.c_size_t)]
 
 
 ON_ERROR = {"stop": 0, "skip": 1}
@@ -426,7 +428,7 @@ def case_key(case_id):
 def score_dataset(model, dataset, modality=None, channel=None, spacing=None, window=None,
                   stride=None, foreground=None, feature="default", seed=None, maps_dir=None,
                   progress=None, output=None, cases=None, overwrite=False, resume=True,
-                  on_error="stop", dataset_path=None):
+                  on_error="stop", dataset_path=None, shard_index=0, shard_count=0):
     """Scores the cases of a csal3d.Dataset with a csal3d.SSLModel through the library's
     csal3d_score_dataset (the same call as `csal3d score`) and returns a Scores table.
 
@@ -441,7 +443,10 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     on_error: "stop" (default) or "skip" (failed cases are left out and listed in the
     metadata "skipped_cases"). progress(i, n, case_id, score) is called after each case
     (score None for a skipped case); returning True stops (csal3d.CancelledError).
-    dataset_path is ignored (the dataset knows where it was opened from)."""
+    dataset_path is ignored (the dataset knows where it was opened from).
+    shard_count N >= 2 scores only shard shard_index (0-based) of N: the cases at
+    positions shard_index, shard_index + N, ... of the case list (job arrays);
+    merge_scores() joins the N shard files into the file one run would write."""
     crop = model.options["crop_size"]
     win = window if window is not None else crop
     u = Uncertainty(model, window=win, stride=stride, foreground=foreground, feature=feature,
@@ -465,6 +470,10 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     o.overwrite = int(bool(overwrite))
     o.resume = int(bool(resume))
     o.on_error = choice("on_error", on_error, ON_ERROR)
+    o.shard_count = integer("shard_count", shard_count, 0)
+    o.shard_index = integer("shard_index", shard_index, 0)
+    if o.shard_count > 1:
+        n = len(range(o.shard_index, n, o.shard_count))
     state = {"done": 0, "error": None}
 
     def on_case(_user, _index, case_id, status, score, _reused, _message):
@@ -489,3 +498,37 @@ def score_dataset(model, dataset, modality=None, channel=None, spacing=None, win
     finally:
         u.close()
     return Scores(0, 0, _handle=h)
+
+
+_merge = declare("csal3d_scores_merge", [_P(_vp), _P(ctypes.c_char_p), ctypes.c_size_t, _P(_vp)])
+_merge_files = declare("csal3d_scores_merge_files",
+                       [_P(ctypes.c_char_p), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int,
+                        _P(_vp)])
+
+
+def merge_scores(shards, output=None, overwrite=False):
+    """Joins the shards of one sharded scoring run (score_dataset(shard_count=N) or
+    `csal3d score --shard I/N`) into the Scores table one run would have made; with
+    output, also writes it (bitwise equal to the single run's file). shards: the shard
+    files' paths or Scores tables, in any order. Missing or repeated shards and shards
+    made with other settings raise csal3d.InvalidArgumentError naming them."""
+    shards = list(shards)
+    if not shards:
+        raise ValueError("merge_scores: no shards")
+    h = _vp()
+    if all(isinstance(s, (str, bytes)) for s in shards) and output is not None:
+        paths = (ctypes.c_char_p * len(shards))(*[_b(s) for s in shards])
+        check(_merge_files(paths, len(shards), _b(output), int(bool(overwrite)),
+                           ctypes.byref(h)))
+        return Scores(0, 0, _handle=h)
+    tables = [Scores.load(s) if isinstance(s, (str, bytes)) else s for s in shards]
+    names = [_b(s) if isinstance(s, (str, bytes)) else None for s in shards]
+    handles = (_vp * len(tables))(*[t.handle for t in tables])
+    cnames = (ctypes.c_char_p * len(tables))(*names)
+    check(_merge(handles, cnames, len(tables), ctypes.byref(h)))
+    merged = Scores(0, 0, _handle=h)
+    if output is not None:
+        if not overwrite and os.path.exists(output):
+            raise FileExistsError(output)
+        merged.save(output)
+    return merged
