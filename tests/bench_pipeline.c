@@ -13,7 +13,8 @@
  * forward + a backward of twice the forward) = 27 forwards per crop, whatever the
  * slots) and peak memory (the engine's high-water mark and the process's maximum RSS).
  * Environment: CSAL3D_BENCH_THREADS (0: all cores), CSAL3D_BENCH_QUICK=1 (skips the
- * embed_dim 48 training steps), CSAL3D_BENCH_ONLY=train (the training steps only),
+ * embed_dim 48 training steps), CSAL3D_BENCH_ONLY=train (the training steps only) or
+ * train48 (the embed_dim 48 steps only),
  * CSAL3D_DATA_DIR. */
 #include <math.h>
 #include <stdio.h>
@@ -248,13 +249,15 @@ int main(void) {
          "eng. peak", "max RSS");
   printf("%-52s %9s %9s %9s %10s %9s\n", "", "", "", "", "(GiB)", "(GiB)");
   const char *only = getenv("CSAL3D_BENCH_ONLY");
-  if (!only || strcmp(only, "train") != 0) {
+  if (!only) {
     bench_window();
     bench_hippocampus();
   }
   const int64_t small[3] = {32, 32, 64}, c64[3] = {64, 64, 64};
-  bench_train(12, small, 1, 2, 0); /* test_ssl's sizes */
-  bench_train(12, c64, 2, 2, 0);
+  if (!only || strcmp(only, "train") == 0) {
+    bench_train(12, small, 1, 2, 0); /* test_ssl's sizes */
+    bench_train(12, c64, 2, 2, 0);
+  }
   if (!getenv("CSAL3D_BENCH_QUICK")) {
     bench_train(48, c64, 1, 2, 0);
     bench_train(48, c64, 1, 1, 1); /* the fallback: one slot, forwards recomputed */

@@ -41,10 +41,12 @@
  * csal3d_ssl_model_free(m);
  * @endcode
  *
- * Memory: training keeps the activations of ONE observation at a time
- * (each observation is first run in inference mode to evaluate the coupled
- * loss, then recomputed in training mode and back-propagated alone), plus
- * a few buffers of 9 x crop voxels.
+ * Memory: training keeps the activations of up to the 9 observations of a
+ * crop until their backwards (as many as fit in half the available memory on
+ * the CPU engine, e.g. 9.4 GiB at 64^3 and embed_dim 48; the others are first
+ * run in inference mode to evaluate the coupled loss, then recomputed in
+ * training mode and back-propagated alone; the CUDA engine keeps one), plus a
+ * few buffers of 9 x crop voxels. The result does not depend on how many fit.
  */
 #ifndef CSAL3D_SSL_MODEL_H
 #define CSAL3D_SSL_MODEL_H

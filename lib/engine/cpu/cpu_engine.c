@@ -1,5 +1,7 @@
 /* The CPU engine: state, memory functions, and the table. */
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -9,6 +11,22 @@
 
 static c3_cpu_state *st(c3_engine *e) { return (c3_cpu_state *)e->state; }
 
+/* Large blocks (activation workspaces: up to gigabytes) are backed by transparent huge
+ * pages where the system allows it (THP "madvise" mode): 512 times fewer page faults on
+ * first touch, and TLB reach for a working set of many workspaces. Only the whole 2 MiB
+ * pages inside the block are advised; a refusal changes nothing. */
+#define C3_HUGE_PAGE ((size_t)2 << 20)
+static void c3_cpu_hugepages(char *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (bytes < 4 * C3_HUGE_PAGE) return;
+  uintptr_t a = ((uintptr_t)p + C3_HUGE_PAGE - 1) & ~(uintptr_t)(C3_HUGE_PAGE - 1);
+  uintptr_t b = ((uintptr_t)p + bytes) & ~(uintptr_t)(C3_HUGE_PAGE - 1);
+  if (b > a) (void)madvise((void *)a, (size_t)(b - a), MADV_HUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 csal3d_status c3_cpu_alloc(c3_engine *e, size_t bytes, const char *what, void **out) {
   *out = NULL;
   if (bytes > SIZE_MAX - C3_CPU_HEADER)
@@ -17,6 +35,7 @@ csal3d_status c3_cpu_alloc(c3_engine *e, size_t bytes, const char *what, void **
   char *p;
   C3_TRY(c3_alloc(bytes + C3_CPU_HEADER, what ? what : "engine buffer", (void **)&p));
   memcpy(p, &bytes, sizeof bytes);
+  c3_cpu_hugepages(p, bytes + C3_CPU_HEADER);
   c3_cpu_state *s = st(e);
   size_t now = atomic_fetch_add(&s->in_use, bytes) + bytes;
   size_t pk = atomic_load(&s->peak);
