@@ -64,7 +64,7 @@ B="--embed-dim 12 --crop 32 --batch 2 --iterations 50 --seed 4 --threads 1 --mod
 $MPIRUN "$MPIBIN" pretrain "$ph" -o "$tmp/term.safetensors" $B --verbose >"$tmp/out" 2>"$tmp/err" &
 mp=$!
 i=0
-while [ $i -lt 3000 ] && ! grep -q "^step 1/" "$tmp/err" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt 3000 ] && kill -0 "$mp" 2>/dev/null && ! grep -q "^step 1/" "$tmp/err" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 rank=$(pgrep -P "$mp" | tail -1)
 [ -n "$rank" ] && kill -TERM "$rank"
 wait "$mp"
@@ -73,13 +73,18 @@ rc=$?
 grep -q "interrupted at step" "$tmp/err" || grep -q "interrupted" "$tmp/err" ||
   fail "SIGTERM on one rank: rank 0 does not say it was interrupted"
 [ -s "$tmp/term.safetensors" ] || fail "SIGTERM on one rank: no checkpoint"
-# a rank that hangs (SIGSTOP): the other fails after the timeout with a clear message
+# a rank that hangs (SIGSTOP) after step 1: the other fails after the timeout with a clear
+# message. The timeout leaves room for ranks that start seconds apart on a loaded machine
+# (3 s let them time out before step 1, so nothing was stopped and the test waited 250 s).
 # shellcheck disable=SC2086
-CSAL3D_MPI_TIMEOUT=3 $MPIRUN -x CSAL3D_MPI_TIMEOUT "$MPIBIN" pretrain "$ph" \
+CSAL3D_MPI_TIMEOUT=10 $MPIRUN -x CSAL3D_MPI_TIMEOUT "$MPIBIN" pretrain "$ph" \
   -o "$tmp/hang.safetensors" $B --verbose >"$tmp/out" 2>"$tmp/err" &
 mp=$!
 i=0
-while [ $i -lt 3000 ] && ! grep -q "^step 1/" "$tmp/err" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt 3000 ] && kill -0 "$mp" 2>/dev/null && ! grep -q "^step 1/" "$tmp/err" 2>/dev/null; do
+  sleep 0.05; i=$((i + 1))
+done
+grep -q "^step 1/" "$tmp/err" || { fail "a hanging rank: the run never reached step 1"; head -5 "$tmp/err"; }
 rank=$(pgrep -P "$mp" | tail -1)
 [ -n "$rank" ] && kill -STOP "$rank"
 i=0
