@@ -98,7 +98,8 @@ static int run(char *const argv[], run_result *r) {
       r->step_at[k] = t;
     else if (!strncmp(line, "csal3d-mpi stats:", 17))
       parse_stats(r, line);
-    snprintf(r->tail[r->lines++ % 8], sizeof r->tail[0], "%.*s", (int)sizeof r->tail[0] - 1, line);
+    snprintf(r->tail[r->lines++ % 8], sizeof r->tail[0], "%.*s", (int)sizeof r->tail[0] - 1,
+             line);
   }
   if (f) fclose(f);
   int status;
