@@ -199,7 +199,12 @@ $(BUILD)/examples/mpi/comm_mpi.o: examples/csal3d/comm_mpi.c
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(MPI_BIN): $(MPI_OBJ) $(SHARED)
+# (relinked when NCCL changes: the stamp names the setting the binary was linked with)
+$(BUILD)/examples/mpi/nccl.$(NCCL):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/examples/mpi/nccl.* && touch $@
+
+$(MPI_BIN): $(MPI_OBJ) $(SHARED) $(BUILD)/examples/mpi/nccl.$(NCCL)
 	@mkdir -p $(@D)
 	$(MPICC) -o $@ $(MPI_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS) \
 	  $(MPI_NCCL_LIBS)
