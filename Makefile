@@ -238,8 +238,8 @@ asan:
 	@$(MAKE) --no-print-directory $(ASAN_VARS) all
 	@$(MAKE) --no-print-directory $(ASAN_VARS) check-run
 
-bench: $(SHARED) $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+bench: $(SHARED) $(BENCH_BIN) $(EXAMPLE_BIN) $(MPI_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; CSAL3D_BENCH_BIN=$(OUT_BIN) $$b || exit 1; done
 
 demo: deps
 	@$(MAKE) --no-print-directory all
