@@ -62,8 +62,9 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 # The csal3d tool is built from examples/csal3d/*.c; every other examples/*.c is a program.
-# (comm_mpi.c goes only into csal3d-mpi, below.)
-TOOL_SRC := $(filter-out examples/csal3d/comm_mpi.c,$(sort $(wildcard examples/csal3d/*.c)))
+# (comm_mpi.c and comm_nccl.c go only into csal3d-mpi, below.)
+TOOL_SRC := $(filter-out examples/csal3d/comm_mpi.c examples/csal3d/comm_nccl.c,\
+              $(sort $(wildcard examples/csal3d/*.c)))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TOOL_BIN := $(OUT_BIN)/csal3d
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
@@ -80,7 +81,28 @@ MPI ?= 1
 ifeq ($(MPI),1)
 MPI_BIN := $(OUT_BIN)/csal3d-mpi
 MPI_OBJ := $(filter-out $(BUILD)/examples/csal3d/main.o,$(TOOL_OBJ)) \
-           $(BUILD)/examples/mpi/main.o $(BUILD)/examples/mpi/comm_mpi.o
+           $(BUILD)/examples/mpi/comm_mpi.o
+endif
+
+# csal3d-mpi --comm nccl (examples/csal3d/comm_nccl.c, main.c with CSAL3D_TOOL_NCCL):
+# built in where MPI is and nccl.h and libnccl.so are found in NCCL_HOME (default the
+# CUDA tree), unless NCCL=0.
+NCCL_HOME ?= $(or $(CUDA_HOME),/usr/local/cuda)
+ifneq ($(words $(wildcard $(NCCL_HOME)/include/nccl.h $(NCCL_HOME)/lib64/libnccl.so)),2)
+NCCL := 0
+endif
+ifneq ($(MPI),1)
+NCCL := 0
+endif
+NCCL ?= 1
+ifeq ($(MPI)$(NCCL),11)
+MPI_MAIN := $(BUILD)/examples/mpi/nccl/main.o
+MPI_OBJ += $(MPI_MAIN) $(BUILD)/examples/mpi/nccl/comm_nccl.o
+MPI_NCCL_CFLAGS := -DCSAL3D_TOOL_NCCL -isystem $(NCCL_HOME)/include
+MPI_NCCL_LIBS := -L$(NCCL_HOME)/lib64 -lnccl -lcudart -Wl,-rpath,$(NCCL_HOME)/lib64
+else ifeq ($(MPI),1)
+MPI_MAIN := $(BUILD)/examples/mpi/main.o
+MPI_OBJ += $(MPI_MAIN)
 endif
 
 SHARED   := $(OUT_LIB)/libcsal3d.so.$(VERSION)
@@ -115,7 +137,7 @@ help:
 	@echo "make abi-dump   rewrite $(ABI_BASELINE): only when the ABI is meant to change"
 	@echo "make docs       API reference with Doxygen into docs/api"
 	@echo "make deps       check (and as root install) the Debian build dependencies"
-	@echo "variables: CUDA=0 (no CUDA plugin), MPI=0 (no csal3d-mpi), PYTHON=$(PYTHON), CC, CFLAGS"
+	@echo "variables: CUDA=0 (no CUDA plugin), MPI=0 (no csal3d-mpi), NCCL=0 (no --comm nccl), PYTHON=$(PYTHON), CC, CFLAGS"
 
 deps:
 	@sh scripts/deps.sh
@@ -165,17 +187,27 @@ $(TOOL_BIN): $(TOOL_OBJ) $(SHARED)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $(TOOL_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
 
-$(BUILD)/examples/mpi/main.o: examples/csal3d/main.c
+$(MPI_MAIN): examples/csal3d/main.c
 	@mkdir -p $(@D)
-	$(MPICC) $(ALL_CFLAGS) -DCSAL3D_TOOL_MPI -MMD -MP -c $< -o $@
+	$(MPICC) $(ALL_CFLAGS) -DCSAL3D_TOOL_MPI $(MPI_NCCL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/examples/mpi/nccl/comm_nccl.o: examples/csal3d/comm_nccl.c
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) $(MPI_NCCL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/examples/mpi/comm_mpi.o: examples/csal3d/comm_mpi.c
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(MPI_BIN): $(MPI_OBJ) $(SHARED)
+# (relinked when NCCL changes: the stamp names the setting the binary was linked with)
+$(BUILD)/examples/mpi/nccl.$(NCCL):
 	@mkdir -p $(@D)
-	$(MPICC) -o $@ $(MPI_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS)
+	@rm -f $(BUILD)/examples/mpi/nccl.* && touch $@
+
+$(MPI_BIN): $(MPI_OBJ) $(SHARED) $(BUILD)/examples/mpi/nccl.$(NCCL)
+	@mkdir -p $(@D)
+	$(MPICC) -o $@ $(MPI_OBJ) -L$(OUT_LIB) -lcsal3d -Wl,-rpath,'$$ORIGIN/../lib' $(ALL_LDFLAGS) \
+	  $(MPI_NCCL_LIBS)
 
 $(OUT_BIN)/%: examples/%.c $(SHARED)
 	@mkdir -p $(@D)
@@ -206,8 +238,8 @@ asan:
 	@$(MAKE) --no-print-directory $(ASAN_VARS) all
 	@$(MAKE) --no-print-directory $(ASAN_VARS) check-run
 
-bench: $(SHARED) $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+bench: $(SHARED) $(BENCH_BIN) $(EXAMPLE_BIN) $(MPI_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; CSAL3D_BENCH_BIN=$(OUT_BIN) $$b || exit 1; done
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -3,7 +3,8 @@
 # one process with the same global batch (parameters within 1e-5 relative), scoring over
 # ranks bitwise equal to one process, SIGTERM on one rank stopping both with rank 0's
 # checkpoint, and a rank that hangs making the other fail after CSAL3D_MPI_TIMEOUT
-# instead of waiting forever. SKIPs without mpirun or without bin/csal3d-mpi (MPI=0).
+# instead of waiting forever; --comm nccl refused cleanly where no GPU is usable. SKIPs
+# without mpirun or without bin/csal3d-mpi (MPI=0).
 set -u
 OUT_LIB=${OUT_LIB:-lib}
 BIN="${OUT_LIB%lib}bin/csal3d"
@@ -97,5 +98,23 @@ wait "$mp" 2>/dev/null
 grep -q "no answer from every rank" "$tmp/err" || { fail "a hanging rank: no clear message";
   head -5 "$tmp/err"; }
 [ -n "$rank" ] && kill -KILL "$rank" 2>/dev/null
+# --comm nccl: needs --device cuda (exit 2); without a usable GPU every rank refuses
+# cleanly (exit 4, the reason said, nothing written) instead of hanging or aborting
+"$MPIBIN" pretrain "$ph" -o "$tmp/nccl.safetensors" --comm nccl >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "give --device cuda" "$tmp/err" ||
+  { fail "--comm nccl without --device cuda: exit $rc"; head -3 "$tmp/err"; }
+if "$BIN" info 2>/dev/null | grep -q "cuda yes"; then
+  echo "mpi_test: a GPU is usable here: the --comm nccl refusal is not tested"
+else
+  # shellcheck disable=SC2086
+  $MPIRUN "$MPIBIN" pretrain "$ph" -o "$tmp/nccl.safetensors" $A --device cuda --comm nccl \
+    >/dev/null 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -eq 4 ] || fail "--comm nccl without a GPU: exit $rc, not 4"
+  grep -q "comm nccl: \(no usable GPU\|this csal3d-mpi was built without NCCL\)" "$tmp/err" ||
+    { fail "--comm nccl without a GPU: no clear message"; head -3 "$tmp/err"; }
+  [ -e "$tmp/nccl.safetensors" ] && fail "--comm nccl without a GPU wrote a checkpoint"
+fi
 [ "$fails" -eq 0 ] && echo "mpi_test: ok"
 exit $((fails != 0))

@@ -5,7 +5,8 @@
  * library, which fails the call naming it), each watched by a watchdog thread: a rank
  * that died or hangs makes the others exit with a clear message after
  * CSAL3D_MPI_TIMEOUT seconds (default 600) instead of waiting forever; mpirun or srun
- * then end the job. */
+ * then end the job. With CSAL3D_COMM_STATS=1 every rank prints at the end the time
+ * spent inside each collective (make bench: tests/bench_distributed.c). */
 #include "comm_mpi.h"
 
 #include <mpi.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,8 +83,43 @@ static csal3d_status mpi_done(int rc, const char *op) {
 
 enum { CHUNK = 1 << 28 }; /* elements per call: counts are int */
 
-static csal3d_status mpi_allreduce(void *u, float *data, size_t count, csal3d_comm_op op) {
-  (void)u;
+/* ---- timings of the collectives (CSAL3D_COMM_STATS=1; make bench reads them) ---- */
+static int g_stats;
+static long g_calls[3];
+static double g_secs[3];
+enum { BIG_MAX = 4096 };
+static size_t g_big_count;  /* the largest allreduce (the gradients) */
+static double g_big_secs[BIG_MAX];
+static int g_big_n;
+
+double tool_comm_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void tool_comm_record(tool_comm_op op, size_t count, double seconds) {
+  g_calls[op]++;
+  g_secs[op] += seconds;
+  if (op != TOOL_COMM_ALLREDUCE || count < g_big_count) return;
+  if (count > g_big_count) g_big_count = count, g_big_n = 0;
+  if (g_big_n < BIG_MAX) g_big_secs[g_big_n++] = seconds;
+}
+
+static void print_stats(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  char big[BIG_MAX * 12 + 1] = "", *p = big;
+  for (int i = 0; i < g_big_n; i++) p += sprintf(p, "%s%.4f", i ? "," : "", g_big_secs[i]);
+  fprintf(stderr, "csal3d-mpi stats: rank %d of %d: allreduce %ld calls %.4f s, broadcast %ld "
+          "calls %.4f s, barrier %ld calls %.4f s, peak RSS %ld kB; largest allreduce %zu "
+          "floats, seconds: %s\n", g_csal3d.rank, g_csal3d.size, g_calls[0], g_secs[0],
+          g_calls[1], g_secs[1], g_calls[2], g_secs[2], ru.ru_maxrss, g_big_count,
+          g_big_n ? big : "-");
+  fflush(stderr);
+}
+
+static csal3d_status allreduce_chunks(float *data, size_t count, csal3d_comm_op op) {
   for (size_t off = 0; off < count; off += CHUNK) {
     size_t n = count - off < CHUNK ? count - off : CHUNK;
     dog_arm("Allreduce");
@@ -98,22 +135,34 @@ static csal3d_status mpi_allreduce(void *u, float *data, size_t count, csal3d_co
   return CSAL3D_OK;
 }
 
+static csal3d_status mpi_allreduce(void *u, float *data, size_t count, csal3d_comm_op op) {
+  (void)u;
+  double t0 = tool_comm_now();
+  csal3d_status s = allreduce_chunks(data, count, op);
+  tool_comm_record(TOOL_COMM_ALLREDUCE, count, tool_comm_now() - t0);
+  return s;
+}
+
 static csal3d_status mpi_broadcast(void *u, void *data, size_t bytes, int root) {
   (void)u;
-  for (size_t off = 0; off < bytes; off += CHUNK) {
+  double t0 = tool_comm_now();
+  csal3d_status s = CSAL3D_OK;
+  for (size_t off = 0; off < bytes && s == CSAL3D_OK; off += CHUNK) {
     size_t n = bytes - off < CHUNK ? bytes - off : CHUNK;
     dog_arm("Bcast");
-    csal3d_status s = mpi_done(MPI_Bcast((char *)data + off, (int)n, MPI_BYTE, root, g_comm),
-                               "Bcast");
-    if (s != CSAL3D_OK) return s;
+    s = mpi_done(MPI_Bcast((char *)data + off, (int)n, MPI_BYTE, root, g_comm), "Bcast");
   }
-  return CSAL3D_OK;
+  tool_comm_record(TOOL_COMM_BROADCAST, bytes, tool_comm_now() - t0);
+  return s;
 }
 
 static csal3d_status mpi_barrier(void *u) {
   (void)u;
+  double t0 = tool_comm_now();
   dog_arm("Barrier");
-  return mpi_done(MPI_Barrier(g_comm), "Barrier");
+  csal3d_status s = mpi_done(MPI_Barrier(g_comm), "Barrier");
+  tool_comm_record(TOOL_COMM_BARRIER, 0, tool_comm_now() - t0);
+  return s;
 }
 
 static const char *mpi_message(void *u) {
@@ -126,6 +175,8 @@ const csal3d_comm *tool_mpi_init(int *argc, char ***argv) {
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &g_comm);
   MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN);
+  const char *st = getenv("CSAL3D_COMM_STATS");
+  g_stats = st && *st && strcmp(st, "0");
   const char *t = getenv("CSAL3D_MPI_TIMEOUT");
   if (t && atof(t) > 0) g_timeout = atof(t);
   int size, rank;
@@ -144,8 +195,11 @@ const csal3d_comm *tool_mpi_init(int *argc, char ***argv) {
   return &g_csal3d;
 }
 
+double tool_mpi_timeout(void) { return g_timeout; }
+
 void tool_mpi_finalize(int rc) {
   if (g_comm == MPI_COMM_NULL) return;
+  if (g_stats) print_stats();
   /* a rank that failed may leave the others in a collective: end the job rather than
    * wait in MPI_Finalize */
   if (rc != 0 && rc != 130) MPI_Abort(MPI_COMM_WORLD, rc);

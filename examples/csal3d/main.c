@@ -38,11 +38,15 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
 #ifdef CSAL3D_TOOL_MPI
 #include "comm_mpi.h"
+#endif
+#ifdef CSAL3D_TOOL_NCCL
+#include "comm_nccl.h"
 #endif
 
 static void usage(FILE *f) {
@@ -67,6 +71,11 @@ static void usage(FILE *f) {
           "csal3d <command> --help describes a command; csal3d --version the version.\n"
           "Exit codes: 0 ok, 2 bad command line, 3 bad input or output, 4 device\n"
           "unavailable, 5 out of memory, 130 interrupted, 1 other library failure.\n");
+#ifdef CSAL3D_TOOL_MPI
+  fprintf(f, "\ncsal3d-mpi (under mpirun or srun): --comm mpi (default) or --comm nccl with\n"
+             "--device cuda: the collectives over MPI, or the gradients summed by NCCL on\n"
+             "the GPUs (docs/distributed.md).\n");
+#endif
 }
 
 /* OpenMP threads that wait for work spin by default; on a machine that is busy with other
@@ -95,8 +104,71 @@ static const struct {
 
 static int tool_main(int argc, char **argv);
 
+#ifdef CSAL3D_TOOL_MPI
+/* csal3d-mpi --comm mpi|nccl (anywhere after the command's name; default mpi), taken out
+ * of argv before the command parses it: 0 mpi, 1 nccl, -1 a bad value (said). */
+static int take_comm_flag(int *argc, char **argv) {
+  int kind = 0;
+  for (int i = 1; i < *argc && strcmp(argv[i], "--");) {
+    int used = !strcmp(argv[i], "--comm") ? 2 : !strncmp(argv[i], "--comm=", 7) ? 1 : 0;
+    if (!used) {
+      i++;
+      continue;
+    }
+    const char *v = used == 1 ? argv[i] + 7 : i + 1 < *argc ? argv[i + 1] : "";
+    if (!strcmp(v, "mpi") || !strcmp(v, "nccl")) {
+      kind = !strcmp(v, "nccl");
+    } else {
+      if (tool_rank() == 0)
+        fprintf(stderr, "csal3d-mpi: --comm must be mpi or nccl, not '%s'\n", v);
+      return -1;
+    }
+    memmove(argv + i, argv + i + used, (size_t)(*argc - i - used + 1) * sizeof *argv);
+    *argc -= used;
+  }
+  return kind;
+}
+
+/* Whether the command line says --device cuda (or gpu). */
+static int wants_cuda(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+    const char *v = !strcmp(argv[i], "--device") && i + 1 < argc ? argv[i + 1]
+                    : !strncmp(argv[i], "--device=", 9) ? argv[i] + 9 : NULL;
+    if (v && (!strcasecmp(v, "cuda") || !strcasecmp(v, "gpu"))) return 1;
+  }
+  return 0;
+}
+
+/* --comm nccl: the NCCL communicator in place of MPI's (every rank agrees), or the exit
+ * code after saying why not. */
+static int start_nccl(int argc, char **argv) {
+  if (!wants_cuda(argc, argv)) {
+    if (tool_rank() == 0)
+      fprintf(stderr, "csal3d-mpi: --comm nccl sums the CUDA engine's gradients on the GPU: "
+              "give --device cuda too\n");
+    return EXIT_USAGE;
+  }
+#ifdef CSAL3D_TOOL_NCCL
+  char why[640];
+  const csal3d_comm *c = tool_nccl_init(g_tool_comm, 0, why, sizeof why);
+  if (c) {
+    g_tool_comm = c;
+    return 0;
+  }
+  if (tool_rank() == 0 || !strstr(why, "could not start NCCL"))
+    fprintf(stderr, "csal3d-mpi: rank %d: --comm nccl: %s\n", tool_rank(), why);
+#else
+  if (tool_rank() == 0)
+    fprintf(stderr, "csal3d-mpi: --comm nccl: this csal3d-mpi was built without NCCL (nccl.h "
+            "was not found, or make NCCL=0)\n");
+#endif
+  return EXIT_DEVICE;
+}
+#endif
+
 /* csal3d-mpi (built with CSAL3D_TOOL_MPI): under mpirun or srun every rank runs the
- * command over the communicator of MPI_COMM_WORLD (docs/distributed.md). */
+ * command over the communicator of MPI_COMM_WORLD (docs/distributed.md), or with
+ * --comm nccl over NCCL (CSAL3D_TOOL_NCCL). */
 int main(int argc, char **argv) {
   passive_openmp(argv);
   start_signal_thread();
@@ -106,7 +178,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "csal3d-mpi: MPI_Init failed\n");
     return EXIT_LIBRARY;
   }
-  int rc = tool_main(argc, argv);
+  int nccl = take_comm_flag(&argc, argv), rc = nccl < 0 ? EXIT_USAGE : 0;
+  if (nccl > 0) rc = start_nccl(argc, argv);
+  if (rc != 0) { /* every rank refused alike: MPI ends normally */
+    tool_mpi_finalize(0);
+    return rc;
+  }
+  rc = tool_main(argc, argv);
+#ifdef CSAL3D_TOOL_NCCL
+  tool_nccl_finalize(rc);
+#endif
   tool_mpi_finalize(rc);
   return rc;
 #else

@@ -80,7 +80,11 @@ typedef struct csal3d_comm {
   /**
    * 0 (default): the library passes host memory to @ref allreduce. 1: the communicator
    * takes the engine's own buffers (device memory of the CUDA engine), as an NCCL
-   * implementation does; the CPU engine's buffers are host memory either way.
+   * implementation does; the CPU engine's buffers are host memory either way. Only the
+   * gradient allreduce of pretraining passes device memory, after the engine's queued
+   * work has finished; the small collectives (a few floats a step) and every broadcast
+   * still pass host memory, so such a communicator must tell them apart (e.g. with
+   * cudaPointerGetAttributes).
    */
   int device_memory;
 } csal3d_comm;

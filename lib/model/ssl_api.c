@@ -593,12 +593,17 @@ static double c3_seconds(void) {
 }
 
 /* The model's gradients summed over the ranks: in place where the communicator takes
- * the engine's memory (the CPU engine's is host memory), else through a host copy. */
+ * the engine's memory (the CPU engine's is host memory; the CUDA engine's once its queued
+ * work has finished), else through a host copy. */
 static csal3d_status c3_ssl_allreduce_grads(csal3d_ssl_model *h, const char *what) {
   c3_model *m = h->m;
   c3_engine *e = m->e;
-  if (e->device == CSAL3D_DEVICE_CPU || h->ctx->comm.device_memory)
+  if (e->device == CSAL3D_DEVICE_CPU) return c3_comm_allreduce(h->ctx, m->g, m->total,
+                                                                CSAL3D_COMM_SUM, what);
+  if (h->ctx->comm.device_memory) { /* the backward may still be queued on the engine */
+    C3_TRY(e->synchronize(e));
     return c3_comm_allreduce(h->ctx, m->g, m->total, CSAL3D_COMM_SUM, what);
+  }
   float *host;
   C3_TRY(c3_alloc_array(m->total, sizeof(float), "gradients (host copy)", (void **)&host));
   csal3d_status s = e->download(e, host, m->g, m->total * sizeof(float));
