@@ -13,20 +13,9 @@
 #include <unistd.h>
 
 #include "csal3d/csal3d.h"
+#include "bench_util.h"
 
 #define N 100000
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int bench(const char *name, const char *path, const char *first_id) {
   double t0 = now(), c0 = cpu_now();

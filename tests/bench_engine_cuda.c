@@ -14,12 +14,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
+#include "bench_util.h"
 
 static int reps = 10;
 static c3_engine *E;
@@ -65,10 +60,10 @@ static void bench(const char *op, const char *cfg, const char *prec, double flop
   double t[64];
   int n = reps > 64 ? 64 : reps;
   for (int r = 0; r < n; r++) {
-    double t0 = now_s();
+    double t0 = now();
     fn(ctx);
     TRY(E->synchronize(E));
-    t[r] = now_s() - t0;
+    t[r] = now() - t0;
   }
   E->memory_stats(E, NULL, &peak);
   for (int i = 1; i < n; i++)

@@ -26,18 +26,7 @@
 #include "model/model_internal.h"
 #include "model/optim.h"
 #include "model/ssl.h"
-
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench_util.h"
 
 /* Forward multiply-adds of one observation of side s (cubic). */
 static double forward_macs(const c3_model_config *c, int64_t s) {

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "core/context.h"
@@ -30,24 +29,7 @@
 #include "model/model.h"
 #include "model/ssl_internal.h"
 #include "volume/windows.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double max_rss_gib(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_maxrss / (1024.0 * 1024.0);
-}
+#include "bench_util.h"
 
 /* Forward multiply-adds of one observation (sides d, h, w multiples of 32). */
 static double forward_macs(int embed, int in_ch, const int64_t dhw[3]) {
@@ -95,7 +77,7 @@ static double engine_peak_gib(void) {
 
 static void row(const char *what, double wall, double cpu, double gflop, double peak) {
   printf("%-52s %9.2f %9.2f %9.1f %10.2f %9.2f\n", what, wall, cpu,
-         gflop > 0 ? gflop / wall : NAN, peak, max_rss_gib());
+         gflop > 0 ? gflop / wall : NAN, peak, (max_rss_mib() / 1024.0));
 }
 
 static csal3d_ssl_model *model(int embed, int64_t crop) {

@@ -22,12 +22,7 @@
 #include "core/threads.h"
 #include "csal3d/csal3d.h"
 #include "sampling/sampling.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 static float *mixture(int64_t n, int64_t d, uint64_t seed) {
   float *X = malloc(sizeof(float) * (size_t)(n * d));

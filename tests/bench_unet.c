@@ -21,19 +21,9 @@
 #include "core/threads.h"
 #include "engine/engine.h"
 #include "model/unet.h"
+#include "bench_util.h"
 
 enum { B = 4, D = 48, H = 64, W = 48, CLASSES = 3 };
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int env_int(const char *name, int dflt) {
-  const char *v = getenv(name);
-  return v && *v ? atoi(v) : dflt;
-}
 
 /* ---- optional per-op profile: the ops the U-Net calls, wrapped with timers ---- */
 static c3_engine orig;

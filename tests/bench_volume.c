@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,23 +16,12 @@
 #include "csal3d/csal3d.h"
 #include "volume/views.h"
 #include "volume/windows.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double peak_mb(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)u.ru_maxrss / 1024.0;
-}
+#include "bench_util.h"
 
 static void row(const char *what, int count, double seconds, const char *rate_unit,
                 double rate) {
   printf("%-44s %6d %9.3f %10.3f %12.1f %-10s %8.0f\n", what, count, seconds,
-         1e3 * seconds / count, rate, rate_unit, peak_mb());
+         1e3 * seconds / count, rate, rate_unit, max_rss_mib());
 }
 
 int main(void) {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "csal3d/common.h"
 
 #define HOSTILE "tests/data/hostile/"
@@ -190,17 +191,5 @@ static inline void make_decoys(const char *dir, const char *target, const char *
   ck_assert_int_eq(symlink("/nonexistent", link), 0);
 }
 
-static inline double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* The most memory this process has held so far, in MiB. */
-static inline double max_rss_mib(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)u.ru_maxrss / 1024.0;
-}
 
 #endif

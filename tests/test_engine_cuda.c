@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "ref/ref_ops.h"
+#include "bench_util.h"
 
 /* ---- engines ------------------------------------------------------------------------- */
 
@@ -204,12 +205,6 @@ static csal3d_status run_on(c3_engine *e, const tcase *c, float *const *init, fl
   return s;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* Runs c on the CPU and on the CUDA engine in every precision; prints one line per
  * precision; counts failures. */
 static void check_case(tcase *c) {
@@ -222,7 +217,7 @@ static void check_case(tcase *c) {
     for (int k = 0; k < c->nb; k++) tot += c->b[k].n;
     if (tot > ((int64_t)1 << 18)) return;
   }
-  double t0 = now_s();
+  double t0 = now();
   rng_seed(++counter * 7919 + 3);
   float *init[MAXB] = {0}, *want[MAXB] = {0}, *got[MAXB] = {0}, *again[MAXB] = {0};
   for (int k = 0; k < c->nb; k++) {
