@@ -32,8 +32,11 @@ head -n 208 "$WORK/all.txt" > "$WORK/pool.txt"
 tail -n +209 "$WORK/all.txt" > "$WORK/val.txt"
 [ "$(wc -l < "$WORK/val.txt")" -eq 52 ] || { echo "evaluation_table: expected 260 cases"; exit 1; }
 
-# 1. SSL pretraining on the pool (embed_dim 24, 32x64x32 crops at 1.5 mm, batch 2).
-if [ -f "$WORK/ssl.safetensors" ]; then
+# 1. SSL pretraining on the pool (embed_dim 24, 32x64x32 crops at 1.5 mm, batch 2); not
+# needed once the pool is scored (a scores.safetensors put in WORKDIR is used as it is).
+if [ -f "$WORK/scores.safetensors" ]; then
+  echo "evaluation_table: $WORK/scores.safetensors exists: no pretraining, no scoring"
+elif [ -f "$WORK/ssl.safetensors" ]; then
   "$BIN" pretrain "$WORK/pool.txt" --resume "$WORK/ssl.safetensors" --threads "$THREADS" \
     --checkpoint-every 100
 else
