@@ -77,7 +77,7 @@ static double engine_peak_gib(void) {
 
 static void row(const char *what, double wall, double cpu, double gflop, double peak) {
   printf("%-52s %9.2f %9.2f %9.1f %10.2f %9.2f\n", what, wall, cpu,
-         gflop > 0 ? gflop / wall : NAN, peak, (max_rss_mib() / 1024.0));
+         gflop > 0 ? gflop / wall : NAN, peak, max_rss_mib() / 1024.0);
 }
 
 static csal3d_ssl_model *model(int embed, int64_t crop) {

@@ -191,5 +191,4 @@ static inline void make_decoys(const char *dir, const char *target, const char *
   ck_assert_int_eq(symlink("/nonexistent", link), 0);
 }
 
-
 #endif
